@@ -1,0 +1,5 @@
+"""Allow ``python -m rawisp``."""
+
+from rawisp.cli import main
+
+main()
