@@ -1,0 +1,184 @@
+"""The training loop: resumable checkpoints, a log, validation PSNR, ONNX export at the end."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from rawisp.train.data import Sampler, linear_to_srgb, load_photos, random_cam_from_srgb, srgb_to_linear, synthesise
+from rawisp.train.losses import psnr, reconstruction_loss, render_srgb
+from rawisp.train.model import LWISP
+
+# validation noise presets (normalised units): the evaluation protocol's clean / mid / high
+VAL_NOISE = {"clean": (0.0, 0.0), "mid": (1e-3, 5e-4), "high": (6e-3, 2e-3)}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and the model card)."""
+
+    data: list[str]
+    out: str
+    run_dir: str
+    iterations: int = 6000
+    batch: int = 16
+    patch: int = 128  # full-resolution crop side, multiple of 8
+    lr: float = 2e-3
+    loss: str = "l1"
+    widths: tuple[int, int, int] = (24, 48, 96)
+    seed: int = 0
+    threads: int = 0  # 0: torch default
+    val_every: int = 250
+    teacher: str | None = None  # checkpoint of a teacher for heterogeneous distillation
+    teacher_mode: bool = False  # train a teacher: sees the clean mosaic
+    distill_weight: float = 0.5
+    val_holdout: int = 40
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Deterministic train/validation split: every k-th photo is held out for validation."""
+    step = max(len(photos) // max(holdout, 1), 1)
+    val = photos[::step][:holdout]
+    val_ids = {id(p) for p in val}
+    return [p for p in photos if id(p) not in val_ids], val
+
+
+def validation_set(photos: list[np.ndarray], size: int = 128, seed: int = 1234) -> dict:
+    """Fixed validation batches per noise preset: centre crops, seeded matrices and noise."""
+    crops = []
+    for p in photos:
+        y, x = (p.shape[0] - size) // 2, (p.shape[1] - size) // 2
+        crops.append(p[y:y + size, x:x + size])
+    srgb = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+    n = len(crops)
+    gen = torch.Generator().manual_seed(seed)
+    m = random_cam_from_srgb(n, gen)
+    neutral = torch.tensor([[0.5, 1.0, 0.7]]).repeat(n, 1)
+    sets = {}
+    for name, (shot, read) in VAL_NOISE.items():
+        batch = synthesise(srgb_to_linear(srgb), m, neutral, torch.full((n,), shot), torch.full((n,), read),
+                           torch.full((n,), 3839.0), torch.Generator().manual_seed(seed))
+        sets[name] = (batch, srgb)
+    return sets
+
+
+@torch.no_grad()
+def validate(model: nn.Module, sets: dict, clean_input: bool = False, border: int = 8) -> dict[str, float]:
+    """sRGB PSNR (dB) per noise preset, over each crop less ``border`` pixels."""
+    model.eval()
+    scores = {}
+    for name, (batch, srgb) in sets.items():
+        pred = model(batch.x_clean if clean_input else batch.x)
+        out = render_srgb(pred, batch.m)
+        b = slice(border, -border)
+        scores[name] = float(np.mean([psnr(out[i:i + 1, :, b, b], srgb[i:i + 1, :, b, b]) for i in range(len(out))]))
+    model.train()
+    return scores
+
+
+class Distiller(nn.Module):
+    """Heterogeneous distillation: 1x1 adapters map the student's features to the teacher's widths."""
+
+    def __init__(self, student: LWISP, teacher: LWISP) -> None:
+        super().__init__()
+        self.adapters = nn.ModuleList(
+            nn.Conv2d(s, t, 1) for s, t in zip(_feature_widths(student), _feature_widths(teacher))
+        )
+
+    def loss(self, s_feats, t_feats, s_out, t_out) -> torch.Tensor:
+        feat = sum((a(s) - t).abs().mean() for a, s, t in zip(self.adapters, s_feats, t_feats))
+        return feat / len(self.adapters) + (s_out - t_out).abs().mean()
+
+
+def _feature_widths(model: LWISP) -> tuple[int, int, int]:
+    c1, c2, c3 = model.widths
+    return (c2, c3, c1)  # matches the features returned by LWISP.forward: (e2, bottom, d1)
+
+
+def load_checkpoint_model(path: str | Path) -> tuple[LWISP, dict]:
+    """Rebuild a model from a training checkpoint; returns (model, checkpoint dict)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = LWISP(tuple(ckpt["config"]["widths"]))
+    model.load_state_dict(ckpt["model"])
+    return model, ckpt
+
+
+def train(cfg: TrainConfig, log=print) -> Path:
+    """Run (or resume) a training; returns the path of the final checkpoint."""
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    photos = load_photos([Path(d) for d in cfg.data], min_side=cfg.patch)
+    train_photos, val_photos = split_photos(photos, cfg.val_holdout)
+    log(f"photos: {len(train_photos)} train, {len(val_photos)} validation")
+    val_sets = validation_set(val_photos)
+    model = LWISP(cfg.widths)
+    teacher = distiller = None
+    if cfg.teacher:
+        teacher, _ = load_checkpoint_model(cfg.teacher)
+        teacher.eval().requires_grad_(False)
+        distiller = Distiller(model, teacher)
+    params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, cfg.iterations) / cfg.iterations)) * 0.98 + 0.02)
+    sampler = Sampler(train_photos, cfg.patch, cfg.seed)
+    start, history = 0, []
+    ckpt_path = run / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        if distiller and "distiller" in ckpt:
+            distiller.load_state_dict(ckpt["distiller"])
+        sampler.rng.bit_generator.state = ckpt["np_rng"]
+        sampler.gen.set_state(ckpt["torch_gen"])
+        start, history = ckpt["iteration"], ckpt["history"]
+        log(f"resumed at iteration {start}")
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, dynamic_ncols=True)
+    for it in bar:
+        batch = sampler.batch(cfg.batch)
+        x = batch.x_clean if cfg.teacher_mode else batch.x
+        if distiller:
+            out, feats = model(x, return_features=True)
+            with torch.no_grad():
+                t_out, t_feats = teacher(batch.x_clean, return_features=True)
+            loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m)
+            loss = loss + cfg.distill_weight * distiller.loss(feats, t_feats, out, t_out)
+        else:
+            out = model(x)
+            loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        done = it + 1
+        if done % cfg.val_every == 0 or done == cfg.iterations:
+            scores = validate(model, val_sets, clean_input=cfg.teacher_mode)
+            history.append({"iteration": done, "loss": loss.item(), "seconds": time.time() - t0, **scores})
+            bar.set_postfix(loss=f"{loss.item():.4f}", val_psnr="/".join(f"{v:.2f}" for v in scores.values()))
+            log(json.dumps(history[-1]))
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "np_rng": sampler.rng.bit_generator.state, "torch_gen": sampler.gen.get_state(),
+                     "iteration": done, "history": history, "config": asdict(cfg)}
+            if distiller:
+                state["distiller"] = distiller.state_dict()
+            torch.save(state, run / "checkpoint.tmp")
+            (run / "checkpoint.tmp").replace(ckpt_path)
+    return ckpt_path

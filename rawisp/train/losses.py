@@ -1,0 +1,90 @@
+"""Training losses, all comparing a prediction with its target in white-balanced camera RGB.
+
+Losses that look at pictures (sRGB L1, MS-SSIM, Lab) first render both through the batch's
+camera matrices to sRGB, so errors are weighted the way a viewer (and the sRGB PSNR) sees them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rawisp.train.data import linear_to_srgb
+
+LOSSES = ("l1", "msssim", "lab")
+
+_SRGB_TO_XYZ = torch.tensor([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_D65 = torch.tensor([0.95047, 1.0, 1.08883])
+
+
+def render_srgb(cam: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Camera RGB ``(N, 3, H, W)`` -> sRGB-encoded [0, 1] through ``inv(m)`` (``m``: camera from sRGB)."""
+    lin = torch.einsum("nij,njhw->nihw", torch.linalg.inv(m), cam)
+    return linear_to_srgb(lin)
+
+
+def _gaussian(size: int = 7, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _ssim_terms(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    c = a.shape[1]
+    g = _gaussian().to(a)
+    w = (g[:, None] * g[None, :]).expand(c, 1, -1, -1)
+    blur = lambda t: F.conv2d(t, w, groups=c)  # noqa: E731  (valid conv, no padding bias)
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    cs = (2 * cov + c2) / (var_a + var_b + c2)
+    lum = (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1)
+    return lum.mean(), cs.clamp_min(1e-6).mean()
+
+
+def ms_ssim(a: torch.Tensor, b: torch.Tensor, scales: int = 3) -> torch.Tensor:
+    """Multi-scale SSIM of images in [0, 1] (3 scales: training patches are small)."""
+    weights = torch.tensor([0.2, 0.3, 0.5])[:scales]
+    weights = weights / weights.sum()
+    value = a.new_ones(())
+    for i in range(scales):
+        lum, cs = _ssim_terms(a, b)
+        value = value * (cs if i < scales - 1 else lum * cs) ** weights[i]
+        a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+    return value
+
+
+def srgb_to_lab(srgb: torch.Tensor) -> torch.Tensor:
+    """sRGB-encoded [0, 1] ``(N, 3, H, W)`` -> CIELAB (L in [0, 100])."""
+    lin = torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+    xyz = torch.einsum("ij,njhw->nihw", _SRGB_TO_XYZ.to(srgb), lin) / _D65.to(srgb)[:, None, None]
+    eps = 216 / 24389
+    f = torch.where(xyz > eps, xyz.clamp_min(eps) ** (1 / 3), (24389 / 27 * xyz + 16) / 116)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
+
+
+def reconstruction_loss(kind: str, pred: torch.Tensor, target: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The selectable reconstruction loss.
+
+    ``l1``: L1 on the sRGB rendering plus L1 in linear camera RGB;
+    ``msssim``: DeepISP's L1 + (1 - MS-SSIM), both on the sRGB rendering;
+    ``lab``: (1 - a) * |Lab - Lab'|_1 / 100 + a * (1 - MS-SSIM(L, L')), a = 0.5.
+    """
+    p, t = render_srgb(pred, m), render_srgb(target, m)
+    if kind == "l1":
+        return (p - t).abs().mean() + (pred - target).abs().mean()
+    if kind == "msssim":
+        return 0.84 * (1 - ms_ssim(p, t)) + 0.16 * (p - t).abs().mean()
+    if kind == "lab":
+        lp, lt = srgb_to_lab(p), srgb_to_lab(t)
+        alpha = 0.5
+        return (1 - alpha) * (lp - lt).abs().mean() / 100 + alpha * (1 - ms_ssim(lp[:, :1] / 100, lt[:, :1] / 100))
+    raise ValueError(f"unknown loss {kind!r}; choose from {', '.join(LOSSES)}")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [0, 1]."""
+    mse = F.mse_loss(a, b).item()
+    return 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item()
