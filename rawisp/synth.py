@@ -338,6 +338,8 @@ def srgb_to_dng(
     seed: int = 0,
     orientation: int = 1,
     exif: dict[str, Any] | None = None,
+    make: str = "rawisp",
+    model: str = "Synthetic",
 ) -> np.ndarray:
     """Simulate a camera capture of an sRGB image and write it as a DNG.
 
@@ -359,5 +361,5 @@ def srgb_to_dng(
     raw = add_noise(raw, shot, read, np.random.default_rng(seed))
     write_dng(path, raw, cfa=cfa, black=black, white=white, cam_from_srgb=cam_from_srgb,
               neutral=neutral, noise=None if shot == read == 0 else (shot, read),
-              orientation=orientation, exif=exif)
+              orientation=orientation, exif=exif, make=make, model=model)
     return truth.astype(np.float32)
