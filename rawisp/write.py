@@ -35,6 +35,10 @@ _TIFF_STRIP_BYTES = 1 << 18  # uncompressed bytes per TIFF strip (~256 KiB)
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
+class OutputExistsError(FileExistsError):
+    """The output file exists and overwriting was not allowed."""
+
+
 @cache
 def srgb_icc() -> bytes:
     """The sRGB ICC profile (LittleCMS's built-in sRGB) as bytes."""
@@ -61,10 +65,12 @@ def write_image(
     img: (H, W, 3) upright, sRGB-encoded pixels; uint8 (0..255) for "jpeg" and
     "png", uint16 (0..65535) for "png16" and "tiff16". quality: JPEG quality
     1..100 (ignored by the lossless formats). exif: block from `exif_bytes`
-    (with or without the "Exif\\0\\0" header), or None for none. Parent
+    (with or without the "Exif\\0\\0" header), or None for none. JPEGs use
+    4:4:4 chroma at quality >= 90 and 4:2:0 below. Parent
     directories are created. Raises ValueError for a bad image/format/quality,
-    FileExistsError when `path` exists and `overwrite` is False, and OSError
-    naming `path` when it cannot be written (no permission, disk full, ...).
+    OutputExistsError (a FileExistsError) when `path` exists and `overwrite`
+    is False, and OSError naming `path` when it cannot be written (no
+    permission, disk full, a parent that is a file, ...).
     """
     path = Path(path)
     data = _encode(img, fmt, quality, exif)
@@ -72,7 +78,7 @@ def write_image(
         raise _exists(path)
     try:
         _store(path, data, overwrite)
-    except FileExistsError:
+    except OutputExistsError:
         raise
     except OSError as exc:
         reason = exc.strerror or str(exc)
@@ -105,7 +111,8 @@ def _pillow(img: np.ndarray, exif: bytes | None, fmt: str, **options: object) ->
 
 
 def _jpeg(img: np.ndarray, exif: bytes | None, quality: int) -> bytes:
-    return _pillow(img, exif, "JPEG", quality=quality)
+    subsampling = "4:4:4" if quality >= 90 else "4:2:0"
+    return _pillow(img, exif, "JPEG", quality=quality, subsampling=subsampling)
 
 
 def _png(img: np.ndarray, exif: bytes | None, quality: int) -> bytes:
@@ -177,13 +184,16 @@ _ENCODERS: dict[str, Callable[[np.ndarray, bytes | None, int], bytes]] = {
 }
 
 
-def _exists(path: Path) -> FileExistsError:
-    return FileExistsError(errno.EEXIST, "output exists (overwrite not allowed)", str(path))
+def _exists(path: Path) -> OutputExistsError:
+    return OutputExistsError(errno.EEXIST, "output exists (overwrite not allowed)", str(path))
 
 
 def _store(path: Path, data: bytes, overwrite: bool) -> None:
     """Write `data` to a hidden .part file beside `path`, fsync, move it in."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's error when the parent is a file
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory") from None
     part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     try:
         with open(part, "xb") as fh:  # O_EXCL; mode 0o666 minus umask
