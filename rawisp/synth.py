@@ -42,12 +42,11 @@ DEFAULT_CAM_FROM_SRGB: np.ndarray = np.array(
 _CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
 
-# TIFF field types: (code, struct format of one value)
+# TIFF field types, and the struct format of one number in a flat value list
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL, _DOUBLE = (
     1, 2, 3, 4, 5, 7, 10, 12,
 )
-_FORMAT = {_BYTE: "B", _ASCII: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "II",
-           _UNDEFINED: "B", _SRATIONAL: "ii", _DOUBLE: "d"}
+_FORMAT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i", _DOUBLE: "d"}
 
 # tifffile refuses to write the EXIF/GPS IFD pointers, so free neighbouring
 # codes hold their place (same sort position) and are renamed afterwards.
@@ -101,7 +100,7 @@ def add_noise(x: np.ndarray, shot: float, read: float, rng: np.random.Generator)
     return x + sigma * rng.standard_normal(x.shape)
 
 
-def _rational(value: float, signed: bool = False, max_den: int = 1_000_000) -> tuple[int, int]:
+def _rational(value: float | Fraction, signed: bool = False, max_den: int = 1_000_000) -> tuple[int, int]:
     """A float as a (numerator, denominator) pair that fits a TIFF (S)RATIONAL."""
     limit = 2**31 - 1 if signed else 2**32 - 1
     frac = Fraction(value).limit_denominator(max_den)
@@ -111,9 +110,9 @@ def _rational(value: float, signed: bool = False, max_den: int = 1_000_000) -> t
     return frac.numerator, frac.denominator
 
 
-def _rationals(values: Sequence[float], signed: bool = False) -> list[int]:
+def _rationals(values: Sequence[float | Fraction], signed: bool = False) -> list[int]:
     """Flat [num, den, num, den, ...] list for a TIFF (S)RATIONAL array."""
-    return [n for v in values for n in _rational(float(v), signed)]
+    return [n for v in values for n in _rational(v, signed)]
 
 
 def _ascii(text: object) -> bytes:
@@ -130,8 +129,7 @@ def _pack(ftype: int, values: Sequence[Any] | bytes) -> bytes:
     """Little-endian bytes of one entry's values."""
     if isinstance(values, bytes):
         return values
-    fmt = _FORMAT[ftype][-1]
-    return struct.pack(f"<{len(values)}{fmt}", *values)
+    return struct.pack(f"<{len(values)}{_FORMAT[ftype]}", *values)
 
 
 def _ifd_bytes(tags: list[Tag], offset: int) -> bytes:
@@ -188,7 +186,7 @@ def _gps_tags(gps: dict[str, float]) -> list[Tag]:
     return tags
 
 
-def _black_pattern(black: float | Sequence[float]) -> np.ndarray:
+def _black_pattern(black: int | Sequence[int]) -> np.ndarray:
     """Black level per 2x2 CFA position (row-major) as a (2, 2) int array of DN."""
     levels = np.broadcast_to(np.asarray(black, dtype=np.int64).ravel(), (4,))
     return levels.reshape(2, 2).copy()
