@@ -163,13 +163,17 @@ def _text_panel(h: int, w: int) -> np.ndarray:
         y = write(y, split, size * scale, (0, 0, 0))
     draw.rectangle((0, split, w, h), fill=(25, 25, 30))
     y = split + margin
-    for size, colour in ((10, (255, 255, 255)), (14, (230, 40, 40)), (20, (60, 110, 255)), (28, (240, 220, 40))):
+    on_dark = {10: (255, 255, 255), 14: (230, 40, 40), 20: (60, 110, 255), 28: (240, 220, 40)}
+    for size, colour in on_dark.items():
         y = write(y, h, size * scale, colour)
     return np.asarray(image, dtype=np.float64) / 255
 
 
-def _filtered_noise(h: int, w: int, rng: np.random.Generator, beta: float, stretch: float = 1.0) -> np.ndarray:
-    """Gaussian noise with a 1/f^beta spectrum (stretched along x), scaled to [0, 1]."""
+def _filtered_noise(
+    h: int, w: int, rng: np.random.Generator, beta: float, stretch: float = 1.0
+) -> np.ndarray:
+    """Gaussian noise with a 1/f^beta spectrum, features elongated `stretch`-fold along y,
+    scaled to about [0, 1] (1st..99th percentile)."""
     fy = np.fft.fftfreq(h)[:, None] * stretch
     fx = np.fft.rfftfreq(w)[None] / stretch
     f = np.hypot(fy, fx)
