@@ -106,7 +106,7 @@ def _encode(img: np.ndarray, fmt: str, quality: int, exif: bytes | None) -> byte
 def _pillow(img: np.ndarray, exif: bytes | None, fmt: str, **options: object) -> bytes:
     buf = io.BytesIO()
     extra = {"exif": _EXIF_HEADER + exif} if exif else {}
-    Image.fromarray(img, "RGB").save(buf, fmt, icc_profile=srgb_icc(), **extra, **options)
+    Image.fromarray(img).save(buf, fmt, icc_profile=srgb_icc(), **extra, **options)
     return buf.getvalue()
 
 

@@ -254,7 +254,11 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
 def test_failed_overwrite_keeps_old_file(tmp_path, monkeypatch):
     target = tmp_path / "out.png"
     target.write_bytes(b"old")
-    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
+
+    def io_error(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", io_error)
     with pytest.raises(OSError):
         write_image(target, _image("png"), "png", overwrite=True)
     assert target.read_bytes() == b"old" and _leftovers(tmp_path) == []
