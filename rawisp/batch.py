@@ -1,0 +1,230 @@
+"""The batch runner: many inputs, one child process per file, errors that never stop the batch.
+
+Each file is developed in its own child process (forked from a clean fork server, so no
+OpenMP or onnxruntime threads of the parent are copied), so a crash inside LibRaw (segfault, abort,
+runaway memory) or a hang costs only that file: the parent reports it and goes on. Outputs are
+written atomically by the child; the parent removes the temporary file of a child it had to kill.
+"""
+
+from __future__ import annotations
+
+import glob
+import multiprocessing as mp
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rawisp.decode import DecodeError
+
+# suffixes picked up when a folder is given (files named explicitly are always tried)
+RAW_SUFFIXES = {
+    ".3fr", ".ari", ".arw", ".bay", ".cap", ".cr2", ".cr3", ".crw", ".dcr", ".dcs", ".dng", ".drf", ".eip",
+    ".erf", ".fff", ".gpr", ".iiq", ".k25", ".kdc", ".mdc", ".mef", ".mos", ".mrw", ".nef", ".nrw", ".orf",
+    ".pef", ".ptx", ".pxn", ".r3d", ".raf", ".raw", ".rw2", ".rwl", ".rwz", ".sr2", ".srf", ".srw", ".x3f",
+}
+
+
+class BatchError(Exception):
+    """A problem with the batch as a whole, found before any work starts."""
+
+
+@dataclass
+class Job:
+    """One input file and where its output goes."""
+
+    source: Path
+    output: Path
+
+
+@dataclass
+class Outcome:
+    """The end of one job: status is "done", "skipped" or "failed"."""
+
+    job: Job
+    status: str
+    message: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def collect_inputs(inputs: Iterable[str], recursive: bool) -> list[tuple[Path, Path]]:
+    """Expand files, globs and folders into (file, base folder) pairs, in a stable order.
+
+    The base folder is the folder the user named (its sub-folder layout is kept under the
+    output folder) or the file's own folder. Missing inputs are returned as files so that
+    they fail with a clear message rather than vanish.
+    """
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(p for p in path.glob(pattern) if p.suffix.lower() in RAW_SUFFIXES and not p.is_dir())
+            found += [(p, path) for p in files]
+        elif not path.exists() and glob.has_magic(item):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive))
+            found += [(p, p.parent) for p in matches if not p.is_dir() or p.suffix.lower() in RAW_SUFFIXES]
+        else:
+            found.append((path, path.parent))
+    unique: dict[Path, tuple[Path, Path]] = {}
+    for file, base in found:
+        unique.setdefault(file.absolute(), (file, base))
+    return list(unique.values())
+
+
+def plan_jobs(files: list[tuple[Path, Path]], out_dir: Path, suffixes: Callable[[Path], list[str]]) -> tuple[list[Job], list[str]]:
+    """One job per input and output suffix, plus notices about renamed outputs.
+
+    Inputs that would write the same output (IMG_1.CR2 and IMG_1.JPG.dng...) keep their source
+    suffix in the output name instead (IMG_1.CR2.jpg); if even that collides, BatchError.
+    """
+    rels = [(file, file.relative_to(base) if file.is_relative_to(base) else Path(file.name)) for file, base in files]
+
+    def key(path: Path) -> str:
+        return os.path.normcase(str(path.absolute()))
+
+    stems: dict[str, int] = {}
+    for _, rel in rels:
+        k = key(out_dir / rel.parent / rel.stem)
+        stems[k] = stems.get(k, 0) + 1
+    jobs, owners, notices = [], {}, []
+    for file, rel in rels:
+        name = rel.stem
+        if stems[key(out_dir / rel.parent / rel.stem)] > 1:
+            name = rel.name
+            notices.append(f"{file}: another input has the same name; output named {name}.*")
+        for suffix in suffixes(rel):
+            output = out_dir / rel.parent / (name + suffix)
+            if key(output) in owners:
+                raise BatchError(f"{owners[key(output)]} and {file} would both write {output}; rename one")
+            owners[key(output)] = file
+            jobs.append(Job(file, output))
+    return jobs, notices
+
+
+def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) -> None:
+    """Run one job in the child process and send its Outcome back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    # LibRaw prints its own diagnostics to stderr; the parent prints one line per file instead
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    try:
+        outcome = task(job)
+    except DecodeError as exc:
+        outcome = Outcome(job, "failed", str(exc))
+    except FileExistsError:
+        outcome = Outcome(job, "skipped", "output exists")
+    except MemoryError:
+        outcome = Outcome(job, "failed", f"out of memory (limit {memory_bytes / 2**30:.1f} GiB, see --max-memory)")
+    except OSError as exc:
+        outcome = Outcome(job, "failed", f"cannot write output: {exc.strerror or exc} ({exc.filename or job.output})")
+    except Exception as exc:  # any other bug must still end as one line, never kill the batch
+        outcome = Outcome(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
+    conn.send(outcome)
+    conn.close()
+
+
+def _remove_partial(output: Path) -> None:
+    """Delete temporary files a killed child left beside ``output`` (named ``.NAME.*.part``)."""
+    for part in output.parent.glob(f".{glob.escape(output.name)}.*.part"):
+        part.unlink(missing_ok=True)
+
+
+def _crash_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        return f"decoder crashed ({name}); file is probably corrupt"
+    return f"worker exited unexpectedly (code {exitcode})"
+
+
+@dataclass
+class _Running:
+    job: Job
+    process: mp.Process
+    conn: object
+    started: float
+
+
+def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int = 1, timeout: float = 900.0,
+              memory_bytes: int = 0, overwrite: bool = False, progress: bool = True,
+              report: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
+    """Run ``task`` on every job in child processes, ``workers`` at a time.
+
+    Jobs whose output exists are skipped unless ``overwrite``. ``report`` is called for every
+    finished job (for error lines). Ctrl-C stops the batch: running children are killed, their
+    temporary files removed, and KeyboardInterrupt propagates.
+    """
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["rawisp.develop"])  # children start with the pipeline imported
+    pending = list(jobs)
+    outcomes: list[Outcome] = []
+    running: list[_Running] = []
+    bar = tqdm(total=len(jobs), unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def finish(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        bar.update(1)
+        report(outcome)
+
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                job = pending.pop(0)
+                if job.output.exists() and not overwrite:
+                    finish(Outcome(job, "skipped", "output exists"))
+                    continue
+                parent_conn, child_conn = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child, args=(task, job, child_conn, memory_bytes), daemon=True)
+                proc.start()
+                child_conn.close()
+                running.append(_Running(job, proc, parent_conn, time.monotonic()))
+            if not running:
+                continue
+            wait([r.process.sentinel for r in running] + [r.conn for r in running], timeout=0.5)
+            for r in list(running):
+                outcome = _poll(r, timeout)
+                if outcome is not None:
+                    running.remove(r)
+                    finish(outcome)
+    except KeyboardInterrupt:
+        for r in running:
+            r.process.kill()
+            r.process.join()
+            _remove_partial(r.job.output)
+        raise
+    finally:
+        bar.close()
+    return outcomes
+
+
+def _poll(r: _Running, timeout: float) -> Outcome | None:
+    """The Outcome of a running child if it has ended (or overrun its time), else None."""
+    if r.conn.poll():
+        try:
+            outcome = r.conn.recv()
+        except EOFError:
+            outcome = None
+        r.process.join()
+        if outcome is not None:
+            return outcome
+        return Outcome(r.job, "failed", _crash_reason(r.process.exitcode))
+    if not r.process.is_alive():
+        r.process.join()
+        _remove_partial(r.job.output)
+        return Outcome(r.job, "failed", _crash_reason(r.process.exitcode))
+    if time.monotonic() - r.started > timeout:
+        r.process.kill()
+        r.process.join()
+        _remove_partial(r.job.output)
+        return Outcome(r.job, "failed", f"timed out after {timeout:g} s (see --timeout)")
+    return None

@@ -1,0 +1,157 @@
+"""The ``rawisp`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from rawisp import __version__
+from rawisp.batch import BatchError, Job, Outcome, collect_inputs, plan_jobs, run_batch
+from rawisp.reconstruct import ENGINES, EngineOptions, make_engine
+from rawisp.render import TONES
+from rawisp.write import FORMATS, output_suffix
+
+# exifread logs "File format not recognized." for CIFF/CR3/RAF/X3F files; rawisp says it itself
+logging.getLogger("exifread").setLevel(logging.CRITICAL)
+
+
+def _default_memory_gib(jobs: int) -> float:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return round(max(4.0, 0.8 * total / max(jobs, 1)), 1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rawisp")
+def main() -> None:
+    """rawisp: develop camera RAW files with a learned ISP (or a classical pipeline)."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder (sub-folders of folder inputs are recreated inside it).")
+@click.option("--engine", type=click.Choice(ENGINES), default="learned", show_default=True)
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
+@click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV.")
+@click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
+              help="default: gentle S-curve with a highlight shoulder; linear: plain sRGB encoding.")
+@click.option("--denoise", default="auto", show_default=True,
+              help="Learned engine noise level: auto (from the file), off, or a strength multiplier.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
+              help="Learned engine tile side in packed pixels.")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
+@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds allowed per file.")
+@click.option("--max-memory", type=click.FloatRange(0.5), default=None,
+              help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def develop(inputs, out_dir, engine, model, fmt, quality, exposure, tone, denoise, device, tile, recursive, jobs,
+            overwrite, timeout, max_memory, quiet) -> None:
+    """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
+    from rawisp.develop import DevelopTask, RenderOptions
+
+    files = collect_inputs(inputs, recursive)
+    if not files:
+        raise click.UsageError("no RAW files found in the given inputs")
+    try:
+        jobs_list, notices = plan_jobs(files, out_dir, lambda rel: [output_suffix(fmt)])
+    except BatchError as exc:
+        raise click.UsageError(str(exc)) from None
+    for notice in notices:
+        click.echo(f"rawisp: {notice}", err=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
+    options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite)
+    if engine == "learned":
+        make_engine(engine, engine_options)  # fail fast on a bad model, before any file is touched
+
+    _run(jobs_list, DevelopTask(engine, engine_options, options), jobs, timeout, max_memory, overwrite, quiet)
+
+
+def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: float | None, overwrite: bool,
+         quiet: bool) -> None:
+    """Run a batch, print one line per failure and a summary; exit 1 if any file failed."""
+    memory = max_memory if max_memory is not None else _default_memory_gib(workers)
+    progress = not quiet and sys.stderr.isatty()
+
+    def report(outcome: Outcome) -> None:
+        if outcome.status == "failed":
+            click.echo(f"rawisp: {outcome.job.source}: {outcome.message}", err=True)
+        for warning in outcome.warnings:
+            click.echo(f"rawisp: {outcome.job.source}: warning: {warning}", err=True)
+
+    start = time.perf_counter()
+    try:
+        outcomes = run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
+                             overwrite=overwrite, progress=progress, report=report)
+    except KeyboardInterrupt:
+        click.echo("rawisp: interrupted; finished outputs are kept, unfinished ones were removed", err=True)
+        sys.exit(130)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    click.echo(f"{counts['done']} developed, {counts['skipped']} skipped, {counts['failed']} failed "
+               f"in {time.perf_counter() - start:.1f} s")
+    sys.exit(1 if counts["failed"] else 0)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(files, as_json) -> None:
+    """Print the decoded metadata of RAW files."""
+    from rawisp.decode import DecodeError, decode
+
+    records, failed = [], 0
+    for path in files:
+        try:
+            raw = decode(path)
+        except DecodeError as exc:
+            click.echo(f"rawisp: {path}: {exc}", err=True)
+            failed += 1
+            continue
+        records.append(_describe(raw))
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+    else:
+        for rec in records:
+            click.echo(rec["file"])
+            for key, value in rec.items():
+                if key != "file":
+                    click.echo(f"  {key:<14} {value}")
+    sys.exit(1 if failed else 0)
+
+
+def _describe(raw) -> dict:
+    """A JSON-friendly summary of a decoded RawImage."""
+    meta = raw.metadata
+    h, w = raw.shape
+    return {
+        "file": raw.path,
+        "size": f"{w}x{h}",
+        "sensor": f"Bayer {raw.cfa}" if raw.mosaic is not None else "non-Bayer (LibRaw demosaic)",
+        "black": [float(v) for v in raw.black.ravel()],
+        "white": raw.white,
+        "wb_gains": [round(float(v), 4) for v in raw.wb],
+        "cam_to_srgb": [[round(float(v), 4) for v in row] for row in raw.cam_to_srgb],
+        "orientation": raw.orientation,
+        "noise_profile": list(raw.noise) if raw.noise else None,
+        "make": meta.make,
+        "model": meta.model,
+        "lens": meta.lens_model,
+        "date": meta.datetime_original,
+        "exposure_s": str(meta.exposure_time) if meta.exposure_time else None,
+        "f_number": float(meta.f_number) if meta.f_number else None,
+        "iso": meta.iso,
+        "focal_mm": float(meta.focal_length) if meta.focal_length else None,
+        "gps": bool(meta.gps),
+        "warnings": raw.warnings,
+    }

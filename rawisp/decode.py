@@ -1,0 +1,203 @@
+"""Decode a camera RAW file with LibRaw (rawpy) into a mosaic plus the metadata that matters.
+
+Bayer sensors give the visible mosaic in DN; anything else LibRaw can read (X-Trans, linear
+DNG, 4-colour data) is demosaicked by LibRaw itself into linear, white-balanced camera RGB so
+the colour rendering downstream stays the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rawpy
+import tifffile
+
+from rawisp.metadata import Metadata, flip_to_orientation, read_metadata
+
+# linear sRGB (D65) -> XYZ
+SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]])
+NOISE_PROFILE_TAG = 51041
+
+
+class DecodeError(Exception):
+    """The file cannot be developed; the message is the reason, for one line of output."""
+
+
+@dataclass
+class RawImage:
+    """A decoded RAW frame.
+
+    Exactly one of ``mosaic`` (Bayer, DN) and ``rgb`` (already demosaicked by LibRaw; linear,
+    white-balanced camera RGB, 1.0 = white level) is set.
+    """
+
+    path: str
+    mosaic: np.ndarray | None  # (H, W) uint16 DN, visible area
+    rgb: np.ndarray | None  # (H, W, 3) float32 linear white-balanced camera RGB
+    cfa: str  # colours of the 2x2 at (0,0), (0,1), (1,0), (1,1), e.g. "RGGB"
+    black: np.ndarray  # (2, 2) float black level in DN at each 2x2 position
+    white: float  # DN
+    wb: np.ndarray  # (3,) as-shot white-balance gains R, G, B with G = 1
+    cam_to_srgb: np.ndarray  # (3, 3) white-balanced camera RGB -> linear sRGB, rows sum to 1
+    orientation: int  # EXIF orientation 1..8 of the stored pixels
+    noise: tuple[float, float] | None  # (shot, read std) in normalised raw units, if the file says
+    metadata: Metadata = field(default_factory=Metadata)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the stored (not yet rotated) frame in pixels."""
+        data = self.mosaic if self.mosaic is not None else self.rgb
+        return data.shape[:2]
+
+
+def decode(path: str | Path) -> RawImage:
+    """Read ``path``; raise DecodeError with a one-line reason when it cannot be developed."""
+    path = Path(path)
+    if path.is_dir():
+        raise DecodeError("is a directory")
+    if not path.exists():
+        raise DecodeError("no such file")
+    if path.stat().st_size == 0:
+        raise DecodeError("empty file")
+    try:
+        with rawpy.imread(str(path)) as raw:
+            image = _from_libraw(raw, path)
+    except DecodeError:
+        raise
+    except rawpy.LibRawFileUnsupportedError:
+        raise DecodeError("unsupported format (LibRaw cannot read it)") from None
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError):
+        raise DecodeError("truncated or corrupt file (LibRaw could not read the image data)") from None
+    except rawpy.LibRawError as exc:
+        raise DecodeError(f"LibRaw refused it: {_libraw_message(exc)}") from None
+    except PermissionError:
+        raise DecodeError("permission denied") from None
+    image.metadata = read_metadata(path)
+    image.noise = _dng_noise_profile(path)
+    return image
+
+
+def _libraw_message(exc: Exception) -> str:
+    """LibRaw's error text without the bytes-literal wrapping rawpy gives it."""
+    arg = exc.args[0] if exc.args else exc
+    return (arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)).rstrip(".").lower()
+
+
+def _from_libraw(raw: rawpy.RawPy, path: Path) -> RawImage:
+    wb, warnings = _white_balance(raw)
+    cam_to_srgb, matrix_warning = _colour_matrix(raw)
+    warnings += matrix_warning
+    common = dict(path=str(path), wb=wb, cam_to_srgb=cam_to_srgb,
+                  orientation=flip_to_orientation(raw.sizes.flip), noise=None, warnings=warnings)
+    cfa = _bayer_pattern(raw)
+    if cfa is None:
+        rgb = _libraw_demosaic(raw, wb)
+        return RawImage(mosaic=None, rgb=rgb, cfa="", black=np.zeros((2, 2)), white=1.0, **common)
+    mosaic = np.array(raw.raw_image_visible, dtype=np.uint16)
+    if mosaic.ndim != 2 or min(mosaic.shape) < 2:
+        raise DecodeError("no image data (empty raw frame)")
+    colours = raw.raw_colors_visible[:2, :2]
+    black = np.asarray(raw.black_level_per_channel, dtype=np.float64)[colours]
+    white = float(raw.white_level)
+    if not white > black.max():
+        raise DecodeError(f"white level {white:g} is not above black level {black.max():g}")
+    _check_size(path, mosaic.size)
+    _check_content(mosaic, black, white)
+    return RawImage(mosaic=mosaic, rgb=None, cfa=cfa, black=black, white=white, **common)
+
+
+def _bayer_pattern(raw: rawpy.RawPy) -> str | None:
+    """The 2x2 CFA string of the visible area, or None for non-Bayer data."""
+    if raw.raw_type != rawpy.RawType.Flat or raw.num_colors != 3:
+        return None
+    pattern = raw.raw_pattern
+    if pattern is None or pattern.shape != (2, 2):
+        return None
+    desc = raw.color_desc.decode("ascii")
+    cfa = "".join(desc[c] for c in raw.raw_colors_visible[:2, :2].ravel())
+    return cfa if sorted(cfa) == ["B", "G", "G", "R"] else None
+
+
+def _white_balance(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
+    """As-shot gains (R, G, B) normalised to G = 1; daylight or unity when the file has none."""
+    for source, values in (("as-shot", raw.camera_whitebalance), ("daylight", raw.daylight_whitebalance)):
+        wb = np.asarray(values[:3], dtype=np.float64)
+        if np.all(wb > 0) and not np.allclose(wb, wb[1]):
+            warnings = [] if source == "as-shot" else ["no as-shot white balance; using the camera's daylight"]
+            return wb / wb[1], warnings
+    return np.ones(3), ["no white balance in the file; using unity gains"]
+
+
+def _colour_matrix(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
+    """Camera (white-balanced) -> linear sRGB from LibRaw's rgb_cam or its XYZ matrix."""
+    rgb_cam = np.asarray(raw.color_matrix, dtype=np.float64)[:, :3]
+    if np.abs(rgb_cam).sum() > 0:
+        return rgb_cam, []
+    cam_xyz = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
+    if np.abs(cam_xyz).sum() > 0:
+        cam_rgb = cam_xyz @ SRGB_TO_XYZ
+        cam_rgb /= cam_rgb.sum(axis=1, keepdims=True)
+        return np.linalg.inv(cam_rgb), []
+    return np.eye(3), ["no colour matrix in the file; colours are camera RGB"]
+
+
+def _libraw_demosaic(raw: rawpy.RawPy, wb: np.ndarray) -> np.ndarray:
+    """Non-Bayer data: LibRaw's demosaic to linear camera RGB, white-balanced, 1.0 = white."""
+    rgb = raw.postprocess(output_color=rawpy.ColorSpace.raw, gamma=(1, 1), no_auto_bright=True,
+                          output_bps=16, user_wb=[float(wb[0]), 1.0, float(wb[2]), 1.0],
+                          highlight_mode=rawpy.HighlightMode.Clip, user_flip=0)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise DecodeError("not a colour image (monochrome sensors are not supported)")
+    if rgb.max() == 0:
+        raise DecodeError("no image data (all pixels black)")
+    return rgb.astype(np.float32) / 65535.0
+
+
+# Even lossy raw codecs (GoPro VC-5) spend over 1 bit a pixel; a file far smaller than that
+# cannot hold the frame its header announces, whatever LibRaw returns for it.
+MIN_BITS_PER_PIXEL = 0.25
+MIN_DISTINCT_VALUES = 64
+
+
+def _check_size(path: Path, pixels: int) -> None:
+    """Refuse a file too small to hold ``pixels`` pixels (a stub or a truncated copy)."""
+    size = path.stat().st_size
+    if size * 8 < pixels * MIN_BITS_PER_PIXEL:
+        raise DecodeError(f"truncated file: {size} bytes cannot hold a {pixels / 1e6:.1f} MP frame")
+
+
+def _check_content(mosaic: np.ndarray, black: np.ndarray, white: float) -> None:
+    """Refuse frames that hold no picture: all at black, constant, clipped, or a few values only.
+
+    Looks at a regular sample of about 512x512 pixels; LibRaw returns such frames for stubs and
+    pruned files instead of failing.
+    """
+    sample = mosaic[:: max(1, mosaic.shape[0] // 512), :: max(1, mosaic.shape[1] // 512)]
+    if sample.max() <= black.min():
+        raise DecodeError("no image data (every pixel is at or below the black level)")
+    if sample.min() >= white:
+        raise DecodeError("no image data (every pixel is clipped)")
+    distinct = np.unique(sample).size
+    if sample.size >= 4096 and distinct < MIN_DISTINCT_VALUES:
+        raise DecodeError(f"no image data (only {distinct} distinct pixel values)")
+
+
+def _dng_noise_profile(path: Path) -> tuple[float, float] | None:
+    """(shot, read std) from a DNG NoiseProfile tag (variance = S*x + O, x normalised)."""
+    if path.suffix.lower() != ".dng":
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            for page in tif.pages:
+                tag = page.tags.get(NOISE_PROFILE_TAG)
+                if tag is not None:
+                    s, o = float(tag.value[0]), float(tag.value[1])
+                    return (max(s, 0.0), float(np.sqrt(max(o, 0.0))))
+    except Exception:  # a DNG that LibRaw reads but tifffile does not: no profile, not an error
+        return None
+    return None

@@ -1,0 +1,101 @@
+"""Colour rendering: white-balanced camera RGB -> display-ready sRGB pixels.
+
+Steps, in order: neutralise clipped highlights -> camera-to-sRGB matrix -> exposure -> tone curve
+and sRGB transfer (one lookup table) -> dithered quantisation. Rendering runs in strips of rows,
+so memory beyond the input and output stays small whatever the frame size.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+TONES = ("default", "linear")
+LUT_SIZE = 1 << 16
+# Highlight neutralisation starts at this fraction of the clip level (1.0): pixels whose brightest
+# channel is near the clip lose their colour smoothly, so a channel that clipped first can't tint them.
+CLIP_KNEE = 0.97
+STRIP_ROWS = 256
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """Linear [0, 1] -> sRGB-encoded [0, 1] (IEC 61966-2-1), clipping outside [0, 1]."""
+    v = np.clip(linear, 0.0, 1.0)
+    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.power(v, 1 / 2.4) - 0.055)
+
+
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    """sRGB-encoded [0, 1] -> linear [0, 1]."""
+    v = np.clip(encoded, 0.0, 1.0)
+    return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4))
+
+
+def tone_curve(encoded: np.ndarray) -> np.ndarray:
+    """The default look, on sRGB-encoded values [0, 1] -> [0, 1].
+
+    ``y = x - k sin(2 pi x) / (2 pi)`` with k = 0.15: contrast +15% at mid-grey (0.5 encoded),
+    a softer toe and shoulder, 0 and 1 fixed, monotonic. No shadows or highlights are clipped.
+    """
+    x = np.asarray(encoded, dtype=np.float64)
+    return x - 0.15 * np.sin(2 * np.pi * x) / (2 * np.pi)
+
+
+@lru_cache(maxsize=8)
+def _encode_lut(tone: str, exposure_ev: float, white: float) -> np.ndarray:
+    """Lookup table over linear [0, white] -> final encoded value [0, 1] (float32)."""
+    linear = np.linspace(0.0, white, LUT_SIZE) * 2.0**exposure_ev
+    if tone == "default":
+        # soft shoulder: values above 0.8 roll off towards 1 instead of clipping hard
+        knee = 0.8
+        over = np.maximum(linear - knee, 0.0)
+        linear = np.where(linear > knee, knee + (1 - knee) * np.tanh(over / (1 - knee)), linear)
+        return tone_curve(srgb_encode(linear)).astype(np.float32)
+    if tone == "linear":
+        return srgb_encode(linear).astype(np.float32)
+    raise ValueError(f"unknown tone {tone!r}; choose from {', '.join(TONES)}")
+
+
+def neutralise_highlights(rgb: np.ndarray) -> np.ndarray:
+    """Blend near-clipped pixels towards grey at their brightest channel (in place; returns rgb).
+
+    rgb: (..., 3) linear white-balanced camera RGB with 1.0 = clip. This is what prevents the
+    magenta/pink highlights of a clipped green channel after white balance.
+    """
+    peak = rgb.max(axis=-1, keepdims=True)
+    t = np.clip((peak - CLIP_KNEE) / (1 - CLIP_KNEE), 0.0, 1.0)
+    if not t.any():
+        return rgb
+    weight = t * t * (3 - 2 * t)
+    rgb += weight * (peak - rgb)
+    return rgb
+
+
+def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, tone: str = "default",
+           bits: int = 8, seed: int = 0) -> np.ndarray:
+    """Render linear white-balanced camera RGB ``(H, W, 3)`` to sRGB ``uint8``/``uint16``.
+
+    exposure: EV added before the tone curve. Quantisation adds rectangular dither of one LSB
+    (seeded, so the same input gives the same file), which hides banding in smooth gradients.
+    """
+    if bits not in (8, 16):
+        raise ValueError("bits must be 8 or 16")
+    top = 2.0 ** max(0.0, -exposure)  # highest linear input still distinguishable after exposure
+    lut = _encode_lut(tone, float(exposure), top)
+    maxval = (1 << bits) - 1
+    out = np.empty(rgb.shape, np.uint8 if bits == 8 else np.uint16)
+    matrix = np.asarray(cam_to_srgb, np.float32).T
+    rng = np.random.default_rng(seed)
+    for y in range(0, rgb.shape[0], STRIP_ROWS):
+        strip = neutralise_highlights(np.array(rgb[y:y + STRIP_ROWS], dtype=np.float32))
+        lin = strip @ matrix
+        # linear interpolation in the table: exact on sRGB's linear toe, smooth above it
+        pos = np.clip(lin * ((LUT_SIZE - 1) / top), 0, LUT_SIZE - 1)
+        index = np.minimum(pos.astype(np.int32), LUT_SIZE - 2)
+        pos -= index
+        value = lut[index]
+        value += pos * (lut[index + 1] - value)
+        value *= maxval
+        value += rng.random(value.shape, np.float32)  # +-0.5 LSB dither, then floor
+        out[y:y + STRIP_ROWS] = np.clip(value, 0, maxval).astype(out.dtype)
+    return out
