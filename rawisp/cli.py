@@ -46,7 +46,7 @@ def main() -> None:
 @click.option("--denoise", default="auto", show_default=True,
               help="Learned engine noise level: auto (from the file), off, or a strength multiplier.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
+@click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
               help="Learned engine tile side in packed pixels.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers.")
@@ -155,3 +155,43 @@ def _describe(raw) -> dict:
         "gps": bool(meta.gps),
         "warnings": raw.warnings,
     }
+
+
+@main.command()
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of sRGB training photos (repeatable). Never the test sets.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="ONNX file to write (card beside it).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Checkpoints and log [default: runs/<out name>]; an existing checkpoint is resumed.")
+@click.option("--iterations", type=click.IntRange(1), default=12000, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--patch", type=click.IntRange(32), default=128, show_default=True, help="Full-resolution crop side.")
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--loss", type=click.Choice(["l1", "msssim", "lab"]), default="l1", show_default=True)
+@click.option("--widths", default="24,48,96", show_default=True, help="U-Net channels at 1/2, 1/4, 1/8 resolution.")
+@click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Teacher checkpoint for heterogeneous distillation.")
+@click.option("--as-teacher", is_flag=True, help="Train a teacher: it sees the clean mosaic.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=0, help="torch threads (0: default).")
+def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, seed, threads) -> None:
+    """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
+    try:
+        from rawisp.train.loop import TrainConfig, export_run, train as run_training
+    except ImportError as exc:
+        raise click.ClickException(f"training needs the 'train' extra (pip install 'rawisp[train]'): {exc}")
+    run_dir = run_dir or str(Path("runs") / Path(out).stem)
+    cfg = TrainConfig(data=list(data), out=out, run_dir=run_dir, iterations=iterations, batch=batch, patch=patch,
+                      lr=lr, loss=loss, widths=tuple(int(w) for w in widths.split(",")), teacher=teacher,
+                      teacher_mode=as_teacher, seed=seed, threads=threads)
+    log_file = Path(run_dir) / "train.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        with open(log_file, "a") as fh:
+            fh.write(line + "\n")
+        click.echo(line, err=True)
+
+    checkpoint = run_training(cfg, log=log)
+    card = export_run(checkpoint, out)
+    click.echo(f"wrote {out} and its card; validation PSNR {card['metrics'].get('validation_psnr')}")

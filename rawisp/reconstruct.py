@@ -42,7 +42,7 @@ class EngineOptions:
     model: str | None = None
     device: str = "auto"
     threads: int = 0
-    tile: int = 512
+    tile: int = 768
     denoise: str = "auto"
 
 

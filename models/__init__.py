@@ -1,0 +1,1 @@
+"""Bundled ONNX models and their JSON model cards."""

@@ -1,0 +1,197 @@
+"""The learned engine: the LW-ISP ONNX model run tile by tile with overlap blending.
+
+Tiles are cut from the packed frame (padded by reflection) with a margin at least the model's
+receptive field on every side and a blend band where neighbouring tiles cross-fade with linear
+ramps that sum to one. Within the margin every tile computes exactly what the whole frame would,
+so tiling does not change the answer; memory depends on the tile size, not the frame size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from rawisp.noise import estimate_noise, sigma_planes
+from rawisp.normalise import Packed
+from rawisp.reconstruct import EngineOptions
+
+CARD_FORMAT = "rawisp-lwisp/1"
+DEFAULT_MODEL = "lwisp.onnx"
+BLEND = 16  # packed pixels of cross-fade between tiles
+
+
+class ModelError(Exception):
+    """The model file or its card is missing, corrupt or does not match."""
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (``rawisp.models``)."""
+    return Path(str(resources.files("rawisp.models") / DEFAULT_MODEL))
+
+
+def load_card(model_path: Path) -> dict:
+    """Read and check the JSON card beside ``model_path`` (same name, .json)."""
+    card_file = model_path.with_suffix(".json")
+    if not model_path.is_file():
+        raise ModelError(f"{model_path}: model file not found")
+    if not card_file.is_file():
+        raise ModelError(f"{model_path}: no model card ({card_file.name}) beside it")
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{card_file}: unreadable model card ({exc})") from None
+    if card.get("format") != CARD_FORMAT:
+        raise ModelError(f"{card_file}: model card format {card.get('format')!r}, expected {CARD_FORMAT!r}")
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    if card.get("sha256") not in (None, digest):
+        raise ModelError(f"{model_path}: file does not match its card (sha256 differs; corrupt or replaced)")
+    return card
+
+
+def _check_graph(session: ort.InferenceSession, card: dict, model_path: Path) -> None:
+    """Refuse a model whose inputs/outputs differ from what its card declares."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    want_in, want_out = card["input"], card["output"]
+    problems = []
+    if len(inputs) != 1 or inputs[0].name != want_in["name"]:
+        problems.append(f"input {[i.name for i in inputs]} != {want_in['name']!r}")
+    elif inputs[0].shape[1] != want_in["channels"]:
+        problems.append(f"input channels {inputs[0].shape[1]} != {want_in['channels']}")
+    if len(outputs) != 1 or outputs[0].name != want_out["name"]:
+        problems.append(f"output {[o.name for o in outputs]} != {want_out['name']!r}")
+    elif outputs[0].shape[1] != want_out["channels"]:
+        problems.append(f"output channels {outputs[0].shape[1]} != {want_out['channels']}")
+    if want_out.get("scale") != 2 or want_in["channels"] != 8:
+        problems.append("only 8-plane packed input and 2x output are supported")
+    if problems:
+        raise ModelError(f"{model_path}: model does not match its card: {'; '.join(problems)}")
+
+
+def _providers(device: str) -> list[str]:
+    available = ort.get_available_providers()
+    if device == "cuda" and "CUDAExecutionProvider" not in available:
+        raise ModelError("--device cuda: onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
+    if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+@dataclass
+class Tiling:
+    """Tile geometry in packed pixels (all multiples of the model stride)."""
+
+    tile: int
+    margin: int
+    blend: int
+
+    @property
+    def step(self) -> int:
+        return self.tile - 2 * self.margin - self.blend
+
+
+def plan_tiling(tile: int, margin: int, stride: int, blend: int = BLEND) -> Tiling:
+    """Round the requested tile up to the stride and make sure it leaves a positive step."""
+    tile = int(math.ceil(tile / stride) * stride)
+    blend = int(math.ceil(blend / stride) * stride)
+    tile = max(tile, 2 * margin + blend + stride)
+    return Tiling(tile=tile, margin=margin, blend=blend)
+
+
+def _ramp(length: int, margin: int, blend: int, scale: int) -> np.ndarray:
+    """1-D tile weight at ``scale`` x packed resolution: 0 in the margins, linear ramps of
+    ``blend`` that sum to 1 with the neighbour's, 1 in between."""
+    m, b, n = margin * scale, blend * scale, length * scale
+    w = np.zeros(n, np.float32)
+    w[m:n - m] = 1.0
+    ramp = (np.arange(b, dtype=np.float32) + 0.5) / b
+    w[m:m + b] = ramp
+    w[n - m - b:n - m] = ramp[::-1]
+    return w
+
+
+class Learned:
+    """The learned engine; call it on a Packed frame to get full-resolution camera RGB."""
+
+    name = "learned"
+
+    def __init__(self, session: ort.InferenceSession, card: dict, options: EngineOptions) -> None:
+        self.session = session
+        self.card = card
+        self.options = options
+        self.version = f"{card['name']} ({card.get('training', {}).get('iterations', '?')} it)"
+        self.provider = session.get_providers()[0]
+        self.threads = options.threads
+        self.tiling = plan_tiling(options.tile, card["margin"], card["stride"])
+
+    @classmethod
+    def load(cls, options: EngineOptions) -> "Learned":
+        """Load and validate the model named by ``options.model`` (default: the bundled one)."""
+        path = Path(options.model) if options.model else default_model_path()
+        card = load_card(path)
+        so = ort.SessionOptions()
+        if options.threads:
+            so.intra_op_num_threads = options.threads
+            so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), so, providers=_providers(options.device))
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            raise ModelError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0]})") from None
+        _check_graph(session, card, path)
+        return cls(session, card, options)
+
+    def noise(self, packed: Packed) -> tuple[float, float]:
+        """(shot, read std) to feed the model, after the --denoise setting."""
+        setting = self.options.denoise
+        if setting == "off":
+            return 0.0, 0.0
+        shot, read = packed.noise if packed.noise is not None else estimate_noise(packed)
+        strength = 1.0 if setting == "auto" else float(setting)
+        return shot * strength**2, read * strength
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run the network on packed input ``(N, 8, h, w)`` -> ``(N, 3, 2h, 2w)``."""
+        return self.session.run(None, {self.card["input"]["name"]: x})[0]
+
+    def __call__(self, packed: Packed) -> np.ndarray:
+        rgb = self.reconstruct_padded(packed)
+        return packed.crop(rgb)
+
+    def reconstruct_padded(self, packed: Packed) -> np.ndarray:
+        """Full-resolution RGB ``(2h, 2w, 3)`` of the whole packed frame, tile by tile."""
+        t = self.tiling
+        shot, read = self.noise(packed)
+        _, h, w = packed.planes.shape
+        pad = t.margin + t.blend
+        ny = max(1, math.ceil((h + 2 * pad - t.tile) / t.step) + 1)
+        nx = max(1, math.ceil((w + 2 * pad - t.tile) / t.step) + 1)
+        total_h, total_w = (ny - 1) * t.step + t.tile, (nx - 1) * t.step + t.tile
+        padded = np.pad(packed.planes, ((0, 0), (pad, total_h - h - pad), (pad, total_w - w - pad)), mode="reflect")
+        out = np.zeros((2 * h, 2 * w, 3), np.float32)
+        wy = _ramp(t.tile, t.margin, t.blend, 2)
+        wx = _ramp(t.tile, t.margin, t.blend, 2)
+        for iy in range(ny):
+            for ix in range(nx):
+                y0, x0 = iy * t.step, ix * t.step
+                planes = padded[:, y0:y0 + t.tile, x0:x0 + t.tile]
+                x = np.concatenate([planes, sigma_planes(planes, packed.gains, shot, read)])[None]
+                pred = self.run(np.ascontiguousarray(x, dtype=np.float32))[0].transpose(1, 2, 0)
+                pred *= wy[:, None, None] * wx[None, :, None]
+                _accumulate(out, pred, 2 * (y0 - pad), 2 * (x0 - pad))
+        return out
+
+
+def _accumulate(out: np.ndarray, pred: np.ndarray, y: int, x: int) -> None:
+    """Add ``pred`` into ``out`` at full-resolution offset (y, x), clipped to ``out``'s extent."""
+    h, w = out.shape[:2]
+    ys, xs = max(0, -y), max(0, -x)
+    ye, xe = min(pred.shape[0], h - y), min(pred.shape[1], w - x)
+    if ye > ys and xe > xs:
+        out[y + ys:y + ye, x + xs:x + xe] += pred[ys:ye, xs:xe]

@@ -1,0 +1,65 @@
+"""Noise level of a raw frame: from the file's noise profile or estimated from the data itself.
+
+The model is the usual heteroscedastic one: variance = shot * x + read^2, with x the normalised
+raw value (0 = black, 1 = white) before white balance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rawisp.normalise import Packed
+
+BINS = 12
+MIN_SAMPLES = 200
+
+
+def estimate_noise(packed: Packed) -> tuple[float, float]:
+    """Estimate (shot, read std) from the two green planes of a packed frame.
+
+    G1 and G2 see nearly the same light, so (G1 - G2) / sqrt(2) is almost pure noise. Per
+    brightness bin, the flattest half of the samples gives a robust (MAD) standard deviation;
+    a non-negative least-squares line through the variances gives shot and read^2.
+    """
+    g1 = packed.planes[1] / packed.gains[1]
+    g2 = packed.planes[2] / packed.gains[2]
+    step = max(1, int(np.sqrt(g1.size / 2e6)))  # about 2 M samples are plenty
+    g1, g2 = g1[::step, ::step], g2[::step, ::step]
+    diff = ((g1 - g2) / np.sqrt(2)).ravel()
+    level = ((g1 + g2) / 2)
+    texture = np.abs(np.diff(level, axis=1, append=level[:, -1:])) + np.abs(np.diff(level, axis=0, append=level[-1:]))
+    level, texture = level.ravel(), texture.ravel()
+    edges = np.quantile(level, np.linspace(0.02, 0.98, BINS + 1))
+    xs, vs, ws = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (level >= lo) & (level < hi) & (level < 0.95)
+        if sel.sum() < MIN_SAMPLES:
+            continue
+        flat = sel & (texture <= np.median(texture[sel]))
+        d = diff[flat]
+        sigma = 1.4826 * np.median(np.abs(d - np.median(d)))
+        xs.append(float(np.mean(level[flat])))
+        vs.append(sigma**2)
+        ws.append(float(flat.sum()))
+    if len(xs) < 2:
+        return 0.0, 0.0
+    return _fit_line(np.array(xs), np.array(vs), np.array(ws))
+
+
+def _fit_line(x: np.ndarray, var: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """Weighted least squares var = shot * x + read^2 with shot, read^2 >= 0."""
+    a = np.stack([x, np.ones_like(x)], axis=1) * np.sqrt(weight)[:, None]
+    b = var * np.sqrt(weight)
+    shot, read2 = np.linalg.lstsq(a, b, rcond=None)[0]
+    if shot < 0:
+        shot, read2 = 0.0, float(np.average(var, weights=weight))
+    if read2 < 0:
+        shot, read2 = float(np.sum(weight * x * var) / np.sum(weight * x * x)), 0.0
+    return float(shot), float(np.sqrt(read2))
+
+
+def sigma_planes(planes: np.ndarray, gains: np.ndarray, shot: float, read: float) -> np.ndarray:
+    """Noise std of each white-balanced packed value ``(4, h, w)`` (same units as the planes)."""
+    g = gains.astype(np.float32)[:, None, None]
+    var = np.float32(shot) * g * np.maximum(planes, 0) + (g * np.float32(read)) ** 2
+    return np.sqrt(var, dtype=np.float32)
