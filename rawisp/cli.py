@@ -103,6 +103,55 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
     sys.exit(1 if counts["failed"] else 0)
 
 
+@main.command("eval")
+@click.argument("gt_dir", type=click.Path(exists=True, path_type=Path))
+@click.option("--engine", "engines", multiple=True, metavar="NAME",
+              help="Engine row, repeatable: learned, classical, oracle (ground truth: the harness's own ceiling) "
+                   "or LibRaw's libraw-ahd, libraw-dht, libraw-dcb, libraw-vng, libraw-ppg, libraw-linear, "
+                   "libraw-aahd. [default: learned and classical, unless --model is given]")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Learned engine with this ONNX model (a row of its own), repeatable.")
+@click.option("--noise", default="clean,mid,high", show_default=True,
+              help="Noise levels: presets clean, mid, high and/or SHOT:READ (variance = SHOT*x + READ^2).")
+@click.option("--cfa", type=click.Choice(["RGGB", "BGGR", "GRBG", "GBRG"]), default="RGGB", show_default=True)
+@click.option("--border", type=click.IntRange(0), default=10, show_default=True,
+              help="Pixels left out of the scores at each edge.")
+@click.option("--per-image", is_flag=True, help="One row per image as well as the means.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the table to FILE (.csv or .json).")
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the synthetic DNGs in this folder (default: a temporary folder).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def eval_command(gt_dir, engines, models, noise, cfa, border, per_image, out_file, keep, device, jobs, quiet) -> None:
+    """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
+    from rawisp.evaluate import EvalError, engine_specs, evaluate, find_images, format_table, parse_noise, \
+        check_report_path, write_report
+
+    start = time.perf_counter()
+    try:
+        noises = parse_noise(noise)
+        if out_file is not None:
+            check_report_path(out_file)
+        images = find_images(gt_dir)
+        if not images:
+            raise EvalError(f"{gt_dir}: no PNG, TIFF or JPEG images")
+        names = engines or (() if models else ("learned", "classical"))
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        specs = engine_specs(names, models, EngineOptions(device=device, threads=threads))
+        rows = evaluate(images, specs, noises, cfa=cfa, border=border, keep=keep, jobs=jobs, progress=not quiet)
+        click.echo(format_table(rows, per_image))
+        if out_file is not None:
+            write_report(out_file, rows, per_image, noises, cfa, border)
+    except EvalError as exc:
+        click.echo(f"rawisp: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{len(images)} image{'s' * (len(images) != 1)} x {len(noises)} noise level"
+               f"{'s' * (len(noises) != 1)} x {len(specs)} engine{'s' * (len(specs) != 1)} "
+               f"in {time.perf_counter() - start:.1f} s", err=True)
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
