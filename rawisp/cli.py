@@ -152,6 +152,67 @@ def eval_command(gt_dir, engines, models, noise, cfa, border, per_image, out_fil
                f"in {time.perf_counter() - start:.1f} s", err=True)
 
 
+def _parse_size(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter("expected WIDTHxHEIGHT, e.g. 6000x4000") from None
+    if width < 16 or height < 16:
+        raise click.BadParameter("the frame must be at least 16x16 pixels")
+    return width, height
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINES),
+              help="Engine to measure (repeatable) [default: classical and learned].")
+@click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Runs per engine, each in a fresh process; median and min-max are reported.")
+@click.option("--warmup", type=click.IntRange(0, 10), default=0, show_default=True, help="Untimed runs first.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
+@click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
+              help="Learned engine tile side (repeatable: one row per tile size) [default: 512].")
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
+              help="Engine threads; 0: all CPUs, as rawisp develop with one job.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
+@click.option("--compare-peers", is_flag=True,
+              help="Also time rawpy postprocess (LibRaw AHD) + JPEG write, darktable-cli and rawtherapee-cli.")
+@click.option("--size", callback=_parse_size, metavar="WxH",
+              help="Size of the synthetic frame used without FILE [default: 6000x4000].")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the cached synthetic frame [default: ~/.cache/rawisp].")
+@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds allowed per run.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, model, compare_peers, size, cache_dir,
+          timeout, json_path, quiet) -> None:
+    """Measure speed and peak memory of developing FILE (default: a synthetic 24 MP frame, cached).
+
+    Prints per-stage seconds, total, MP/s and peak resident memory per engine, each run in a fresh process.
+    """
+    from rawisp.bench import DEFAULT_SIZE, BenchConfig, format_report, run_bench
+
+    if file is not None and size is not None:
+        raise click.UsageError("--size only applies to the synthetic frame; give FILE or --size, not both")
+    config = BenchConfig(source=file, size=size or DEFAULT_SIZE, cache_dir=cache_dir,
+                         engines=tuple(engines) or ("classical", "learned"), tiles=tuple(tiles), fmt=fmt,
+                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, model=model,
+                         compare_peers=compare_peers, timeout=timeout)
+    progress = None if quiet else (lambda message: click.echo(f"rawisp bench: {message}", err=True))
+    report = run_bench(config, progress=progress)
+    click.echo(format_report(report))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+    ok = [r for r in report["results"] if r["status"] == "ok"]
+    failed = [r for r in report["results"] if r["status"] == "failed"]
+    sys.exit(1 if failed or not ok else 0)
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
