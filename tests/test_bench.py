@@ -1,0 +1,152 @@
+"""``rawisp bench``: figures per stage and engine, peaks, JSON, synthetic frame, unavailable engines.
+
+Small frames only; timings are never asserted (only that they are there and not negative).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import exifread
+import numpy as np
+import pytest
+import rawpy
+from click.testing import CliRunner
+
+from rawisp import bench
+from rawisp.bench import STAGES, BenchConfig, bench_frame, format_report, run_bench
+from rawisp.cli import main
+
+SIZE = (320, 240)
+MB = 2**20
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bench-cache")
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, ["bench", "-q", *args], catch_exceptions=False)
+
+
+def test_classical_figures_table_and_json(cache, tmp_path):
+    report_path = tmp_path / "out" / "bench.json"
+    result = _invoke("--size", "320x240", "--cache", str(cache), "--engine", "classical", "--repeat", "2",
+                     "--json", str(report_path))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for word in (*STAGES, "total", "MP/s", "process", "peak MB", "threads", "cpu/wall", "classical", "320x240"):
+        assert word in out
+    assert "learned" not in out
+
+    report = json.loads(report_path.read_text())
+    for key in ("rawisp_version", "file", "synthetic", "width", "height", "megapixels", "format", "quality",
+                "repeat", "machine", "load_before", "contended", "results"):
+        assert key in report
+    assert (report["width"], report["height"], report["format"], report["quality"]) == (320, 240, "jpeg", 92)
+    assert report["synthetic"] and Path(report["file"]).parent == cache
+    (row,) = report["results"]
+    assert row["name"] == "classical" and row["status"] == "ok" and row["error"] is None
+    assert len(row["runs"]) == 2
+    for run in row["runs"]:
+        assert set(run["seconds"]) == set(STAGES)
+        assert all(v >= 0 for v in run["seconds"].values())
+        assert 50 * MB < run["peak_rss_bytes"] < 4096 * MB
+        assert run["output_bytes"] > 1000
+    for stat in ("median", "min", "max"):
+        assert set(row[stat]) == {*STAGES, "total", "process"}
+    assert row["min"]["total"] <= row["median"]["total"] <= row["max"]["total"]
+    assert row["mp_per_s"] > 0
+    assert 50 < row["peak_rss_mb"]["min"] <= row["peak_rss_mb"]["median"] <= row["peak_rss_mb"]["max"] < 4096
+    assert row["threads"] >= 1 and row["cpu_per_wall"] >= 0
+    assert row["vs_rawpy"] is None
+
+
+def test_file_argument_and_peers(cache, tmp_path, monkeypatch):
+    """A given FILE is measured as is; rawpy is timed, peer CLIs that are missing are reported so."""
+    source = bench_frame(cache, SIZE)
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    report_path = tmp_path / "bench.json"
+    result = _invoke(str(source), "--engine", "classical", "--repeat", "1", "--compare-peers",
+                     "--json", str(report_path))
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["file"] == str(source)
+    rows = {r["name"]: r for r in report["results"]}
+    assert list(rows) == ["classical", "rawpy postprocess", "darktable-cli", "rawtherapee-cli"]
+    peer = rows["rawpy postprocess"]
+    assert peer["status"] == "ok" and set(peer["runs"][0]["seconds"]) == {"decode", "reconstruct", "write"}
+    assert 20 * MB < peer["runs"][0]["peak_rss_bytes"] < 4096 * MB
+    assert peer["vs_rawpy"] == 1.0 and rows["classical"]["vs_rawpy"] > 0
+    for name in ("darktable-cli", "rawtherapee-cli"):
+        assert rows[name]["status"] == "unavailable" and "not installed" in rows[name]["error"]
+        assert f"{name}" in result.stdout
+    assert "unavailable: not installed" in result.stdout
+
+
+def test_unusable_learned_engine_is_reported_unavailable(cache):
+    """make_engine("learned") failing (here: no such model) marks it unavailable; the rest goes on."""
+    config = BenchConfig(size=SIZE, cache_dir=cache, engines=("learned", "classical"), tiles=(256, 512),
+                         model=str(cache / "no-such-model.onnx"), repeat=2)
+    report = run_bench(config)
+    rows = {r["name"]: r for r in report["results"]}
+    assert list(rows) == ["learned tile=256", "learned tile=512", "classical"]
+    for name in ("learned tile=256", "learned tile=512"):
+        assert rows[name]["status"] == "unavailable" and rows[name]["error"] and not rows[name]["runs"]
+    assert rows["classical"]["status"] == "ok" and len(rows["classical"]["runs"]) == 2
+    text = format_report(report)
+    assert "learned tile=256" in text and "unavailable:" in text and "classical" in text
+
+
+def test_bench_frame_is_cached_realistic_14_bit(cache):
+    path = bench_frame(cache, SIZE)
+    stamp = path.stat().st_mtime_ns
+    assert bench_frame(cache, SIZE) == path and path.stat().st_mtime_ns == stamp  # not remade
+    assert not list(cache.glob(".*.part"))
+    with rawpy.imread(str(path)) as raw:
+        assert (raw.sizes.width, raw.sizes.height) == SIZE
+        assert raw.white_level == bench.BENCH_WHITE
+        assert list(raw.black_level_per_channel) == [bench.BENCH_BLACK] * 4
+        mosaic = raw.raw_image_visible.astype(np.float64)
+    with open(path, "rb") as fh:
+        tags = exifread.process_file(fh, details=False)
+    assert str(tags["EXIF ISOSpeedRatings"]) == "400" and "EXIF ExposureTime" in tags
+    # content everywhere: every 32x32 block of the green sites varies more than noise alone would
+    green = mosaic[0::2, 1::2]
+    blocks = green[: green.shape[0] // 16 * 16, : green.shape[1] // 16 * 16].reshape(
+        green.shape[0] // 16, 16, green.shape[1] // 16, 16)
+    spread = blocks.std(axis=(1, 3))
+    assert np.median(spread) > 20  # DN; read noise alone is about 6.4 DN
+    assert green.max() >= bench.BENCH_WHITE - 1  # a few clipped highlights
+    # colour: the red/blue ratio varies across the frame (not a grey chart only)
+    r, b = mosaic[0::2, 0::2], mosaic[1::2, 1::2]
+    ratio = (r[:64, :64].mean() / b[:64, :64].mean(), r[-64:, -64:].mean() / b[-64:, -64:].mean())
+    assert len({round(v, 1) for v in ratio}) == 2 or np.std(r / np.maximum(b, 1)) > 0.1
+
+
+def test_scene_has_no_flat_areas():
+    img = bench.synth_scene(400, 300, seed=3)
+    assert img.shape == (300, 400, 3) and img.dtype == np.float32
+    assert 0 <= img.min() and img.max() <= 1
+    tiles = img[:288, :384].reshape(9, 32, 12, 32, 3)  # 32x32 tiles
+    assert (tiles.std(axis=(1, 3)).max(axis=-1) > 0.01).all()
+
+
+def test_usage_errors(cache, tmp_path):
+    source = bench_frame(cache, SIZE)
+    result = CliRunner().invoke(main, ["bench", str(source), "--size", "320x240"])
+    assert result.exit_code == 2 and "--size" in result.output
+    result = CliRunner().invoke(main, ["bench", "--size", "big"])
+    assert result.exit_code == 2 and "WIDTHxHEIGHT" in result.output
+
+
+def test_report_text_for_failures():
+    report = {"rawisp_version": "0", "file": "x.dng", "synthetic": False, "width": 10, "height": 10,
+              "megapixels": 0.0001, "format": "png", "quality": 92, "repeat": 1,
+              "machine": {"cpus": 2, "cpu": "cpu"}, "load_before": None, "load_after": None, "contended": False,
+              "results": [{"name": "learned", "kind": "rawisp", "status": "unavailable", "error": "ModelError: gone",
+                           "runs": [], "notes": []}]}
+    text = format_report(report)
+    assert "learned" in text and "unavailable: ModelError: gone" in text
