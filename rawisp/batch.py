@@ -83,8 +83,10 @@ def collect_inputs(inputs: Iterable[str], recursive: bool) -> list[tuple[Path, P
 def plan_jobs(files: list[tuple[Path, Path]], out_dir: Path, suffixes: Callable[[Path], list[str]]) -> tuple[list[Job], list[str]]:
     """One job per input and output suffix, plus notices about renamed outputs.
 
-    Inputs that would write the same output (IMG_1.CR2 and IMG_1.JPG.dng...) keep their source
-    suffix in the output name instead (IMG_1.CR2.jpg); if even that collides, BatchError.
+    Inputs that would write the same output (IMG_1.CR2 and IMG_1.dng...) keep their source
+    suffix in the output name instead (IMG_1.CR2.jpg); if even that collides (two folders given
+    side by side, both holding IMG_1.CR2), later inputs get a counter (IMG_1.CR2-2.jpg). Names
+    depend only on the inputs and their order, so running the same command again finds them.
     """
     rels = [(file, file.relative_to(base) if file.is_relative_to(base) else Path(file.name)) for file, base in files]
 
@@ -97,14 +99,16 @@ def plan_jobs(files: list[tuple[Path, Path]], out_dir: Path, suffixes: Callable[
         stems[k] = stems.get(k, 0) + 1
     jobs, owners, notices = [], {}, []
     for file, rel in rels:
-        name = rel.stem
-        if stems[key(out_dir / rel.parent / rel.stem)] > 1:
-            name = rel.name
+        name = base = rel.name if stems[key(out_dir / rel.parent / rel.stem)] > 1 else rel.stem
+        outs = suffixes(rel)
+        count = 1
+        while any(key(out_dir / rel.parent / (name + suffix)) in owners for suffix in outs):
+            count += 1
+            name = f"{base}-{count}"
+        if name != rel.stem:
             notices.append(f"{file}: another input has the same name; output named {name}.*")
-        for suffix in suffixes(rel):
+        for suffix in outs:
             output = out_dir / rel.parent / (name + suffix)
-            if key(output) in owners:
-                raise BatchError(f"{owners[key(output)]} and {file} would both write {output}; rename one")
             owners[key(output)] = file
             jobs.append(Job(file, output))
     return jobs, notices

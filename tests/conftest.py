@@ -1,0 +1,148 @@
+"""Shared helpers for the pipeline and CLI acceptance tests: synthetic scenes, DNGs, CLI runs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from rawisp import synth
+from rawisp.chart import COLORCHECKER_SRGB8
+from rawisp.cli import main
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
+CFAS = ("RGGB", "BGGR", "GRBG", "GBRG")
+OTHER_CAM_FROM_SRGB = np.array([[0.62, 0.30, 0.08], [0.20, 0.70, 0.10], [0.02, 0.18, 0.80]])
+EXIF = {
+    "ExposureTime": Fraction(1, 250),
+    "FNumber": 2.8,
+    "ISO": 400,
+    "FocalLength": 35.0,
+    "DateTimeOriginal": "2024:05:06 07:08:09",
+    "LensModel": "Test Lens 35mm F2.8",
+    "Artist": "Ada Lovelace",
+    "Copyright": "(c) 2024 rawisp",
+    "GPS": {"lat": -33.856784, "lon": 151.215297, "alt": -12.5},
+}
+
+
+def smooth_field(h: int, w: int, rng: np.random.Generator, beta: float) -> np.ndarray:
+    """Gaussian noise with a 1/f^beta spectrum, scaled to [0, 1] (1st..99th percentile, clipped)."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None]
+    f = np.hypot(fy, fx)
+    f[0, 0] = 1.0
+    spectrum = np.fft.rfft2(rng.standard_normal((h, w))) / f**beta
+    spectrum[0, 0] = 0
+    field = np.fft.irfft2(spectrum, s=(h, w))
+    lo, hi = np.percentile(field, [1, 99])
+    return np.clip((field - lo) / (hi - lo), 0, 1)
+
+
+def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A natural-looking sRGB image (h, w, 3) float64 in [0, 1].
+
+    Smooth 1/f^2 colour fields (sky, walls, skin), six overlapping discs with 1-pixel anti-aliased
+    edges of random colour (objects), and a +-7.5 % 1/f texture multiplied over everything.
+    """
+    rng = np.random.default_rng(seed)
+    img = 0.15 + 0.7 * np.stack([smooth_field(h, w, rng, 2.0) for _ in range(3)], axis=-1)
+    y, x = np.mgrid[0:h, 0:w]
+    for _ in range(6):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        radius = rng.uniform(0.05, 0.25) * min(h, w)
+        colour = rng.uniform(0.05, 0.95, 3)
+        alpha = np.clip(radius - np.hypot(y - cy, x - cx) + 0.5, 0, 1)[..., None]
+        img = img * (1 - alpha) + colour * alpha
+    texture = smooth_field(h, w, rng, 1.0) - 0.5
+    return np.clip(img * (1 + 0.15 * texture[..., None]), 0, 1)
+
+
+PATCH = 32  # side of one flat colour patch in pixels
+
+
+def patch_image(extra: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The 24 ColorChecker colours as a 4x6 grid of flat PATCH-pixel patches, uint8 sRGB.
+
+    ``extra`` rows/columns (copies of the last) make the size odd. Returns (image, colours (4, 6, 3)).
+    """
+    colours = COLORCHECKER_SRGB8.reshape(4, 6, 3)
+    img = np.repeat(np.repeat(colours, PATCH, axis=0), PATCH, axis=1)
+    return np.pad(img, ((0, extra), (0, extra), (0, 0)), mode="edge"), colours
+
+
+def patch_means(img: np.ndarray, margin: int = 4) -> np.ndarray:
+    """Mean colour (4, 6, 3) over the interior (less ``margin`` pixels) of each patch of patch_image."""
+    out = np.empty((4, 6, 3))
+    for r in range(4):
+        for c in range(6):
+            block = img[r * PATCH + margin:(r + 1) * PATCH - margin, c * PATCH + margin:(c + 1) * PATCH - margin]
+            out[r, c] = block.reshape(-1, 3).astype(np.float64).mean(axis=0)
+    return out
+
+
+def psnr(out: np.ndarray, truth: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB of ``out`` against ``truth`` (same scale)."""
+    mse = np.mean((np.asarray(out, np.float64) - np.asarray(truth, np.float64)) ** 2)
+    return float(10 * np.log10(peak**2 / mse))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An 8-bit output as an (H, W, 3) uint8 array."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def part_files(root: Path) -> list[Path]:
+    """Temporary ``.part`` files anywhere under ``root``."""
+    return sorted(p for p in Path(root).rglob("*") if p.name.endswith(".part"))
+
+
+def lines_naming(text: str, path: Path | str) -> list[str]:
+    """The lines of ``text`` that name ``path`` as the subject of a message (``rawisp: PATH: ...``)."""
+    return [line for line in text.splitlines() if line.startswith(f"rawisp: {path}: ")]
+
+
+SUMMARY = re.compile(r"^(\d+) developed, (\d+) skipped, (\d+) failed in [\d.]+ s$", re.M)
+
+
+def summary(result: Result) -> tuple[int, int, int]:
+    """(developed, skipped, failed) from the last summary line of a develop run."""
+    found = SUMMARY.findall(result.stdout)
+    assert found, f"no summary line in stdout: {result.stdout!r} (stderr: {result.stderr!r})"
+    return tuple(int(v) for v in found[-1])
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """Run ``rawisp ARGS`` in-process (click's CliRunner; stdout and stderr kept apart)."""
+    runner = CliRunner()
+
+    def run(*args: object) -> Result:
+        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+        return result
+
+    return run
+
+
+@pytest.fixture
+def make_dng(tmp_path: Path) -> Callable[..., tuple[Path, np.ndarray]]:
+    """``make_dng(name, srgb, **srgb_to_dng_kwargs)`` -> (path under tmp_path, ground truth)."""
+
+    def make(name: str, srgb: np.ndarray, **kwargs) -> tuple[Path, np.ndarray]:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, synth.srgb_to_dng(path, srgb, **kwargs)
+
+    return make
