@@ -7,6 +7,10 @@ the colour rendering downstream stays the same.
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +69,7 @@ def decode(path: str | Path) -> RawImage:
     if path.stat().st_size == 0:
         raise DecodeError("empty file")
     try:
-        with rawpy.imread(str(path)) as raw:
+        with _libraw_quiet(), rawpy.imread(str(path)) as raw:
             image = _from_libraw(raw, path)
     except DecodeError:
         raise
@@ -80,6 +84,26 @@ def decode(path: str | Path) -> RawImage:
     image.metadata = read_metadata(path)
     image.noise = _dng_noise_profile(path)
     return image
+
+
+@contextmanager
+def _libraw_quiet() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile: LibRaw prints its own diagnostics there
+    ("Unexpected end of file"), and rawisp reports the problem in one line of its own."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):  # no usable stderr: nothing to silence
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _libraw_message(exc: Exception) -> str:

@@ -359,3 +359,16 @@ def test_bad_and_unsupported_files_fail_with_one_line(cli, tmp_path):
     assert not out.exists() or outputs(out) == []
     gpr = lines_naming(result.stderr, DATA / "unsupported" / "gopro_hero6_GOPR0024.GPR")
     assert "unsupported" in gpr[0]
+
+
+@needs_data
+def test_info_on_bad_files_one_line_each():
+    """``rawisp info`` decodes in-process: LibRaw's own messages ("Unexpected end of file") must not
+    reach stderr beside rawisp's one line per file."""
+    sources = sorted((DATA / "bad_inputs").iterdir())
+    result = subprocess.run([sys.executable, "-m", "rawisp", "info", *map(str, sources)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == len(sources), result.stderr
+    for path in sources:
+        assert len(lines_naming(result.stderr, path)) == 1, path.name
