@@ -185,6 +185,12 @@ def test_per_site_black_levels(make_dng, cfa, black, white):
     out = develop(path).astype(np.float64)
     assert np.abs(out.mean(axis=(0, 1)) - grey * 255).max() < 0.25
     assert np.abs(out - grey * 255).max() <= 1.01  # flat: no checkerboard, no tint
+    # larger and with read noise, as a camera gives it: still grey at every 2x2 site
+    noisy, _ = make_dng("noisy.dng", np.full((96, 128, 3), grey), cfa=cfa, black=black, white=white,
+                        noise=(0.0, 2e-3), seed=1)
+    out = develop(noisy).astype(np.float64)
+    site_means = np.array([out[y::2, x::2].mean(axis=(0, 1)) for y in (0, 1) for x in (0, 1)])
+    assert np.abs(site_means - grey * 255).max() < 0.3
 
 
 # --- clipped highlights ----------------------------------------------------------------------------
