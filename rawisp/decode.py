@@ -185,7 +185,6 @@ def _libraw_demosaic(raw: rawpy.RawPy, wb: np.ndarray) -> np.ndarray:
 # Even lossy raw codecs (GoPro VC-5) spend over 1 bit a pixel; a file far smaller than that
 # cannot hold the frame its header announces, whatever LibRaw returns for it.
 MIN_BITS_PER_PIXEL = 0.25
-MIN_DISTINCT_VALUES = 64
 
 
 def _check_size(path: Path, pixels: int) -> None:
@@ -196,19 +195,18 @@ def _check_size(path: Path, pixels: int) -> None:
 
 
 def _check_content(mosaic: np.ndarray, black: np.ndarray, white: float) -> None:
-    """Refuse frames that hold no picture: all at black, constant, clipped, or a few values only.
+    """Refuse frames that hold no picture: all at or below black, all clipped, or constant.
 
     Looks at a regular sample of about 512x512 pixels; LibRaw returns such frames for stubs and
-    pruned files instead of failing.
+    pruned files instead of failing. (Dark frames are kept: their noise lifts them above black.)
     """
     sample = mosaic[:: max(1, mosaic.shape[0] // 512), :: max(1, mosaic.shape[1] // 512)]
     if sample.max() <= black.min():
         raise DecodeError("no image data (every pixel is at or below the black level)")
     if sample.min() >= white:
         raise DecodeError("no image data (every pixel is clipped)")
-    distinct = np.unique(sample).size
-    if sample.size >= 4096 and distinct < MIN_DISTINCT_VALUES:
-        raise DecodeError(f"no image data (only {distinct} distinct pixel values)")
+    if sample.min() == sample.max():
+        raise DecodeError(f"no image data (every pixel has the value {int(sample.min())})")
 
 
 def _dng_noise_profile(path: Path) -> tuple[float, float] | None:
