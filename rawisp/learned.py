@@ -32,8 +32,11 @@ class ModelError(Exception):
 
 
 def default_model_path() -> Path:
-    """The model shipped inside the package (``rawisp.models``)."""
-    return Path(str(resources.files("rawisp.models") / DEFAULT_MODEL))
+    """The model shipped inside the package (``rawisp.models``, the project's ``models/``)."""
+    try:
+        return Path(str(resources.files("rawisp.models") / DEFAULT_MODEL))
+    except ModuleNotFoundError:  # a source checkout imported without installing it
+        return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL
 
 
 def load_card(model_path: Path) -> dict:
