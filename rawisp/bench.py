@@ -397,6 +397,8 @@ def _summarise(variant: Variant, megapixels: float) -> dict:
                            "max": round(max(peaks) / 2**20, 1)} if peaks else None)
     cpu = [r["cpu_s"] / r["total"] for r in variant.runs if r.get("cpu_s") is not None and r["total"] > 0]
     row["cpu_per_wall"] = round(statistics.median(cpu), 2) if cpu else None
+    cpu_s = [r["cpu_s"] for r in variant.runs if r.get("cpu_s") is not None]
+    row["cpu_s"] = round(statistics.median(cpu_s), 3) if cpu_s else None  # steadier than wall time on a busy machine
     last = variant.runs[-1]
     row["threads"] = last.get("engine_threads") or last.get("os_threads")
     row["os_threads"] = last.get("os_threads")
@@ -484,7 +486,7 @@ def format_report(report: dict) -> str:
     lines.append(f"  {machine['cpus']} CPUs ({machine['cpu']}){load_text}{busy}")
     lines.append("")
     header = (f"{'':<22}" + "".join(f"{s:>12}" for s in STAGES)
-              + f"{'total':>9} {'[min-max]':<13}{'MP/s':>6}{'process':>9}{'peak MB':>9} {'[min-max]':<11}"
+              + f"{'total':>9} {'[min-max]':<14}{'MP/s':>6}{'process':>9}{'peak MB':>9} {'[min-max]':<12}"
               + f"{'threads':>8}{'cpu/wall':>9}{'vs rawpy':>9}  provider")
     lines.append(header)
     for row in report["results"]:
@@ -496,10 +498,10 @@ def format_report(report: dict) -> str:
         cells = "".join(f"{_sec(med.get(s)):>12}" for s in STAGES)
         spread = f"[{lo['total']:.2f}-{hi['total']:.2f}]"
         peak = row["peak_rss_mb"]
-        peak_text = f"{peak['median']:>9.0f} [{peak['min']:.0f}-{peak['max']:.0f}]" if peak else f"{'?':>9} "
+        peak_text = f"{peak['median']:>9.0f} [{peak['min']:.0f}-{peak['max']:.0f}]" if peak else f"{'?':>9}"
         vs = f"{row['vs_rawpy']:.2f}x" if row.get("vs_rawpy") else "-"
-        lines.append(f"{name:<22}{cells}{med['total']:>9.2f} {spread:<13}{_num(row['mp_per_s'], 1):>6}"
-                     f"{_sec(med.get('process')):>9}{peak_text:<21}{_num(row['threads'], 0):>8}"
+        lines.append(f"{name:<22}{cells}{med['total']:>9.2f} {spread:<14}{_num(row['mp_per_s'], 1):>6}"
+                     f"{_sec(med.get('process')):>9}{peak_text:<22}{_num(row['threads'], 0):>8}"
                      f"{_num(row['cpu_per_wall'], 2):>9}{vs:>9}  {row['provider'] or '-'}")
         if row["status"] != "ok":
             lines.append(f"{'':<22}{row['status']} after {len(row['runs'])} runs: {row['error']}")
@@ -517,8 +519,9 @@ def format_report(report: dict) -> str:
     lines.append("")
     lines.append("total: sum of the stages; process: the whole child process (interpreter start-up, imports, "
                  "model load); peak: the developing process's peak resident memory (VmHWM);")
-    lines.append("cpu/wall: CPU seconds per wall second over the stages (cores kept busy); vs rawpy: total "
-                 "time relative to rawpy postprocess + write, in this same run.")
+    lines.append("threads: the engine's thread setting, else the OS threads of the process; cpu/wall: CPU seconds "
+                 "per wall second over the stages (cores kept busy);")
+    lines.append("vs rawpy: total time relative to rawpy postprocess + write, measured in this same run.")
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
 
