@@ -114,6 +114,9 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
 @click.option("--noise", default="clean,mid,high", show_default=True,
               help="Noise levels: presets clean, mid, high and/or SHOT:READ (variance = SHOT*x + READ^2).")
 @click.option("--cfa", type=click.Choice(["RGGB", "BGGR", "GRBG", "GBRG"]), default="RGGB", show_default=True)
+@click.option("--camera", type=click.Choice(["default", "identity"]), default="default", show_default=True,
+              help="Camera matrix of the synthetic camera: the protocol's own, or identity (camera RGB = "
+                   "linear sRGB, as the usual published demosaicking figures are measured).")
 @click.option("--border", type=click.IntRange(0), default=10, show_default=True,
               help="Pixels left out of the scores at each edge.")
 @click.option("--per-image", is_flag=True, help="One row per image as well as the means.")
@@ -124,7 +127,8 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_command(gt_dir, engines, models, noise, cfa, border, per_image, out_file, keep, device, jobs, quiet) -> None:
+def eval_command(gt_dir, engines, models, noise, cfa, camera, border, per_image, out_file, keep, device, jobs,
+                 quiet) -> None:
     """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
     from rawisp.evaluate import EvalError, engine_specs, evaluate, find_images, format_table, parse_noise, \
         check_report_path, write_report
@@ -140,10 +144,13 @@ def eval_command(gt_dir, engines, models, noise, cfa, border, per_image, out_fil
         names = engines or (() if models else ("learned", "classical"))
         threads = max(1, (os.cpu_count() or 1) // jobs)
         specs = engine_specs(names, models, EngineOptions(device=device, threads=threads))
-        rows = evaluate(images, specs, noises, cfa=cfa, border=border, keep=keep, jobs=jobs, progress=not quiet)
+        rows = evaluate(images, specs, noises, cfa=cfa, border=border, camera=camera, keep=keep, jobs=jobs,
+                        progress=not quiet)
+        click.echo(f"{len(images)} ground-truth image{'s' * (len(images) != 1)} from {gt_dir}, CFA {cfa}, "
+                   f"camera matrix {camera}, {border}-pixel border left out\n")
         click.echo(format_table(rows, per_image))
         if out_file is not None:
-            write_report(out_file, rows, per_image, noises, cfa, border)
+            write_report(out_file, rows, per_image, noises, cfa, border, camera)
     except EvalError as exc:
         click.echo(f"rawisp: {exc}", err=True)
         sys.exit(1)

@@ -1,7 +1,8 @@
 """Quality evaluation on synthetic RAW: ground-truth sRGB -> DNG -> develop -> PSNR / SSIM / CIEDE2000.
 
 The protocol, per ground-truth image and noise level (see :func:`rawisp.synth.srgb_to_dng`):
-linearise the sRGB values, map them to camera RGB with a fixed matrix (DEFAULT_CAM_FROM_SRGB),
+linearise the sRGB values, map them to camera RGB with a fixed matrix (DEFAULT_CAM_FROM_SRGB; or the
+identity, ``camera="identity"``, camera RGB = linear sRGB, as some published figures are measured),
 multiply by the as-shot neutral (undoing the white balance), mosaic through the CFA, add noise of
 variance ``shot * x + read**2`` (normalised raw units, seeded per image index and noise level) and
 write a real 12-bit DNG (black 256, white 4095). The DNG is decoded and developed exactly as
@@ -21,6 +22,7 @@ import csv
 import io
 import json
 import math
+import multiprocessing
 import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
@@ -52,6 +54,8 @@ CFAS = ("RGGB", "BGGR", "GRBG", "GBRG")
 # the camera model of the protocol (srgb_to_dng's defaults, written out so reports can state them)
 BLACK, WHITE = 256, 4095
 NEUTRAL = (0.55, 1.0, 0.75)
+CAMERAS = {"default": DEFAULT_CAM_FROM_SRGB, "identity": np.eye(3)}
+"""Camera matrices (linear sRGB -> camera RGB) the protocol can use; "default" is the protocol's own."""
 RENDER = RenderOptions(fmt="png", tone="linear")  # 8-bit sRGB, plain sRGB encoding
 LIBRAW_GAMMA = (2.4, 12.92)  # sRGB's power and toe slope
 
@@ -401,6 +405,7 @@ class Task:
     dng_dir: Path
     cfa: str
     border: int
+    camera: str = "default"
 
 
 _BUILT: dict[str, Engine | LibRawReference] = {}  # engines built in this process, by repr(spec)
@@ -424,7 +429,7 @@ def run_task(task: Task) -> list[dict]:
     noise = task.noise
     dng = task.dng_dir / f"{task.index:03d}_{task.image.stem}_{noise.label.replace(':', '_')}.dng"
     truth_cam = srgb_to_dng(dng, truth_srgb, cfa=task.cfa, black=BLACK, white=WHITE,
-                            cam_from_srgb=DEFAULT_CAM_FROM_SRGB, neutral=NEUTRAL,
+                            cam_from_srgb=CAMERAS[task.camera], neutral=NEUTRAL,
                             noise=(noise.shot, noise.read), seed=noise_seed(task.index, noise))
     rows = []
     for item in task.engines:
@@ -445,19 +450,21 @@ def run_task(task: Task) -> list[dict]:
 
 
 def evaluate(images: Sequence[Path], engines: Sequence[EngineLike], noises: Sequence[Noise], *,
-             cfa: str = "RGGB", border: int = BORDER, keep: Path | None = None, jobs: int = 1,
-             progress: bool = False) -> list[dict]:
+             cfa: str = "RGGB", border: int = BORDER, camera: str = "default", keep: Path | None = None,
+             jobs: int = 1, progress: bool = False) -> list[dict]:
     """Score every engine on every image at every noise level; one row per (noise, engine, image).
 
     ``engines``: names (see ENGINE_NAMES), EngineSpecs, or Engine objects (an :class:`Oracle` gets
     each image's ground truth). With ``jobs`` > 1 the (image, noise) tasks run in worker processes,
-    which need picklable engines (names and EngineSpecs always are). DNGs are written to a
-    temporary folder, or to ``keep``.
+    which need picklable engines (names and EngineSpecs always are). ``camera`` names the camera
+    matrix (see CAMERAS). DNGs are written to a temporary folder, or to ``keep``.
     """
     from tqdm import tqdm
 
     if cfa not in CFAS:
         raise EvalError(f"unknown CFA {cfa!r}; choose from {', '.join(CFAS)}")
+    if camera not in CAMERAS:
+        raise EvalError(f"unknown camera matrix {camera!r}; choose from {', '.join(CAMERAS)}")
     specs = [_spec(e) for e in engines]
     labels = [_label(s) for s in specs]
     if not specs:
@@ -477,13 +484,15 @@ def evaluate(images: Sequence[Path], engines: Sequence[EngineLike], noises: Sequ
     with tempfile.TemporaryDirectory(prefix="rawisp-eval-") as tmp:
         dng_dir = Path(keep) if keep is not None else Path(tmp)
         dng_dir.mkdir(parents=True, exist_ok=True)
-        tasks = [Task(i, Path(image), noise, specs, dng_dir, cfa, border)
+        tasks = [Task(i, Path(image), noise, specs, dng_dir, cfa, border, camera)
                  for noise in noises for i, image in enumerate(images)]
         bar = tqdm(total=len(tasks), desc="rawisp eval", unit="image", disable=not progress, dynamic_ncols=True)
         results: list[list[dict]] = []
         try:
             if jobs > 1 and len(tasks) > 1:
-                with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+                # forkserver: workers do not inherit the parent's onnxruntime / OpenMP threads
+                context = multiprocessing.get_context("forkserver")
+                with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
                     for rows in pool.map(run_task, tasks):
                         results.append(rows)
                         bar.update()
@@ -560,11 +569,11 @@ def format_table(rows: list[dict], per_image: bool = False) -> str:
     return "\n".join(lines)
 
 
-def protocol(noises: Sequence[Noise], cfa: str, border: int) -> dict:
+def protocol(noises: Sequence[Noise], cfa: str, border: int, camera: str = "default") -> dict:
     """The settings a report's numbers depend on."""
     return {
         "cfa": cfa, "black": BLACK, "white": WHITE, "neutral": list(NEUTRAL),
-        "cam_from_srgb": DEFAULT_CAM_FROM_SRGB.tolist(), "border": border,
+        "camera": camera, "cam_from_srgb": CAMERAS[camera].tolist(), "border": border,
         "noise": [{"label": n.label, "shot": n.shot, "read": n.read} for n in noises],
         "seed": "crc32('rawisp-eval/<image index>/<noise label>')",
         "render": "tone linear, 8-bit sRGB (rawisp render, +-0.5 LSB dither)",
@@ -573,7 +582,7 @@ def protocol(noises: Sequence[Noise], cfa: str, border: int) -> dict:
 
 
 def write_report(path: Path, rows: list[dict], per_image: bool, noises: Sequence[Noise], cfa: str,
-                 border: int) -> None:
+                 border: int, camera: str = "default") -> None:
     """Write the report as CSV or JSON, chosen by the suffix of ``path``."""
     path = Path(path)
     shown = [_rounded(r) for r in report_rows(rows, per_image)]
@@ -587,7 +596,7 @@ def write_report(path: Path, rows: list[dict], per_image: bool, noises: Sequence
     elif suffix == ".json":
         for row in shown:  # JSON has no infinity: PSNR of identical pictures is written as null
             row.update({k: None for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)})
-        text = json.dumps({"rawisp": __version__, "protocol": protocol(noises, cfa, border), "rows": shown},
+        text = json.dumps({"rawisp": __version__, "protocol": protocol(noises, cfa, border, camera), "rows": shown},
                           indent=1) + "\n"
     else:
         raise EvalError(f"{path}: the report must be .csv or .json")

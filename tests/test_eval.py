@@ -302,9 +302,18 @@ def test_cli_means_only_and_kept_dngs(gt_dir, tmp_path):
     result = _eval([gt_dir, "--engine", "classical", "--noise", "high", "--keep", tmp_path / "dngs",
                     "--out", tmp_path / "m.json", "-q"])
     assert result.exit_code == 0, result.output
-    rows = json.loads((tmp_path / "m.json").read_text())["rows"]
-    assert [(r["noise"], r["engine"], r["image"]) for r in rows] == [("high", "classical", "mean")]
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert [(r["noise"], r["engine"], r["image"]) for r in report["rows"]] == [("high", "classical", "mean")]
+    assert report["protocol"]["camera"] == "default"
     assert sorted(p.name for p in (tmp_path / "dngs").iterdir()) == ["000_a_high.dng", "001_b_high.dng"]
+
+    identity = _eval([gt_dir, "--engine", "classical", "--noise", "high", "--camera", "identity",
+                      "--out", tmp_path / "i.json", "-q"])
+    assert identity.exit_code == 0, identity.output
+    assert "camera matrix identity" in identity.output
+    other = json.loads((tmp_path / "i.json").read_text())
+    assert other["protocol"]["cam_from_srgb"] == np.eye(3).tolist()
+    assert other["rows"][0]["psnr"] != report["rows"][0]["psnr"]
 
 
 def test_cli_jobs_give_the_same_numbers(gt_dir, tmp_path):
