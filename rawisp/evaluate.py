@@ -406,6 +406,7 @@ class Task:
     cfa: str
     border: int
     camera: str = "default"
+    keep_dng: bool = True
 
 
 _BUILT: dict[str, Engine | LibRawReference] = {}  # engines built in this process, by repr(spec)
@@ -438,6 +439,8 @@ def run_task(task: Task) -> list[dict]:
             engine.truth = truth_cam
         try:
             pixels = develop_dng(dng, engine)
+        except Exception as exc:  # one line naming the image, noise level and engine, not a traceback
+            raise EvalError(f"{task.image} ({noise.label}): engine {_label(item)} failed: {exc}") from exc
         finally:
             if isinstance(engine, Oracle):
                 engine.truth = None
@@ -446,6 +449,8 @@ def run_task(task: Task) -> list[dict]:
                             f"pixels for a {truth_srgb.shape[1]}x{truth_srgb.shape[0]} image")
         rows.append({"noise": noise.label, "shot": noise.shot, "read": noise.read, "engine": _label(item),
                      "image": task.image.name, **score(pixels, truth_srgb, task.border)})
+    if not task.keep_dng:
+        dng.unlink()
     return rows
 
 
@@ -483,8 +488,11 @@ def evaluate(images: Sequence[Path], engines: Sequence[EngineLike], noises: Sequ
 
     with tempfile.TemporaryDirectory(prefix="rawisp-eval-") as tmp:
         dng_dir = Path(keep) if keep is not None else Path(tmp)
-        dng_dir.mkdir(parents=True, exist_ok=True)
-        tasks = [Task(i, Path(image), noise, specs, dng_dir, cfa, border, camera)
+        try:
+            dng_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EvalError(f"{dng_dir}: cannot make the DNG folder ({exc.strerror or exc})") from None
+        tasks = [Task(i, Path(image), noise, specs, dng_dir, cfa, border, camera, keep is not None)
                  for noise in noises for i, image in enumerate(images)]
         bar = tqdm(total=len(tasks), desc="rawisp eval", unit="image", disable=not progress, dynamic_ncols=True)
         results: list[list[dict]] = []
@@ -600,7 +608,10 @@ def write_report(path: Path, rows: list[dict], per_image: bool, noises: Sequence
                           indent=1) + "\n"
     else:
         raise EvalError(f"{path}: the report must be .csv or .json")
-    path.write_text(text)
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise EvalError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
 
 
 def check_report_path(path: Path) -> None:

@@ -136,6 +136,17 @@ def test_develop_dng_follows_the_protocol(tmp_path):
     assert raw.mosaic.max() <= WHITE
 
 
+def test_failing_engine_is_named(tmp_path):
+    class Broken:
+        name = "broken"
+
+        def __call__(self, packed):
+            raise MemoryError("out of memory")
+
+    with pytest.raises(EvalError, match=r"gt.png \(mid\): engine broken failed: out of memory"):
+        evaluate([_save(tmp_path, smooth_image(40, 40, 0))], [Broken()], parse_noise("mid"))
+
+
 @pytest.mark.parametrize("cfa", CFAS)
 @pytest.mark.parametrize("engine", ["classical", "libraw-linear", "libraw-ahd"])
 def test_engines_handle_every_cfa_phase(tmp_path, cfa, engine):
