@@ -12,8 +12,10 @@ import glob
 import multiprocessing as mp
 import os
 import resource
+import select
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,10 +40,16 @@ class BatchError(Exception):
 
 @dataclass
 class Job:
-    """One input file and where its output goes."""
+    """One input file and where its output goes (``also``: further outputs the same task writes
+    from one decode, e.g. ``develop --engine both``)."""
 
     source: Path
     output: Path
+    also: tuple[Path, ...] = ()
+
+    @property
+    def outputs(self) -> tuple[Path, ...]:
+        return (self.output, *self.also)
 
 
 @dataclass
@@ -114,9 +122,56 @@ def plan_jobs(files: list[tuple[Path, Path]], out_dir: Path, suffixes: Callable[
     return jobs, notices
 
 
+def merge_jobs(jobs: list[Job]) -> list[Job]:
+    """One job per input: consecutive jobs of the same source (plan_jobs with several suffixes)
+    become one job whose first output is ``output`` and the rest ``also``."""
+    merged: list[Job] = []
+    for job in jobs:
+        if merged and merged[-1].source == job.source:
+            last = merged[-1]
+            merged[-1] = Job(last.source, last.output, (*last.also, job.output, *job.also))
+        else:
+            merged.append(job)
+    return merged
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Create the output folder; raise BatchError when it cannot be made or written to."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir's error when a parent is a file
+        raise BatchError(f"{out_dir}: cannot create the output folder (a parent is a file)") from None
+    except OSError as exc:
+        raise BatchError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise BatchError(f"{out_dir}: the output folder is not writable")
+
+
+def _exit_with_parent(conn, output: Path) -> None:
+    """End this worker (removing its temporary file) as soon as the batch process is gone.
+
+    A killed batch process (kill -9, SIGTERM, a crash) would otherwise leave its workers running
+    on, with no timeout. A thread waits on a copy of the pipe to the parent: the kernel reports an
+    error on it once the parent's end is closed, which happens only when the parent dies.
+    """
+    fd = os.dup(conn.fileno())
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+
+    def watch() -> None:
+        while True:
+            for _, event in poller.poll():
+                if event & (select.POLLERR | select.POLLHUP):
+                    _remove_partial(output)
+                    os._exit(1)
+
+    threading.Thread(target=watch, name="rawisp-parent-watch", daemon=True).start()
+
+
 def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) -> None:
     """Run one job in the child process and send its Outcome back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    _exit_with_parent(conn, job.output)
     # LibRaw prints its own diagnostics to stderr; the parent prints one line per file instead
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -131,7 +186,10 @@ def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) ->
     except MemoryError:
         outcome = Outcome(job, "failed", f"out of memory (limit {memory_bytes / 2**30:.1f} GiB, see --max-memory)")
     except OSError as exc:
-        outcome = Outcome(job, "failed", f"cannot write output: {exc.strerror or exc} ({exc.filename or job.output})")
+        reason = exc.strerror or str(exc)
+        if not reason.startswith("cannot write output"):  # rawisp.write's errors already say so
+            reason = f"cannot write output: {reason}"
+        outcome = Outcome(job, "failed", f"{reason} ({exc.filename or job.output})")
     except Exception as exc:  # any other bug must still end as one line, never kill the batch
         outcome = Outcome(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
     conn.send(outcome)
@@ -145,6 +203,8 @@ def _remove_partial(output: Path) -> None:
 
 
 def _crash_reason(exitcode: int | None) -> str:
+    if exitcode == -signal.SIGKILL:  # nothing in rawisp sends it: the kernel's out-of-memory killer
+        return "killed (SIGKILL), probably by the system running out of memory (see --max-memory)"
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
         return f"decoder crashed ({name}); file is probably corrupt"
@@ -184,7 +244,7 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
         while pending or running:
             while pending and len(running) < workers:
                 job = pending.pop(0)
-                if job.output.exists() and not overwrite:
+                if not overwrite and all(p.exists() for p in job.outputs):
                     finish(Outcome(job, "skipped", "output exists"))
                     continue
                 parent_conn, child_conn = ctx.Pipe(duplex=False)
@@ -204,7 +264,8 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
         for r in running:
             r.process.kill()
             r.process.join()
-            _remove_partial(r.job.output)
+            for output in r.job.outputs:
+                _remove_partial(output)
         raise
     finally:
         bar.close()
@@ -224,11 +285,13 @@ def _poll(r: _Running, timeout: float) -> Outcome | None:
         return Outcome(r.job, "failed", _crash_reason(r.process.exitcode))
     if not r.process.is_alive():
         r.process.join()
-        _remove_partial(r.job.output)
+        for output in r.job.outputs:
+            _remove_partial(output)
         return Outcome(r.job, "failed", _crash_reason(r.process.exitcode))
     if time.monotonic() - r.started > timeout:
         r.process.kill()
         r.process.join()
-        _remove_partial(r.job.output)
+        for output in r.job.outputs:
+            _remove_partial(output)
         return Outcome(r.job, "failed", f"timed out after {timeout:g} s (see --timeout)")
     return None

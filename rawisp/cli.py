@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from rawisp import __version__
-from rawisp.batch import BatchError, Job, Outcome, collect_inputs, plan_jobs, run_batch
+from rawisp.batch import BatchError, Job, Outcome, collect_inputs, merge_jobs, plan_jobs, run_batch
 from rawisp.reconstruct import ENGINES, EngineOptions, make_engine
 from rawisp.render import TONES
 from rawisp.write import FORMATS, output_suffix
@@ -36,7 +36,10 @@ def main() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (sub-folders of folder inputs are recreated inside it).")
-@click.option("--engine", type=click.Choice(ENGINES), default="learned", show_default=True)
+@click.option("--engine", type=click.Choice([*ENGINES, "both"]), default="learned", show_default=True,
+              help="both: NAME.learned.EXT and NAME.classical.EXT from one decode.")
+@click.option("--side-by-side", is_flag=True,
+              help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
@@ -55,32 +58,45 @@ def main() -> None:
 @click.option("--max-memory", type=click.FloatRange(0.5), default=None,
               help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def develop(inputs, out_dir, engine, model, fmt, quality, exposure, tone, denoise, device, tile, recursive, jobs,
-            overwrite, timeout, max_memory, quiet) -> None:
+def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, device, tile,
+            recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
-    from rawisp.develop import DevelopTask, RenderOptions
+    from rawisp.develop import DevelopBothTask, DevelopTask, RenderOptions
 
+    if side_by_side and engine != "both":
+        raise click.UsageError("--side-by-side needs --engine both")
     files = collect_inputs(inputs, recursive)
     if not files:
         raise click.UsageError("no RAW files found in the given inputs")
+    if engine == "both":
+        suffix = output_suffix(fmt)
+        suffixes = [".learned" + suffix, ".classical" + suffix] + [".compare.jpg"] * side_by_side
+    else:
+        suffixes = [output_suffix(fmt)]
     try:
-        jobs_list, notices = plan_jobs(files, out_dir, lambda rel: [output_suffix(fmt)])
+        jobs_list, notices = plan_jobs(files, out_dir, lambda rel: suffixes)
     except BatchError as exc:
         raise click.UsageError(str(exc)) from None
+    jobs_list = merge_jobs(jobs_list)
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite)
-    if engine == "learned":
-        make_engine(engine, engine_options)  # fail fast on a bad model, before any file is touched
-
-    _run(jobs_list, DevelopTask(engine, engine_options, options), jobs, timeout, max_memory, overwrite, quiet)
+    if engine in ("learned", "both"):
+        make_engine("learned", engine_options)  # fail fast on a bad model, before any file is touched
+    if engine == "both":
+        task = DevelopBothTask(engine_options, options, side_by_side)
+    else:
+        task = DevelopTask(engine, engine_options, options)
+    _run(jobs_list, task, jobs, timeout, max_memory, overwrite, quiet)
 
 
 def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: float | None, overwrite: bool,
-         quiet: bool) -> None:
-    """Run a batch, print one line per failure and a summary; exit 1 if any file failed."""
+         quiet: bool, verb: str = "developed", on_done=None) -> None:
+    """Run a batch, print one line per failure and a summary; exit 1 if any file failed.
+
+    ``on_done(outcome)`` is called for each finished file (to print what it produced)."""
     memory = max_memory if max_memory is not None else _default_memory_gib(workers)
     progress = not quiet and sys.stderr.isatty()
 
@@ -89,6 +105,8 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
             click.echo(f"rawisp: {outcome.job.source}: {outcome.message}", err=True)
         for warning in outcome.warnings:
             click.echo(f"rawisp: {outcome.job.source}: warning: {warning}", err=True)
+        if outcome.status == "done" and on_done is not None:
+            on_done(outcome)
 
     start = time.perf_counter()
     try:
@@ -98,9 +116,112 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
         click.echo("rawisp: interrupted; finished outputs are kept, unfinished ones were removed", err=True)
         sys.exit(130)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    click.echo(f"{counts['done']} developed, {counts['skipped']} skipped, {counts['failed']} failed "
+    click.echo(f"{counts['done']} {verb}, {counts['skipped']} skipped, {counts['failed']} failed "
                f"in {time.perf_counter() - start:.1f} s")
     sys.exit(1 if counts["failed"] else 0)
+
+
+def _parse_crop(ctx, param, values):
+    from rawisp.compare import parse_rect
+
+    try:
+        return tuple(parse_rect(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@click.argument("inputs", nargs=-1)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder: NAME.compare.jpg (or .png) per input.")
+@click.option("--ground-truth", "truths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Ground-truth sRGB image (or folder of them), repeatable: made into a synthetic DNG "
+                   "as rawisp eval does; PSNR/SSIM of each side are printed and shown.")
+@click.option("--noise", default="mid", show_default=True,
+              help="Noise of the synthetic DNG: clean, mid, high or SHOT:READ (as rawisp eval).")
+@click.option("--format", "fmt", type=click.Choice(["jpeg", "png"]), default="jpeg", show_default=True)
+@click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
+@click.option("--crop", "crops", multiple=True, callback=_parse_crop, metavar="X,Y,W,H",
+              help="Crop to show, in upright output pixels (repeatable); replaces the automatic choice.")
+@click.option("--crops", "crop_count", type=click.IntRange(0, 6), default=3, show_default=True,
+              help="How many detailed regions to pick automatically.")
+@click.option("--crop-size", type=click.IntRange(16, 2048), default=384, show_default=True,
+              help="Side of the automatic crops in output pixels.")
+@click.option("--zoom", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Enlarge crops by pixel repetition (1: 100%).")
+@click.option("--view-width", type=click.IntRange(64, 8000), default=1200, show_default=True,
+              help="Width of each downscaled full view.")
+@click.option("--diff", is_flag=True, help="Add a column with |learned - classical| amplified.")
+@click.option("--diff-gain", type=click.FloatRange(1, 255), default=8, show_default=True,
+              help="Amplification of the difference map.")
+@click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV (RAW inputs).")
+@click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
+              help="Tone of RAW inputs (ground-truth inputs use linear, as rawisp eval).")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
+@click.option("--denoise", default="auto", show_default=True,
+              help="Learned engine noise level: auto (from the file), off, or a strength multiplier.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
+              help="Learned engine tile side in packed pixels.")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
+@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds allowed per file.")
+@click.option("--max-memory", type=click.FloatRange(0.5), default=None,
+              help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def compare(inputs, out_dir, truths, noise, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
+            diff_gain, exposure, tone, model, denoise, device, tile, recursive, jobs, overwrite, timeout, max_memory,
+            quiet) -> None:
+    """Classical and learned development of each RAW side by side, in one labelled picture.
+
+    Each picture shows both full views (crop boxes marked), 100% crops of the most detailed regions
+    (or --crop), reconstruct timings, and with --diff the amplified difference. One line per input
+    tells the crops (as --crop values) and, for --ground-truth inputs, PSNR/SSIM of each side.
+    """
+    from rawisp.compare import CompareOptions, CompareTask
+    from rawisp.develop import RenderOptions
+    from rawisp.evaluate import EvalError, find_images, parse_noise
+
+    if not inputs and not truths:
+        raise click.UsageError("give RAW files and/or --ground-truth images")
+    try:
+        levels = parse_noise(noise)
+    except EvalError as exc:
+        raise click.BadParameter(str(exc), param_hint="--noise") from None
+    if len(levels) != 1:
+        raise click.BadParameter("give one noise level", param_hint="--noise")
+    files = collect_inputs(inputs, recursive) if inputs else []
+    truth_files = []
+    for truth in truths:
+        try:
+            found = find_images(truth)
+        except EvalError as exc:
+            raise click.UsageError(str(exc)) from None
+        if not found:
+            raise click.UsageError(f"{truth}: no PNG, TIFF or JPEG images")
+        truth_files += [(p, p.parent) for p in found]
+    if not files and not truth_files:
+        raise click.UsageError("no RAW files found in the given inputs")
+    suffix = output_suffix(fmt)
+    try:
+        jobs_list, notices = plan_jobs(files + truth_files, out_dir, lambda rel: [".compare" + suffix])
+    except BatchError as exc:
+        raise click.UsageError(str(exc)) from None
+    for notice in notices:
+        click.echo(f"rawisp: {notice}", err=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
+    make_engine("learned", engine_options)  # fail fast on a bad model, before any file is touched
+    render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite)
+    options = CompareOptions(view_width=view_width, crop_count=crop_count, crop_size=crop_size, crops=crops,
+                             zoom=zoom, diff=diff, diff_gain=diff_gain)
+    task = CompareTask(engine_options, render, options, frozenset(str(p.absolute()) for p, _ in truth_files), noise)
+
+    def done(outcome: Outcome) -> None:
+        click.echo(f"{outcome.job.output}: {outcome.message}")
+
+    _run(jobs_list, task, jobs, timeout, max_memory, overwrite, quiet, verb="compared", on_done=done)
 
 
 @main.command("eval")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,4 +96,78 @@ class DevelopTask:
 
     def __call__(self, job: Job) -> Outcome:
         result = develop_file(job.source, job.output, make_engine(self.engine, self.engine_options), self.render)
+        return Outcome(job, "done", seconds=result.seconds, warnings=result.warnings)
+
+
+def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine], options: RenderOptions,
+                    compare_output: Path | None = None, compare_options=None) -> Developed:
+    """Develop ``source`` with several engines from one decode and one Packed.
+
+    ``outputs`` maps each engine's name to its output; ``compare_output`` (optional) gets the
+    side-by-side picture of the developments (JPEG, see :mod:`rawisp.compare`). Outputs that exist
+    are kept unless ``options.overwrite`` (FileExistsError when every output exists).
+    """
+    from rawisp.compare import CompareOptions, Side, build_picture, develop_side
+
+    def wanted(path: Path | None) -> bool:
+        return path is not None and (options.overwrite or not path.exists())
+
+    side_by_side = wanted(compare_output)
+    todo = [e for e in engines if side_by_side or wanted(outputs[e.name])]
+    if not todo:
+        raise FileExistsError("every output exists")
+    clock = _Clock()
+    raw = decode(source)
+    clock.lap("decode")
+    packed = normalise(raw) if raw.mosaic is not None else None
+    clock.lap("normalise")
+    eight_bit = replace(options, fmt="jpeg")
+    sides, written = [], []
+    for engine in todo:
+        side, rgb = develop_side(raw, packed, engine, options)
+        clock.seconds[f"reconstruct {engine.name}"] = side.seconds
+        clock.lap("other")
+        if wanted(outputs[engine.name]):
+            pixels = render_picture(raw, rgb, options)
+            clock.lap("render")
+            written.append(save_picture(raw, pixels, outputs[engine.name], options))
+            clock.lap("write")
+            if side_by_side and BITS[options.fmt] == 8:
+                side.pixels = pixels
+        if side_by_side and side.pixels.size == 0:
+            side.pixels = render_picture(raw, rgb, eight_bit)
+            clock.lap("render")
+        del rgb
+        sides.append(side)
+    del packed
+    clock.seconds.pop("other", None)
+    warnings = list(raw.warnings)
+    if side_by_side:
+        order = {"classical": 0, "learned": 1}
+        sides.sort(key=lambda s: order.get(s.engine, 2))
+        pixels, _, _, more = build_picture(raw, sides, compare_options or CompareOptions(), options)
+        written.append(save_picture(raw, pixels, compare_output, eight_bit))
+        clock.lap("compare")
+        warnings += more
+    if raw.rgb is not None:
+        warnings.append("not a Bayer sensor: LibRaw's demosaic used instead of the engines")
+    return Developed(output=written[0], seconds=clock.seconds, warnings=warnings)
+
+
+@dataclass
+class DevelopBothTask:
+    """A picklable batch task for ``--engine both``: one decode, the learned and the classical
+    development (``job.output`` and ``job.also[0]``), and with ``side_by_side`` the comparison
+    picture (``job.also[1]``)."""
+
+    engine_options: EngineOptions
+    render: RenderOptions
+    side_by_side: bool = False
+    compare: object = None  # rawisp.compare.CompareOptions of the side-by-side picture
+
+    def __call__(self, job: Job) -> Outcome:
+        outputs = job.outputs
+        engines = [make_engine("learned", self.engine_options), make_engine("classical")]
+        result = develop_engines(job.source, {"learned": outputs[0], "classical": outputs[1]}, engines, self.render,
+                                 outputs[2] if self.side_by_side else None, self.compare)
         return Outcome(job, "done", seconds=result.seconds, warnings=result.warnings)
