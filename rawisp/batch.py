@@ -147,7 +147,7 @@ def check_output_dir(out_dir: Path) -> None:
         raise BatchError(f"{out_dir}: the output folder is not writable")
 
 
-def _exit_with_parent(conn, output: Path) -> None:
+def _exit_with_parent(conn, outputs: tuple[Path, ...]) -> None:
     """End this worker (removing its temporary file) as soon as the batch process is gone.
 
     A killed batch process (kill -9, SIGTERM, a crash) would otherwise leave its workers running
@@ -159,11 +159,10 @@ def _exit_with_parent(conn, output: Path) -> None:
     poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
 
     def watch() -> None:
-        while True:
-            for _, event in poller.poll():
-                if event & (select.POLLERR | select.POLLHUP):
-                    _remove_partial(output)
-                    os._exit(1)
+        if any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll()):
+            for output in outputs:
+                _remove_partial(output)
+            os._exit(1)
 
     threading.Thread(target=watch, name="rawisp-parent-watch", daemon=True).start()
 
@@ -171,7 +170,7 @@ def _exit_with_parent(conn, output: Path) -> None:
 def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) -> None:
     """Run one job in the child process and send its Outcome back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    _exit_with_parent(conn, job.output)
+    _exit_with_parent(conn, job.outputs)
     # LibRaw prints its own diagnostics to stderr; the parent prints one line per file instead
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -244,6 +243,8 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
         while pending or running:
             while pending and len(running) < workers:
                 job = pending.pop(0)
+                for output in job.outputs:  # temporary files of an earlier run that was killed
+                    _remove_partial(output)
                 if not overwrite and all(p.exists() for p in job.outputs):
                     finish(Outcome(job, "skipped", "output exists"))
                     continue

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from rawisp import __version__
-from rawisp.batch import BatchError, Job, Outcome, collect_inputs, merge_jobs, plan_jobs, run_batch
+from rawisp.batch import BatchError, Job, Outcome, check_output_dir, collect_inputs, merge_jobs, plan_jobs, run_batch
 from rawisp.reconstruct import ENGINES, EngineOptions, make_engine
 from rawisp.render import TONES
 from rawisp.write import FORMATS, output_suffix
@@ -78,6 +78,11 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure
     except BatchError as exc:
         raise click.UsageError(str(exc)) from None
     jobs_list = merge_jobs(jobs_list)
+    try:
+        check_output_dir(out_dir)  # one clear line now, rather than one per file after the work
+    except BatchError as exc:
+        click.echo(f"rawisp: {exc}", err=True)
+        sys.exit(1)
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
