@@ -100,11 +100,16 @@ class Tiling:
 
 
 def plan_tiling(tile: int, margin: int, stride: int, blend: int = BLEND) -> Tiling:
-    """Round the requested tile up to the stride and make sure it leaves a positive step."""
-    tile = int(math.ceil(tile / stride) * stride)
-    blend = int(math.ceil(blend / stride) * stride)
-    tile = max(tile, 2 * margin + blend + stride)
+    """Round the requested tile up to the stride and make sure the step is positive and at least
+    the blend band (neighbours' ramps must not overlap a third tile, or they do not sum to one)."""
+    tile = _round_up(tile, stride)
+    blend = _round_up(blend, stride)
+    tile = max(tile, 2 * margin + blend + max(blend, stride))
     return Tiling(tile=tile, margin=margin, blend=blend)
+
+
+def _round_up(n: int, stride: int) -> int:
+    return int(math.ceil(n / stride) * stride)
 
 
 def _ramp(length: int, margin: int, blend: int, scale: int) -> np.ndarray:
@@ -173,17 +178,20 @@ class Learned:
         shot, read = self.noise(packed)
         _, h, w = packed.planes.shape
         pad = t.margin + t.blend
-        ny = max(1, math.ceil((h + 2 * pad - t.tile) / t.step) + 1)
-        nx = max(1, math.ceil((w + 2 * pad - t.tile) / t.step) + 1)
-        total_h, total_w = (ny - 1) * t.step + t.tile, (nx - 1) * t.step + t.tile
+        # a tile larger than the padded frame only computes padding: shrink it (per axis) to fit
+        th = min(t.tile, _round_up(h + 2 * pad, self.card["stride"]))
+        tw = min(t.tile, _round_up(w + 2 * pad, self.card["stride"]))
+        ny = max(1, math.ceil((h + 2 * pad - th) / t.step) + 1)
+        nx = max(1, math.ceil((w + 2 * pad - tw) / t.step) + 1)
+        total_h, total_w = (ny - 1) * t.step + th, (nx - 1) * t.step + tw
         padded = np.pad(packed.planes, ((0, 0), (pad, total_h - h - pad), (pad, total_w - w - pad)), mode="reflect")
         out = np.zeros((2 * h, 2 * w, 3), np.float32)
-        wy = _ramp(t.tile, t.margin, t.blend, 2)
-        wx = _ramp(t.tile, t.margin, t.blend, 2)
+        wy = _ramp(th, t.margin, t.blend, 2)
+        wx = _ramp(tw, t.margin, t.blend, 2)
         for iy in range(ny):
             for ix in range(nx):
                 y0, x0 = iy * t.step, ix * t.step
-                planes = padded[:, y0:y0 + t.tile, x0:x0 + t.tile]
+                planes = padded[:, y0:y0 + th, x0:x0 + tw]
                 x = np.concatenate([planes, sigma_planes(planes, packed.gains, shot, read)])[None]
                 pred = self.run(np.ascontiguousarray(x, dtype=np.float32))[0].transpose(1, 2, 0)
                 pred *= wy[:, None, None] * wx[None, :, None]
