@@ -183,16 +183,29 @@ def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) ->
     except FileExistsError:
         outcome = Outcome(job, "skipped", "output exists")
     except MemoryError:
-        outcome = Outcome(job, "failed", f"out of memory (limit {memory_bytes / 2**30:.1f} GiB, see --max-memory)")
+        outcome = Outcome(job, "failed", _out_of_memory(memory_bytes))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if not reason.startswith("cannot write output"):  # rawisp.write's errors already say so
             reason = f"cannot write output: {reason}"
         outcome = Outcome(job, "failed", f"{reason} ({exc.filename or job.output})")
     except Exception as exc:  # any other bug must still end as one line, never kill the batch
-        outcome = Outcome(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
+        text = " ".join(str(exc).split())
+        if any(sign in text for sign in _ALLOCATION_FAILED):  # native code (onnxruntime) out of memory
+            outcome = Outcome(job, "failed", _out_of_memory(memory_bytes))
+        else:
+            outcome = Outcome(job, "failed", f"internal error: {type(exc).__name__}: {text[:500]}")
     conn.send(outcome)
     conn.close()
+
+
+# how native libraries word a failed allocation in the exceptions they raise through Python
+_ALLOCATION_FAILED = ("Failed to allocate memory", "bad_alloc")
+
+
+def _out_of_memory(memory_bytes: int) -> str:
+    limit = f"limit {memory_bytes / 2**30:.1f} GiB, see --max-memory" if memory_bytes else "no limit set"
+    return f"out of memory ({limit})"
 
 
 def _remove_partial(output: Path) -> None:

@@ -8,6 +8,7 @@ the colour rendering downstream stays the same.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,12 +63,7 @@ class RawImage:
 def decode(path: str | Path) -> RawImage:
     """Read ``path``; raise DecodeError with a one-line reason when it cannot be developed."""
     path = Path(path)
-    if path.is_dir():
-        raise DecodeError("is a directory")
-    if not path.exists():
-        raise DecodeError("no such file")
-    if path.stat().st_size == 0:
-        raise DecodeError("empty file")
+    _check_file(path)
     try:
         with _libraw_quiet(), rawpy.imread(str(path)) as raw:
             image = _from_libraw(raw, path)
@@ -75,6 +71,8 @@ def decode(path: str | Path) -> RawImage:
         raise
     except rawpy.LibRawFileUnsupportedError:
         raise DecodeError("unsupported format (LibRaw cannot read it)") from None
+    except (rawpy.LibRawUnsufficientMemoryError, rawpy.LibRawMemPoolOverflowError):
+        raise DecodeError("LibRaw ran out of memory decoding it") from None
     except (rawpy.LibRawIOError, rawpy.LibRawDataError):
         raise DecodeError("truncated or corrupt file (LibRaw could not read the image data)") from None
     except rawpy.LibRawError as exc:
@@ -84,6 +82,27 @@ def decode(path: str | Path) -> RawImage:
     image.metadata = read_metadata(path)
     image.noise = _dng_noise_profile(path)
     return image
+
+
+def _check_file(path: Path) -> None:
+    """Refuse what is not a readable, non-empty regular file, with the reason."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DecodeError("no such file") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, a folder without permission...
+        raise DecodeError((exc.strerror or str(exc)).lower()) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DecodeError("is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise DecodeError("not a regular file (a pipe, socket or device)")
+    try:
+        with open(path, "rb"):  # LibRaw would call an unreadable file corrupt
+            pass
+    except OSError as exc:
+        raise DecodeError(f"cannot read it ({(exc.strerror or str(exc)).lower()})") from None
+    if info.st_size == 0:
+        raise DecodeError("empty file")
 
 
 @contextmanager
@@ -113,6 +132,9 @@ def _libraw_message(exc: Exception) -> str:
 
 
 def _from_libraw(raw: rawpy.RawPy, path: Path) -> RawImage:
+    # before anything that unpacks the pixels: a header claiming a huge frame in a small file
+    # must not make LibRaw allocate for it
+    _check_size(path, raw.sizes.width * raw.sizes.height)
     wb, warnings = _white_balance(raw)
     cam_to_srgb, matrix_warning = _colour_matrix(raw)
     warnings += matrix_warning
@@ -130,7 +152,6 @@ def _from_libraw(raw: rawpy.RawPy, path: Path) -> RawImage:
     white = float(raw.white_level)
     if not white > black.max():
         raise DecodeError(f"white level {white:g} is not above black level {black.max():g}")
-    _check_size(path, mosaic.size)
     _check_content(mosaic, black, white)
     return RawImage(mosaic=mosaic, rgb=None, cfa=cfa, black=black, white=white, **common)
 
@@ -151,7 +172,7 @@ def _white_balance(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
     """As-shot gains (R, G, B) normalised to G = 1; daylight or unity when the file has none."""
     for source, values in (("as-shot", raw.camera_whitebalance), ("daylight", raw.daylight_whitebalance)):
         wb = np.asarray(values[:3], dtype=np.float64)
-        if np.all(wb > 0) and not np.allclose(wb, wb[1]):
+        if np.all(wb > 0) and np.all(np.isfinite(wb)) and not np.allclose(wb, wb[1]):
             warnings = [] if source == "as-shot" else ["no as-shot white balance; using the camera's daylight"]
             return wb / wb[1], warnings
     return np.ones(3), ["no white balance in the file; using unity gains"]
@@ -160,14 +181,21 @@ def _white_balance(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
 def _colour_matrix(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
     """Camera (white-balanced) -> linear sRGB from LibRaw's rgb_cam or its XYZ matrix."""
     rgb_cam = np.asarray(raw.color_matrix, dtype=np.float64)[:, :3]
-    if np.abs(rgb_cam).sum() > 0:
+    if np.abs(rgb_cam).sum() > 0 and _usable(rgb_cam):
         return rgb_cam, []
     cam_xyz = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
-    if np.abs(cam_xyz).sum() > 0:
+    if np.abs(cam_xyz).sum() > 0 and _usable(cam_xyz):
         cam_rgb = cam_xyz @ SRGB_TO_XYZ
-        cam_rgb /= cam_rgb.sum(axis=1, keepdims=True)
-        return np.linalg.inv(cam_rgb), []
-    return np.eye(3), ["no colour matrix in the file; colours are camera RGB"]
+        with np.errstate(all="ignore"):
+            cam_rgb /= cam_rgb.sum(axis=1, keepdims=True)
+        if _usable(cam_rgb):
+            return np.linalg.inv(cam_rgb), []
+    return np.eye(3), ["no usable colour matrix in the file; colours are camera RGB"]
+
+
+def _usable(matrix: np.ndarray) -> bool:
+    """A finite, well-conditioned 3x3 matrix (a corrupt file can give NaN or a singular one)."""
+    return bool(np.all(np.isfinite(matrix))) and np.linalg.cond(matrix) < 1e6
 
 
 def _libraw_demosaic(raw: rawpy.RawPy, wb: np.ndarray) -> np.ndarray:
@@ -219,6 +247,8 @@ def _dng_noise_profile(path: Path) -> tuple[float, float] | None:
                 tag = page.tags.get(NOISE_PROFILE_TAG)
                 if tag is not None:
                     s, o = float(tag.value[0]), float(tag.value[1])
+                    if not (np.isfinite(s) and np.isfinite(o)):  # corrupt: estimate from the pixels
+                        return None
                     return (max(s, 0.0), float(np.sqrt(max(o, 0.0))))
     except Exception:  # a DNG that LibRaw reads but tifffile does not: no profile, not an error
         return None
