@@ -25,6 +25,7 @@ import math
 import multiprocessing
 import tempfile
 import zlib
+from contextlib import contextmanager
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -292,6 +293,43 @@ class Oracle:
         return self.truth
 
 
+def _openmp_of_rawpy():
+    """The OpenMP runtime rawpy's LibRaw runs on (ctypes handle), or None when it cannot be found."""
+    import ctypes
+    import ctypes.util
+
+    import rawpy
+
+    package = Path(rawpy.__file__).parent
+    candidates = [p for folder in (package.parent / "rawpy.libs", package / ".dylibs", package)
+                  for p in sorted(folder.glob("*omp*")) if ".so" in p.name or p.suffix == ".dylib"]
+    candidates += [name for name in (ctypes.util.find_library("gomp"), ctypes.util.find_library("omp")) if name]
+    for candidate in candidates:
+        try:
+            lib = ctypes.CDLL(str(candidate))
+            lib.omp_get_max_threads, lib.omp_set_num_threads  # noqa: B018 (both must exist)
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+@contextmanager
+def _one_openmp_thread():
+    """Run LibRaw's OpenMP loops on one thread: its DHT demosaic is not deterministic on several
+    (a race: a few dozen pixels change from run to run), and reruns must give the same numbers."""
+    lib = _openmp_of_rawpy()
+    if lib is None:
+        yield
+        return
+    before = lib.omp_get_max_threads()
+    lib.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        lib.omp_set_num_threads(before)
+
+
 class LibRawReference:
     """A reference row: LibRaw's own demosaic of the DNG through rawpy's postprocess."""
 
@@ -305,7 +343,7 @@ class LibRawReference:
         """Upright 8-bit sRGB of the DNG: as-shot WB, no auto-brightening, white level kept."""
         import rawpy
 
-        with rawpy.imread(str(path)) as raw:
+        with rawpy.imread(str(path)) as raw, _one_openmp_thread():
             return raw.postprocess(demosaic_algorithm=self.algorithm, use_camera_wb=True,
                                    output_color=rawpy.ColorSpace.sRGB, no_auto_bright=True,
                                    adjust_maximum_thr=0.0, gamma=LIBRAW_GAMMA, output_bps=8)

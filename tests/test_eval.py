@@ -13,7 +13,8 @@ from PIL import Image
 from rawisp.cli import main
 from rawisp.decode import decode
 from rawisp.evaluate import (
-    BLACK, NEUTRAL, NOISE_PRESETS, WHITE, EvalError, Noise, Oracle, ciede2000, develop_dng, evaluate, load_image,
+    BLACK, NEUTRAL, NOISE_PRESETS, WHITE, EvalError, LibRawReference, Noise, Oracle, _one_openmp_thread,
+    _openmp_of_rawpy, ciede2000, develop_dng, evaluate, load_image,
     mean_delta_e00, noise_seed, parse_noise, psnr, srgb_to_lab, ssim, summarise,
 )
 from rawisp.synth import srgb_to_dng
@@ -124,6 +125,29 @@ def test_oracle_row_through_the_harness(tmp_path):
     assert all(r["psnr"] > 50 and r["ssim"] > 0.999 and r["delta_e00"] < 0.05 for r in oracle)
     classical = [r for r in rows if r["engine"] == "classical"]
     assert all(r["psnr"] < 45 for r in classical)  # a real demosaicker is measured, not the truth
+
+
+KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "test" / "kodak24"
+
+
+def test_libraw_runs_on_one_openmp_thread():
+    lib = _openmp_of_rawpy()
+    if lib is None:
+        pytest.skip("rawpy's OpenMP runtime not found")
+    before = lib.omp_get_max_threads()
+    with _one_openmp_thread():
+        assert lib.omp_get_max_threads() == 1
+    assert lib.omp_get_max_threads() == before
+
+
+@pytest.mark.skipif(not (KODAK / "kodim18.png").is_file(), reason="Kodak24 (../shared/data) not present")
+def test_libraw_dht_is_repeatable(tmp_path):
+    """LibRaw's DHT changed a few dozen pixels of kodim18 from run to run on several OpenMP threads."""
+    path = tmp_path / "k.dng"
+    srgb_to_dng(path, load_image(KODAK / "kodim18.png"))
+    dht = LibRawReference("libraw-dht")
+    first = dht.develop(path)
+    assert all(np.array_equal(dht.develop(path), first) for _ in range(12))
 
 
 def test_develop_dng_follows_the_protocol(tmp_path):
