@@ -4,25 +4,29 @@ The RAW is decoded and normalised once; each engine reconstructs the same Packed
 results go through the same :func:`rawisp.develop.render_picture` with the same options, so the
 only differences left are demosaicking and denoising.
 
-Layout (all sizes in pixels of the output picture; ``M`` = MARGIN, ``G`` = GAP)::
+Layout (all sizes in pixels of the output picture; ``M`` = MARGIN, ``G`` = GAP, ``t`` = TILE_GAP)::
 
-    +--------------------------------------------------------------------+
-    | title band: file, camera, size, render settings                    |
-    +----------------------+   +----------------------+   +--------------+
-    | label: classical ... |   | label: learned ...   |   | (|L-C| x 8)  |  label band (same height)
-    | full view            |   | full view            |   | full view    |  ~1200 px wide, crop boxes drawn
-    |                      |   |                      |   |              |
-    | 1: caption  2: ...   |   | 1: caption  2: ...   |   | 1: ...       |  caption band per crop
-    | [crop 1] [crop 2] .. |   | [crop 1] [crop 2] .. |   | [crop 1] ..  |  100% crops (x zoom)
-    +----------------------+   +----------------------+   +--------------+
+    +---------------------------------------------------------------------------+
+    | title band: file, camera, size, shot; render settings, view and crop scale |
+    +-------------------------+ G +-------------------------+ G +---------------+
+    | classical               |   | learned                 |   | |L - C| x 8   |  label bands (same height)
+    | bilinear, timing        |   | model version, timing   |   | scale         |
+    | full view (crop boxes)  |   | full view (crop boxes)  |   | full view     |  ~1200 px wide
+    +-------------------------+   +-------------------------+   +---------------+
+    | 1 classical | 1 learned | 1 |L-C| |  G  | 2 classical | 2 learned | 2 ... |  caption bands
+    | [crop 1]  t [crop 1]  t [crop 1]  |     | [crop 2]    [crop 2]    [crop 2]|  100% crops (x zoom)
+    +---------------------------------------------------------------------------+
 
-One column per side, all columns laid out identically: classical, learned, then the ground truth
-(``--ground-truth``), then the difference map (``--diff``). Column width ``C = max(view width,
-widest crop tile, MIN_COLUMN)``; the full view is the development downscaled (Lanczos) to
-``min(view_width, W)`` pixels wide (never enlarged). Crop tiles are the 100% crops (enlarged by
-whole-pixel repetition with ``zoom`` > 1) packed left to right in rows that fit ``C``, each with a
-caption band above it. Picture width = ``2 M + n C + (n - 1) G``; height = ``2 M`` + title band +
-``G`` + label band + view height + (``G`` + the crop rows, ``G`` between rows, when there are crops).
+Top: one column per side, classical, learned, then the ground truth (``--ground-truth``), then the
+difference map (``--diff``), each ``C = max(min(view_width, W), MIN_COLUMN)`` wide, the full view
+being the development downscaled (Lanczos) to ``min(view_width, W)`` pixels wide (never enlarged).
+Below: one group per crop, the crop of every column side by side (``t`` apart, same order as the
+columns) so the sides of one region are next to each other; each tile is the 100% crop (enlarged
+by whole-pixel repetition with ``zoom`` > 1) under a caption band. Groups are packed left to right
+in rows as wide as the columns (a row holds at least one group), ``G`` apart.
+
+Picture width = ``2 M + max(n C + (n - 1) G, widest group)``; height = ``2 M`` + title band + ``G``
++ label band + view height + (for each row of groups: ``G`` + caption band + its tallest tile).
 
 Crops are chosen on the classical development (so they do not move when the model changes): on
 its luminance, box-downscaled so the long side is at most ANALYSIS_SIDE, the absolute Laplacian is
@@ -54,7 +58,8 @@ MARGIN = 16
 GAP = 16
 MIN_COLUMN = 400
 PAD = 6  # padding inside label and title bands
-TITLE_SIZE, LABEL_SIZE, CAPTION_SIZE = 22, 20, 15
+TITLE_SIZE, HEADING_SIZE, LABEL_SIZE, CAPTION_SIZE = 22, 30, 20, 16
+TILE_GAP = 4  # between the tiles of one crop group
 ANALYSIS_SIDE = 1024
 BACKGROUND = (36, 36, 40)
 BAND = (24, 24, 28)
@@ -139,6 +144,7 @@ class Column:
     lines: list[str]
     pixels: np.ndarray
     view: np.ndarray | None = None
+    name: str = ""  # short name for the crop captions (default: the heading)
 
 
 # ------------------------------------------------------------------------------------------ crops
@@ -226,7 +232,8 @@ def clip_crops(crops: Sequence[Rect], shape: tuple[int, int]) -> tuple[list[Rect
 
 @dataclass
 class ColumnLayout:
-    """Where one column's parts lie in the picture (label band, full view, crop tiles, captions)."""
+    """Where one column's parts lie in the picture: label band, full view, and its tile (and the
+    tile's caption band) in each crop group."""
 
     x: int
     label: Rect
@@ -266,7 +273,8 @@ def title_height(lines: int) -> int:
 
 
 def label_height(lines: int) -> int:
-    return 2 * PAD + lines * line_height(LABEL_SIZE)
+    """Label band: a heading line (HEADING_SIZE) and ``lines - 1`` lines of LABEL_SIZE."""
+    return 2 * PAD + line_height(HEADING_SIZE) + (lines - 1) * line_height(LABEL_SIZE)
 
 
 def caption_height() -> int:
@@ -279,35 +287,33 @@ def plan_layout(shape: tuple[int, int], crops: Sequence[Rect], columns: int, *, 
     h, w = shape[:2]
     vw = max(1, min(view_width, w))
     vh = max(1, round(h * vw / w))
+    cw = max(vw, MIN_COLUMN)
+    top_width = columns * cw + (columns - 1) * GAP
     tiles = [(c.w * zoom, c.h * zoom) for c in crops]
-    cw = max([vw, MIN_COLUMN] + [t[0] for t in tiles])
-    title = Rect(MARGIN, MARGIN, 0, title_height(title_lines))
+    group_widths = [columns * tw + (columns - 1) * TILE_GAP for tw, _ in tiles]
+    inner = max([top_width] + group_widths)
+    title = Rect(MARGIN, MARGIN, inner, title_height(title_lines))
     top = title.y + title.h + GAP
     lh = label_height(label_lines)
     view_top = top + lh
     bottom = view_top + vh
-    # crop tiles: rows packed left to right, each tile with its caption band above it
     cap = caption_height()
-    offsets: list[tuple[int, int, int, int]] = []
+    cols = [ColumnLayout(x=MARGIN + i * (cw + GAP), label=Rect(MARGIN + i * (cw + GAP), top, cw, lh),
+                         view=Rect(MARGIN + i * (cw + GAP), view_top, vw, vh), tiles=[], captions=[])
+            for i in range(columns)]
     if tiles:
         x, y, row = 0, bottom + GAP, 0
-        for tw, th in tiles:
-            if x > 0 and x + tw > cw:
+        for (tw, th), gw in zip(tiles, group_widths):
+            if x > 0 and x + gw > inner:
                 x, y, row = 0, y + row + GAP, 0
-            offsets.append((x, y, tw, th))
-            x += tw + GAP
+            for i, col in enumerate(cols):
+                tx = MARGIN + x + i * (tw + TILE_GAP)
+                col.captions.append(Rect(tx, y, tw, cap))
+                col.tiles.append(Rect(tx, y + cap, tw, th))
+            x += gw + GAP
             row = max(row, cap + th)
         bottom = y + row
-    width = 2 * MARGIN + columns * cw + (columns - 1) * GAP
-    cols = []
-    for i in range(columns):
-        x0 = MARGIN + i * (cw + GAP)
-        cols.append(ColumnLayout(
-            x=x0, label=Rect(x0, top, cw, lh), view=Rect(x0, view_top, vw, vh),
-            tiles=[Rect(x0 + ox, oy + cap, tw, th) for ox, oy, tw, th in offsets],
-            captions=[Rect(x0 + ox, oy, tw, cap) for ox, oy, tw, th in offsets]))
-    title = replace(title, w=width - 2 * MARGIN)
-    return Layout(width=width, height=bottom + MARGIN, title=title, columns=cols, column_width=cw,
+    return Layout(width=inner + 2 * MARGIN, height=bottom + MARGIN, title=title, columns=cols, column_width=cw,
                   view_scale=vw / w, zoom=zoom)
 
 
@@ -323,15 +329,18 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, fnt, width: int) -> str:
     return text + "…"
 
 
-def _band(rect: Rect, lines: Sequence[str], size: int, colours: Sequence[tuple[int, int, int]],
+def _band(rect: Rect, lines: Sequence[str], sizes: Sequence[int], colours: Sequence[tuple[int, int, int]],
           pad: int = PAD) -> Image.Image:
-    """A filled band with ``lines`` of text, clipped to the band."""
+    """A filled band with ``lines`` of text (font size and colour per line, the last repeated),
+    clipped to the band."""
     band = Image.new("RGB", (max(1, rect.w), max(1, rect.h)), BAND)
     draw = ImageDraw.Draw(band)
-    fnt = font(size)
+    y = pad
     for i, text in enumerate(lines):
-        draw.text((pad, pad + i * line_height(size)), _fit(draw, text, fnt, rect.w - 2 * pad), font=fnt,
-                  fill=colours[min(i, len(colours) - 1)])
+        size = sizes[min(i, len(sizes) - 1)]
+        fnt = font(size)
+        draw.text((pad, y), _fit(draw, text, fnt, rect.w - 2 * pad), font=fnt, fill=colours[min(i, len(colours) - 1)])
+        y += line_height(size)
     return band
 
 
@@ -376,18 +385,22 @@ def compose(columns: Sequence[Column], crops: Sequence[Rect], title: Sequence[st
     layout = plan_layout(shape, crops, len(columns), title_lines=len(title), label_lines=label_lines,
                          view_width=options.view_width, zoom=options.zoom)
     canvas = Image.new("RGB", (layout.width, layout.height), BACKGROUND)
-    canvas.paste(_band(layout.title, title, TITLE_SIZE, [TEXT, DIM]), (layout.title.x, layout.title.y))
+    canvas.paste(_band(layout.title, title, [TITLE_SIZE], [TEXT, DIM]), (layout.title.x, layout.title.y))
     zoom = options.zoom
-    for column, place in zip(columns, layout.columns):
-        canvas.paste(_band(place.label, column.lines, LABEL_SIZE, [TEXT, DIM]), (place.label.x, place.label.y))
+    scale = "100%" if zoom == 1 else f"{100 * zoom}%"
+    for k, (column, place) in enumerate(zip(columns, layout.columns)):
+        canvas.paste(_band(place.label, column.lines, [HEADING_SIZE, LABEL_SIZE], [TEXT, DIM]),
+                     (place.label.x, place.label.y))
         view = column.view if column.view is not None else full_view(column.pixels, place.view.w)
         image = Image.fromarray(np.ascontiguousarray(view[:place.view.h, :place.view.w]))
         _mark_crops(image, crops, layout.view_scale)
         canvas.paste(image, (place.view.x, place.view.y))
         for i, (crop, tile, cap) in enumerate(zip(crops, place.tiles, place.captions)):
             colour = CROP_COLOURS[i % len(CROP_COLOURS)]
-            text = f"{i + 1}: {crop.x},{crop.y} {crop.w}x{crop.h} " + ("100%" if zoom == 1 else f"{100 * zoom}%")
-            canvas.paste(_band(cap, [text], CAPTION_SIZE, [colour], pad=2), (cap.x, cap.y))
+            text = f"{i + 1} {column.name or column.lines[0]}"
+            if k == 0:
+                text += f"  {crop.x},{crop.y} {crop.w}x{crop.h} {scale}"
+            canvas.paste(_band(cap, [text], [CAPTION_SIZE], [colour], pad=2), (cap.x, cap.y))
             part = column.pixels[crop.slices()]
             if zoom > 1:
                 part = np.repeat(np.repeat(part, zoom, axis=0), zoom, axis=1)
@@ -413,7 +426,7 @@ def difference_column(a: np.ndarray, b: np.ndarray, gain: float, view_width: int
              f"white = {full:.3g}+ levels (of 255), per channel",
              f"mean {diff.mean():.2f} levels, 99th pct {np.percentile(diff.max(axis=2), 99):.0f}",
              "full view: area mean; crops: per pixel"]
-    return Column(lines, amplified, view)
+    return Column(lines, amplified, view, name=f"|{names[0][0].upper()}-{names[1][0].upper()}| x{gain:g}")
 
 
 # -------------------------------------------------------------------------------------- developing
@@ -445,7 +458,8 @@ def describe(raw: RawImage, render: RenderOptions) -> list[str]:
     meta = raw.metadata
     h, w = raw.shape if raw.orientation < 5 else raw.shape[::-1]
     parts = [Path(raw.path).name]
-    camera = " ".join(v for v in (meta.make, meta.model) if v)
+    make, model = meta.make or "", meta.model or ""
+    camera = model if make and model.lower().startswith(make.lower()) else f"{make} {model}".strip()
     if camera:
         parts.append(camera)
     parts.append(f"{w}x{h}")
@@ -541,7 +555,7 @@ def compare_raw(raw: RawImage, output: Path, engines: Sequence[Engine], render: 
 
         for side in sides:
             side.scores = {"psnr": psnr(side.pixels, truth), "ssim": ssim(side.pixels, truth)}
-        truth_column = Column(["ground truth", *truth_lines], truth)
+        truth_column = Column(["ground truth", *truth_lines], truth, name="truth")
     t0 = time.perf_counter()
     pixels, crops, layout, warnings = build_picture(raw, sides, options, render, title, truth_column)
     seconds["compose"] = time.perf_counter() - t0

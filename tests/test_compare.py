@@ -14,7 +14,7 @@ from PIL import Image
 from rawisp import compare, develop
 from rawisp.batch import Job
 from rawisp.compare import (
-    GAP, MARGIN, MIN_COLUMN, CompareOptions, Rect, caption_height, compare_file, label_height, plan_crops,
+    GAP, MARGIN, MIN_COLUMN, TILE_GAP, CompareOptions, Rect, caption_height, compare_file, label_height, plan_crops,
     plan_layout, title_height,
 )
 from rawisp.decode import decode
@@ -76,17 +76,25 @@ def test_layout_size_labels_and_crop_tiles(make_dng, tmp_path, engines):
     result = compare_file(source, tmp_path / "s.compare.png", engines, PNG, options)
     picture = read_image(result.output)
 
-    # documented layout: 3 columns (classical, learned, diff), each max(view, tiles, MIN_COLUMN) wide
-    col = max(200, MIN_COLUMN, *(2 * c.w for c in result.crops))
-    assert picture.shape[1] == 2 * MARGIN + 3 * col + 2 * GAP == result.layout.width
+    # documented layout: 3 columns (classical, learned, diff), each max(view, MIN_COLUMN) wide; below
+    # them one group per crop (the 3 tiles side by side), packed in rows as wide as the columns
+    col = max(200, MIN_COLUMN)
+    inner = 3 * col + 2 * GAP
+    assert picture.shape[1] == 2 * MARGIN + inner == result.layout.width
     view_h = round(150 * 200 / 260)
-    tiles_per_row = (col + GAP) // (2 * 48 + GAP)
-    rows = -(-len(result.crops) // tiles_per_row)
-    crop_block = GAP + rows * (caption_height() + 2 * 48) + (rows - 1) * GAP
+    tile = 2 * max(c.w for c in result.crops)
+    group = 3 * tile + 2 * TILE_GAP
+    per_row = (inner + GAP) // (group + GAP)
+    rows = -(-len(result.crops) // per_row)
+    crop_block = rows * (GAP + caption_height() + tile)
     label_lines = 4  # the diff column's label has 4 lines, the engines' 3
     expected_h = 2 * MARGIN + title_height(2) + GAP + label_height(label_lines) + view_h + crop_block
     assert picture.shape[0] == expected_h == result.layout.height
     assert [c.view.w for c in result.layout.columns] == [200] * 3
+    # the tiles of one crop sit side by side, in column order
+    for k in range(len(result.crops)):
+        xs = [c.tiles[k].x for c in result.layout.columns]
+        assert xs == [xs[0], xs[0] + tile + TILE_GAP, xs[0] + 2 * (tile + TILE_GAP)]
 
     # crops: the planned ones, non-empty, and every tile is the 2x enlarged 100% crop of its side
     assert result.crops == plan_crops(result.sides[0].pixels, 3, 48)
@@ -141,18 +149,21 @@ def test_flat_field_both_sides_render_the_same(make_dng, tmp_path, engines):
     assert np.all(np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))) < 1.0)
 
 
-def test_plan_layout_wraps_wide_crops():
-    crops = [Rect(0, 0, 300, 100), Rect(0, 200, 300, 50), Rect(400, 0, 500, 40)]
+def test_plan_layout_packs_crop_groups():
+    crops = [Rect(0, 0, 300, 100), Rect(0, 200, 300, 50), Rect(400, 0, 1000, 40)]
     layout = plan_layout((600, 1000), crops, 2, title_lines=2, label_lines=3, view_width=400)
-    col = layout.columns[0]
-    assert layout.column_width == 500
-    # 300 + GAP + 300 > 500: every tile starts a row of its own
-    assert col.tiles[0].x == col.tiles[1].x == col.tiles[2].x == MARGIN
-    assert col.tiles[1].y == col.tiles[0].y + 100 + GAP + caption_height()
-    assert col.tiles[2].y == col.tiles[1].y + 50 + GAP + caption_height()
-    assert layout.height == col.tiles[2].y + 40 + MARGIN
-    assert layout.columns[1].tiles[2].x == MARGIN + 500 + GAP
-    assert col.view.w == 400 and col.view.h == 240 and layout.view_scale == 0.4
+    left, right = layout.columns
+    assert layout.column_width == max(400, MIN_COLUMN)
+    # groups: 604 px (two 300 px tiles), 604 px, then 2004 px, which widens the picture
+    assert layout.width == 2 * MARGIN + 2 * 1000 + TILE_GAP
+    assert left.tiles[0].x == MARGIN and right.tiles[0].x == MARGIN + 300 + TILE_GAP
+    assert left.tiles[1].x == MARGIN + 604 + GAP and left.tiles[1].y == left.tiles[0].y  # same row
+    assert left.tiles[2].x == MARGIN and left.tiles[2].y == left.tiles[0].y + 100 + GAP + caption_height()
+    assert right.tiles[2].x == MARGIN + 1000 + TILE_GAP
+    assert layout.height == left.tiles[2].y + 40 + MARGIN
+    assert all(c.y == t.y - caption_height() for c, t in zip(left.captions, left.tiles))
+    assert left.view.w == 400 and left.view.h == 240 and layout.view_scale == 0.4
+    assert right.view.x == MARGIN + 400 + GAP
 
 
 # --- the command --------------------------------------------------------------------------------------
