@@ -27,6 +27,9 @@ DEFAULT_MODEL = "lwisp.onnx"
 BLEND = 16  # packed pixels of cross-fade between tiles
 
 
+_CARD_FIELDS = {"name": str, "stride": int, "margin": int, "input": dict, "output": dict}
+
+
 class ModelError(Exception):
     """The model file or its card is missing, corrupt or does not match."""
 
@@ -50,8 +53,16 @@ def load_card(model_path: Path) -> dict:
         card = json.loads(card_file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{card_file}: unreadable model card ({exc})") from None
-    if card.get("format") != CARD_FORMAT:
-        raise ModelError(f"{card_file}: model card format {card.get('format')!r}, expected {CARD_FORMAT!r}")
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        found = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise ModelError(f"{card_file}: model card format {found!r}, expected {CARD_FORMAT!r}")
+    bad = [k for k, kind in _CARD_FIELDS.items() if not isinstance(card.get(k), kind)]
+    bad += [f"{part}.{k}" for part in ("input", "output") if isinstance(card.get(part), dict)
+            for k, kind in (("name", str), ("channels", int)) if not isinstance(card[part].get(k), kind)]
+    if not bad and (card["stride"] < 1 or card["margin"] < 0):
+        bad = ["stride" if card["stride"] < 1 else "margin"]
+    if bad:
+        raise ModelError(f"{card_file}: model card lacks or mangles {', '.join(bad)}")
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     if card.get("sha256") not in (None, digest):
         raise ModelError(f"{model_path}: file does not match its card (sha256 differs; corrupt or replaced)")
@@ -84,6 +95,19 @@ def _providers(device: str) -> list[str]:
     if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def denoise_strength(setting: str) -> float:
+    """The --denoise setting as a multiplier of the noise std: off 0, auto 1, else a number >= 0."""
+    if setting in ("off", "auto"):
+        return 0.0 if setting == "off" else 1.0
+    try:
+        strength = float(setting)
+    except (TypeError, ValueError):
+        strength = -1.0
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"--denoise {setting!r}: expected off, auto or a non-negative number")
+    return strength
 
 
 @dataclass
@@ -136,6 +160,7 @@ class Learned:
         self.version = f"{card['name']} ({card.get('training', {}).get('iterations', '?')} it)"
         self.provider = session.get_providers()[0]
         self.threads = options.threads
+        self.strength = denoise_strength(options.denoise)
         self.tiling = plan_tiling(options.tile, card["margin"], card["stride"])
 
     @classmethod
@@ -157,12 +182,10 @@ class Learned:
 
     def noise(self, packed: Packed) -> tuple[float, float]:
         """(shot, read std) to feed the model, after the --denoise setting."""
-        setting = self.options.denoise
-        if setting == "off":
+        if self.strength == 0:
             return 0.0, 0.0
         shot, read = packed.noise if packed.noise is not None else estimate_noise(packed)
-        strength = 1.0 if setting == "auto" else float(setting)
-        return shot * strength**2, read * strength
+        return shot * self.strength**2, read * self.strength
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run the network on packed input ``(N, 8, h, w)`` -> ``(N, 3, 2h, 2w)``."""
