@@ -256,8 +256,8 @@ def compare(inputs, out_dir, truths, noise, fmt, quality, crops, crop_count, cro
 def eval_command(gt_dir, engines, models, noise, cfa, camera, border, per_image, out_file, keep, device, jobs,
                  quiet) -> None:
     """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
-    from rawisp.evaluate import EvalError, engine_specs, evaluate, find_images, format_table, parse_noise, \
-        check_report_path, write_report
+    from rawisp.evaluate import (EvalError, check_report_path, engine_specs, evaluate, find_images, format_table,
+                                 parse_noise, write_report)
 
     start = time.perf_counter()
     try:
@@ -327,7 +327,7 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
 
     Prints per-stage seconds, total, MP/s and peak resident memory per engine, each run in a fresh process.
     """
-    from rawisp.bench import DEFAULT_SIZE, BenchConfig, format_report, run_bench
+    from rawisp.bench import DEFAULT_SIZE, BenchConfig, BenchError, format_report, run_bench
 
     if file is not None and size is not None:
         raise click.UsageError("--size only applies to the synthetic frame; give FILE or --size, not both")
@@ -336,7 +336,10 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
                          quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, model=model,
                          compare_peers=compare_peers, timeout=timeout)
     progress = None if quiet else (lambda message: click.echo(f"rawisp bench: {message}", err=True))
-    report = run_bench(config, progress=progress)
+    try:
+        report = run_bench(config, progress=progress)
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(format_report(report))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

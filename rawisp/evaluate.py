@@ -623,7 +623,8 @@ def protocol(noises: Sequence[Noise], cfa: str, border: int, camera: str = "defa
         "noise": [{"label": n.label, "shot": n.shot, "read": n.read} for n in noises],
         "seed": "crc32('rawisp-eval/<image index>/<noise label>')",
         "render": "tone linear, 8-bit sRGB (rawisp render, +-0.5 LSB dither)",
-        "libraw": "postprocess: as-shot WB, sRGB, no_auto_bright, adjust_maximum_thr=0, gamma (2.4, 12.92), 8-bit",
+        "libraw": "postprocess: as-shot WB, sRGB, no_auto_bright, adjust_maximum_thr=0, gamma (2.4, 12.92), 8-bit, "
+                  "one OpenMP thread",
     }
 
 
