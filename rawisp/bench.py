@@ -22,12 +22,14 @@ they measure.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -268,12 +270,19 @@ def _cli_peer(name: str, config: BenchConfig) -> Variant:
     return variant
 
 
+class BenchError(Exception):
+    """The bench cannot run at all (e.g. the file is not one LibRaw reads); the message says why."""
+
+
 def frame_size(path: Path) -> tuple[int, int]:
     """(width, height) of the visible frame of a RAW file, as LibRaw reads it."""
     import rawpy
 
-    with rawpy.imread(str(path)) as raw:
-        return raw.sizes.width, raw.sizes.height
+    try:
+        with rawpy.imread(str(path)) as raw:
+            return raw.sizes.width, raw.sizes.height
+    except (rawpy.LibRawError, OSError) as exc:
+        raise BenchError(f"{path}: LibRaw cannot read it ({type(exc).__name__}: {exc})") from None
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict:
@@ -417,17 +426,27 @@ def _run_child(spec: dict, timeout: float) -> dict:
         result_path = Path(handle.name)
     cmd = [sys.executable, "-m", "rawisp.bench", json.dumps(spec), str(result_path)]
     start = time.perf_counter()
+    # its own session, so a timeout also ends what it started (a peer's command line)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=timeout)
         process = time.perf_counter() - start
         text = result_path.read_text() if result_path.stat().st_size else ""
         if not text:
-            tail = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()[-3:]
+            tail = (stderr or stdout).decode(errors="replace").strip().splitlines()[-3:]
             return {"error": f"child exited with status {proc.returncode}: {' / '.join(tail) or 'no output'}"}
         result = json.loads(text)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"error": f"timed out after {timeout:g} s"}
+    except BaseException:  # KeyboardInterrupt: do not leave the child running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     finally:
         result_path.unlink(missing_ok=True)
     result.setdefault("process", round(process, 4))
@@ -477,7 +496,8 @@ def format_report(report: dict) -> str:
     quality = f" q{report['quality']}" if report["format"] == "jpeg" else ""
     lines.append(f"rawisp bench {report['rawisp_version']}: {report['file']}")
     lines.append(f"  {report['width']}x{report['height']} ({report['megapixels']:.1f} MP) {kind} -> "
-                 f"{report['format']}{quality}; {report['repeat']} runs each, fresh process per run; "
+                 f"{report['format']}{quality}; {report['repeat']} run{'s' if report['repeat'] > 1 else ''} each, "
+                 f"a fresh process per run; "
                  f"seconds, median of runs")
     machine = report["machine"]
     load = report["load_before"]
@@ -508,10 +528,10 @@ def format_report(report: dict) -> str:
     staged = [r for r in report["results"] if r["runs"] and r["kind"] != "cli"]
     if staged:
         lines.append("")
-        lines.append(f"{'spread [min-max]':<22}" + "".join(f"{s:>12}" for s in STAGES))
+        lines.append(f"{'spread [min-max]':<22}" + "".join(f" {s:>13}" for s in STAGES))
         for row in staged:
             lines.append(f"{row['name']:<22}" + "".join(
-                f"{_range(row['min'].get(s), row['max'].get(s)):>12}" for s in STAGES))
+                f" {_range(row['min'].get(s), row['max'].get(s)):>13}" for s in STAGES))
     notes = [f"{r['name']}: {n}" for r in report["results"] for n in r["notes"] if r["status"] == "ok"]
     notes += [f"{r['name']}: model load {r['load_s']:.2f} s (not in total)" for r in report["results"]
               if r.get("load_s") and r["load_s"] >= 0.05]

@@ -150,3 +150,26 @@ def test_report_text_for_failures():
                            "runs": [], "notes": []}]}
     text = format_report(report)
     assert "learned" in text and "unavailable: ModelError: gone" in text
+
+
+def test_unreadable_file_is_a_clean_error(tmp_path):
+    bad = tmp_path / "not-raw.dng"
+    bad.write_bytes(b"this is not a raw file" * 100)
+    result = CliRunner().invoke(main, ["bench", "-q", str(bad), "--engine", "classical", "--repeat", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "not-raw.dng" in result.output and "LibRaw" in result.output
+
+
+def test_timeout_ends_the_child_and_what_it_started(tmp_path):
+    pidfile = tmp_path / "pid"
+    spec = {"kind": "cli", "argv": ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"], "out": str(tmp_path / "o.jpg")}
+    result = bench._run_child(spec, timeout=6)
+    assert "timed out" in result["error"]
+    if not pidfile.exists() or not pidfile.read_text().strip():
+        return  # a very busy machine: killed before the command even started, nothing left behind
+    pid = int(pidfile.read_text())
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z")
