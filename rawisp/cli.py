@@ -89,12 +89,23 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite)
     if engine in ("learned", "both"):
-        make_engine("learned", engine_options)  # fail fast on a bad model, before any file is touched
+        _check_engine(engine_options)
     if engine == "both":
         task = DevelopBothTask(engine_options, options, side_by_side)
     else:
         task = DevelopTask(engine, engine_options, options)
     _run(jobs_list, task, jobs, timeout, max_memory, overwrite, quiet)
+
+
+def _check_engine(options: EngineOptions) -> None:
+    """Build the learned engine once in the parent, so a bad model or setting fails before any file."""
+    from rawisp.learned import ModelError
+
+    try:
+        make_engine("learned", options)
+    except (ModelError, ValueError) as exc:
+        click.echo(f"rawisp: {exc}", err=True)
+        sys.exit(1)
 
 
 def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: float | None, overwrite: bool,
@@ -217,7 +228,7 @@ def compare(inputs, out_dir, truths, noise, fmt, quality, crops, crop_count, cro
         click.echo(f"rawisp: {notice}", err=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
-    make_engine("learned", engine_options)  # fail fast on a bad model, before any file is touched
+    _check_engine(engine_options)
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite)
     options = CompareOptions(view_width=view_width, crop_count=crop_count, crop_size=crop_size, crops=crops,
                              zoom=zoom, diff=diff, diff_gain=diff_gain)

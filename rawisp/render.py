@@ -62,13 +62,32 @@ def neutralise_highlights(rgb: np.ndarray) -> np.ndarray:
     rgb: (..., 3) linear white-balanced camera RGB with 1.0 = clip. This is what prevents the
     magenta/pink highlights of a clipped green channel after white balance.
     """
-    peak = rgb.max(axis=-1, keepdims=True)
-    t = np.clip((peak - CLIP_KNEE) / (1 - CLIP_KNEE), 0.0, 1.0)
-    if not t.any():
+    # np.maximum of the three channels is ~8x faster than rgb.max(axis=-1) on interleaved data
+    peak = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+    near = peak > CLIP_KNEE
+    if not near.any():
         return rgb
-    weight = t * t * (3 - 2 * t)
-    rgb += weight * (peak - rgb)
+    p = peak[near][:, None]
+    t = np.minimum((p - CLIP_KNEE) / (1 - CLIP_KNEE), 1.0)
+    selected = rgb[near]
+    selected += t * t * (3 - 2 * t) * (p - selected)
+    rgb[near] = selected
     return rgb
+
+
+def _lookup(lut: np.ndarray, pos: np.ndarray, interpolate: bool) -> np.ndarray:
+    """Table lookup at fractional positions ``pos`` in [0, len(lut) - 1].
+
+    Nearest entry is exact to 0.05 LSB at 8 bits (the table step is 1/65535 of linear range);
+    16-bit output interpolates linearly, which is exact on sRGB's linear toe and smooth above.
+    """
+    if not interpolate:
+        return lut[(pos + 0.5).astype(np.int32)]
+    index = np.minimum(pos.astype(np.int32), len(lut) - 2)
+    pos -= index
+    value = lut[index]
+    value += pos * (lut[index + 1] - value)
+    return value
 
 
 def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, tone: str = "default",
@@ -88,14 +107,8 @@ def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, t
     rng = np.random.default_rng(seed)
     for y in range(0, rgb.shape[0], STRIP_ROWS):
         strip = neutralise_highlights(np.array(rgb[y:y + STRIP_ROWS], dtype=np.float32))
-        lin = strip @ matrix
-        # linear interpolation in the table: exact on sRGB's linear toe, smooth above it
-        pos = np.clip(lin * ((LUT_SIZE - 1) / top), 0, LUT_SIZE - 1)
-        index = np.minimum(pos.astype(np.int32), LUT_SIZE - 2)
-        pos -= index
-        value = lut[index]
-        value += pos * (lut[index + 1] - value)
-        value *= maxval
+        pos = np.clip(strip @ matrix * ((LUT_SIZE - 1) / top), 0, LUT_SIZE - 1)
+        value = _lookup(lut, pos, interpolate=bits == 16) * maxval
         value += rng.random(value.shape, np.float32)  # +-0.5 LSB dither, then floor
         out[y:y + STRIP_ROWS] = np.clip(value, 0, maxval).astype(out.dtype)
     return out

@@ -262,12 +262,7 @@ def test_model_whose_graph_has_other_input_channels_is_refused(tiny_export, tmp_
     assert str(info.value).startswith(f"{path}: ")
 
 
-CLI_CATCHES_NOTHING = pytest.mark.xfail(
-    strict=True, reason="rawisp/cli.py develop lets ModelError/ValueError from make_engine escape as a traceback; "
-                        "catch them there and exit 1 with 'rawisp: MESSAGE' (then drop this mark)")
 
-
-@CLI_CATCHES_NOTHING
 def test_cli_refuses_bad_model_with_one_line(tmp_path):
     source = tmp_path / "x.dng"
     synth.srgb_to_dng(source, natural_image(40, 60, seed=1))
@@ -292,7 +287,6 @@ def test_bad_denoise_setting_is_refused():
             load(denoise=setting)
 
 
-@CLI_CATCHES_NOTHING
 def test_cli_refuses_bad_denoise_setting(tmp_path):
     source = tmp_path / "x.dng"
     synth.srgb_to_dng(source, natural_image(40, 60, seed=1))
