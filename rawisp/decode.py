@@ -26,6 +26,7 @@ SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
                         [0.2126729, 0.7151522, 0.0721750],
                         [0.0193339, 0.1191920, 0.9503041]])
 NOISE_PROFILE_TAG = 51041
+BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 
 class DecodeError(Exception):
@@ -165,7 +166,7 @@ def _bayer_pattern(raw: rawpy.RawPy) -> str | None:
         return None
     desc = raw.color_desc.decode("ascii")
     cfa = "".join(desc[c] for c in raw.raw_colors_visible[:2, :2].ravel())
-    return cfa if sorted(cfa) == ["B", "G", "G", "R"] else None
+    return cfa if cfa in BAYER_PATTERNS else None  # e.g. "GGBR" of a corrupt CFAPattern is not Bayer
 
 
 def _white_balance(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
@@ -247,8 +248,8 @@ def _dng_noise_profile(path: Path) -> tuple[float, float] | None:
                 tag = page.tags.get(NOISE_PROFILE_TAG)
                 if tag is not None:
                     s, o = float(tag.value[0]), float(tag.value[1])
-                    if not (np.isfinite(s) and np.isfinite(o)):  # corrupt: estimate from the pixels
-                        return None
+                    if not (s <= 1.0 and o <= 1.0):  # NaN, or noise above the full range: corrupt
+                        return None  # the learned engine estimates the noise from the pixels instead
                     return (max(s, 0.0), float(np.sqrt(max(o, 0.0))))
     except Exception:  # a DNG that LibRaw reads but tifffile does not: no profile, not an error
         return None

@@ -65,4 +65,8 @@ def reconstruct(raw: RawImage, engine: Engine, packed: Packed | None = None) -> 
     """
     if raw.rgb is not None:
         return raw.rgb
-    return engine(packed if packed is not None else normalise(raw))
+    rgb = engine(packed if packed is not None else normalise(raw))
+    # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
+    if not np.isfinite(rgb.sum(dtype=np.float64)):
+        raise ValueError(f"the {engine.name} engine produced NaN or infinite values")
+    return rgb
