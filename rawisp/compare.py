@@ -468,7 +468,7 @@ def describe(raw: RawImage, render: RenderOptions) -> list[str]:
         shot.append(f"ISO {meta.iso}")
     if meta.exposure_time:
         t = meta.exposure_time
-        shot.append(f"{t.numerator}/{t.denominator} s" if t < 1 and t.numerator == 1 else f"{float(t):g} s")
+        shot.append(f"1/{round(1 / t)} s" if t < 0.5 else f"{float(t):.3g} s")
     if meta.f_number:
         shot.append(f"f/{float(meta.f_number):g}")
     if shot:

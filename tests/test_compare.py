@@ -173,27 +173,30 @@ CROPS_LINE = re.compile(r"crops ((?:\d+,\d+,\d+,\d+ ?)+)")
 
 
 def test_cli_crop_is_honoured_and_bad_files_fail_alone(cli, make_dng, tmp_path, engines):
-    source, _ = make_dng("c.dng", natural_image(120, 160, seed=4))
+    # stored 160 wide x 120 high, shown upright (orientation 6) as 120 x 160: crops are upright pixels
+    source, _ = make_dng("c.dng", natural_image(120, 160, seed=4), orientation=6)
     bad = tmp_path / "bad.dng"
     bad.write_bytes(b"not a raw file at all" * 10)
     out = tmp_path / "out"
     result = cli("compare", bad, source, "-o", out, "--format", "png", "--crop", "10,20,50,40",
-                 "--crop", "150,100,40,40", "--view-width", "100")
+                 "--crop", "100,140,40,40", "--view-width", "100")
     assert result.exit_code == 1
     assert re.search(r"^1 compared, 0 skipped, 1 failed in", result.stdout, re.M)
     assert len(lines_naming(result.stderr, bad)) == 1
-    assert "crop 150,100,40,40 clipped to 150,100,10,20" in result.stderr
-    assert f"{out / 'c.compare.png'}: crops 10,20,50,40 150,100,10,20" in result.stdout
+    assert "crop 100,140,40,40 clipped to 100,140,20,20" in result.stderr
+    assert f"{out / 'c.compare.png'}: crops 10,20,50,40 100,140,20,20" in result.stdout
     picture = read_image(out / "c.compare.png")
     classical = developed(source, engines[0])
     learned = developed(source, engines[1])
-    layout = plan_layout(classical.shape, [Rect(10, 20, 50, 40), Rect(150, 100, 10, 20)], 2, title_lines=2,
+    assert classical.shape == (160, 120, 3)
+    layout = plan_layout(classical.shape, [Rect(10, 20, 50, 40), Rect(100, 140, 20, 20)], 2, title_lines=2,
                          label_lines=3, view_width=100)
     assert picture.shape[:2] == (layout.height, layout.width)
     cols = layout.columns
     np.testing.assert_array_equal(region(picture, cols[0].tiles[0]), classical[20:60, 10:60])
-    np.testing.assert_array_equal(region(picture, cols[0].tiles[1]), classical[100:120, 150:160])
+    np.testing.assert_array_equal(region(picture, cols[0].tiles[1]), classical[140:160, 100:120])
     assert np.abs(region(picture, cols[1].tiles[0]).astype(int) - learned[20:60, 10:60]).max() <= 1
+    assert np.abs(region(picture, cols[1].tiles[1]).astype(int) - learned[140:160, 100:120]).max() <= 1
 
 
 def test_cli_crop_outside_the_picture_fails_that_file(cli, make_dng, tmp_path):
