@@ -12,7 +12,7 @@ from rawisp import __version__
 from rawisp.batch import Job, Outcome
 from rawisp.decode import RawImage, decode
 from rawisp.metadata import apply_orientation, exif_bytes
-from rawisp.normalise import normalise
+from rawisp.normalise import clip_mask, normalise
 from rawisp.reconstruct import Engine, EngineOptions, make_engine, reconstruct
 from rawisp.render import render
 from rawisp.write import write_image
@@ -55,7 +55,8 @@ class _Clock:
 
 def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
     """Camera RGB -> upright sRGB pixels in the output format's bit depth."""
-    pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt])
+    pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt],
+                    clipped=clip_mask(raw))
     return apply_orientation(pixels, raw.orientation)
 
 
@@ -107,7 +108,7 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
     side-by-side picture of the developments (JPEG, see :mod:`rawisp.compare`). Outputs that exist
     are kept unless ``options.overwrite`` (FileExistsError when every output exists).
     """
-    from rawisp.compare import CompareOptions, Side, build_picture, develop_side
+    from rawisp.compare import CompareOptions, build_picture, develop_side
 
     def wanted(path: Path | None) -> bool:
         return path is not None and (options.overwrite or not path.exists())
@@ -124,7 +125,7 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
     eight_bit = replace(options, fmt="jpeg")
     sides, written = [], []
     for engine in todo:
-        side, rgb = develop_side(raw, packed, engine, options)
+        side, rgb = develop_side(raw, packed, engine)
         clock.seconds[f"reconstruct {engine.name}"] = side.seconds
         clock.lap("other")
         if wanted(outputs[engine.name]):

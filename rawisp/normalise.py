@@ -87,3 +87,25 @@ def normalise(raw: RawImage) -> Packed:
     out *= scale
     np.minimum(out, 1.0, out=out)
     return Packed(planes=out, gains=gains, noise=raw.noise, offset=offset, shape=raw.shape)
+
+
+def clip_mask(raw: RawImage, radius: int = 2) -> np.ndarray | None:
+    """Full-resolution mask ``(H, W)`` of pixels near a sensor-clipped site, or None if none clipped.
+
+    A site is clipped when its DN reaches the white level; the mask grows by ``radius`` pixels
+    (a square) because demosaicking spreads a clipped value to its neighbours. Rendering
+    neutralises highlights only here, so bright saturated colours that did not clip keep their hue.
+    """
+    if raw.mosaic is None:
+        return None
+    clipped = raw.mosaic >= raw.white
+    if not clipped.any():
+        return None
+    grown = clipped.copy()
+    h, w = clipped.shape
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy or dx:
+                grown[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] |= \
+                    clipped[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return grown
