@@ -291,21 +291,20 @@ def _poll(r: _Running, timeout: float) -> Outcome | None:
     if r.conn.poll():
         try:
             outcome = r.conn.recv()
-        except EOFError:
+        except EOFError:  # the child died without a word (a crash): its pipe closed
             outcome = None
         r.process.join()
         if outcome is not None:
             return outcome
-        return Outcome(r.job, "failed", _crash_reason(r.process.exitcode))
-    if not r.process.is_alive():
-        r.process.join()
-        for output in r.job.outputs:
-            _remove_partial(output)
-        return Outcome(r.job, "failed", _crash_reason(r.process.exitcode))
-    if time.monotonic() - r.started > timeout:
+    elif r.process.is_alive():
+        if time.monotonic() - r.started <= timeout:
+            return None
         r.process.kill()
         r.process.join()
         for output in r.job.outputs:
             _remove_partial(output)
         return Outcome(r.job, "failed", f"timed out after {timeout:g} s (see --timeout)")
-    return None
+    r.process.join()
+    for output in r.job.outputs:  # what the crashed writer left
+        _remove_partial(output)
+    return Outcome(r.job, "failed", _crash_reason(r.process.exitcode))

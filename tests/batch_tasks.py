@@ -1,0 +1,59 @@
+"""Batch tasks that misbehave on purpose, for the crash-containment tests of ``rawisp.batch``.
+
+They live in a module of their own (not in a test file) so the batch's forkserver children can
+unpickle them by name: the job's source file name says what the task does in the child.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from rawisp.batch import Job, Outcome
+from rawisp.write import write_image
+
+GIB = 1 << 30
+
+
+@dataclass
+class Misbehave:
+    """Crash, hang, hog memory or fail as the job's source stem says; else write a small picture."""
+
+    grow_cap: int = 3 * GIB  # "grow" stops here and reports "done" if no memory limit stopped it
+
+    def __call__(self, job: Job) -> Outcome:
+        kind = job.source.stem
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files from the crashes below
+        if kind == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        elif kind == "abort":
+            os.abort()
+        elif kind == "reserve":  # 3 GiB of address space, never touched: fails only under RLIMIT_AS
+            block = np.empty(3 * GIB, np.uint8)
+            return Outcome(job, "done", f"reserved {block.nbytes} bytes: no memory limit")
+        elif kind == "grow":  # runaway memory, touched 64 MiB at a time
+            chunks, total = [], 0
+            while total < self.grow_cap:
+                chunks.append(np.ones(64 << 20, np.uint8))
+                total += chunks[-1].nbytes
+            return Outcome(job, "done", f"grew to {total} bytes: no memory limit")
+        elif kind == "onnx":  # how onnxruntime reports a failed allocation
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : bfc_arena.cc:360 Failed to allocate memory "
+                               "for requested buffer of size 150994944\n")
+        elif kind == "hang":
+            time.sleep(3600)
+        elif kind == "exit":
+            os._exit(3)
+        elif kind == "bug":
+            raise ValueError("first line\nsecond line")
+        elif kind == "partial":  # dies in the middle of writing its output
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            (job.output.parent / f".{job.output.name}.dead0001.part").write_bytes(b"half a picture")
+            os.kill(os.getpid(), signal.SIGSEGV)
+        write_image(job.output, np.full((8, 8, 3), 128, np.uint8), "png")
+        return Outcome(job, "done")
