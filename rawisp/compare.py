@@ -441,9 +441,8 @@ def _device(engine: Engine) -> str:
     return f"{name}, {threads} threads" if threads and name == "CPU" else name
 
 
-def develop_side(raw: RawImage, packed, engine: Engine, render: RenderOptions) -> tuple[Side, np.ndarray]:
-    """Reconstruct with ``engine`` (timed) and render; -> (Side with 8-bit pixels if the format is
-    8-bit, else with none yet, and the linear camera RGB)."""
+def develop_side(raw: RawImage, packed, engine: Engine) -> tuple[Side, np.ndarray]:
+    """Reconstruct with ``engine``, timed -> (its Side, pixels not rendered yet; linear camera RGB)."""
     start = time.perf_counter()
     rgb = reconstruct(raw, engine, packed)
     seconds = time.perf_counter() - start
@@ -541,7 +540,7 @@ def compare_raw(raw: RawImage, output: Path, engines: Sequence[Engine], render: 
     eight_bit = replace(render, fmt=render.fmt if render.fmt in ("jpeg", "png") else "png")
     sides = []
     for engine in engines:
-        side, rgb = develop_side(raw, packed, engine, eight_bit)
+        side, rgb = develop_side(raw, packed, engine)
         seconds[f"reconstruct {engine.name}"] = side.seconds
         t0 = time.perf_counter()
         side.pixels = render_picture(raw, rgb, eight_bit)
