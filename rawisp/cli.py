@@ -155,6 +155,8 @@ def _parse_crop(ctx, param, values):
                    "as rawisp eval does; PSNR/SSIM of each side are printed and shown.")
 @click.option("--noise", default="mid", show_default=True,
               help="Noise of the synthetic DNG: clean, mid, high or SHOT:READ (as rawisp eval).")
+@click.option("--camera", default=None, metavar="NAME",
+              help="Camera matrix of the synthetic DNG, as rawisp eval --camera [default: rawisp eval's].")
 @click.option("--format", "fmt", type=click.Choice(["jpeg", "png"]), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--crop", "crops", multiple=True, callback=_parse_crop, metavar="X,Y,W,H",
@@ -186,7 +188,7 @@ def _parse_crop(ctx, param, values):
 @click.option("--max-memory", type=click.FloatRange(0.5), default=None,
               help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def compare(inputs, out_dir, truths, noise, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
+def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
             diff_gain, exposure, tone, model, denoise, device, tile, recursive, jobs, overwrite, timeout, max_memory,
             quiet) -> None:
     """Classical and learned development of each RAW side by side, in one labelled picture.
@@ -195,12 +197,16 @@ def compare(inputs, out_dir, truths, noise, fmt, quality, crops, crop_count, cro
     (or --crop), reconstruct timings, and with --diff the amplified difference. One line per input
     tells the crops (as --crop values) and, for --ground-truth inputs, PSNR/SSIM of each side.
     """
-    from rawisp.compare import CompareOptions, CompareTask
+    from rawisp.compare import CompareError, CompareOptions, CompareTask, eval_camera
     from rawisp.develop import RenderOptions
     from rawisp.evaluate import EvalError, find_images, parse_noise
 
     if not inputs and not truths:
         raise click.UsageError("give RAW files and/or --ground-truth images")
+    try:
+        eval_camera(camera)
+    except CompareError as exc:
+        raise click.BadParameter(str(exc), param_hint="--camera") from None
     try:
         levels = parse_noise(noise)
     except EvalError as exc:
@@ -232,7 +238,8 @@ def compare(inputs, out_dir, truths, noise, fmt, quality, crops, crop_count, cro
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite)
     options = CompareOptions(view_width=view_width, crop_count=crop_count, crop_size=crop_size, crops=crops,
                              zoom=zoom, diff=diff, diff_gain=diff_gain)
-    task = CompareTask(engine_options, render, options, frozenset(str(p.absolute()) for p, _ in truth_files), noise)
+    task = CompareTask(engine_options, render, options, frozenset(str(p.absolute()) for p, _ in truth_files), noise,
+                       camera)
 
     def done(outcome: Outcome) -> None:
         click.echo(f"{outcome.job.output}: {outcome.message}")

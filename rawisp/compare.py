@@ -577,12 +577,30 @@ def compare_file(source: Path, output: Path, engines: Sequence[Engine], render: 
     return result
 
 
+def eval_camera(camera: str | None = None) -> tuple[str, np.ndarray]:
+    """(name, matrix) of a camera of the ``rawisp eval`` protocol; None: the one eval uses by default."""
+    import inspect
+
+    from rawisp import evaluate
+
+    cameras = getattr(evaluate, "CAMERAS", None)
+    if not cameras:
+        return "default", evaluate.DEFAULT_CAM_FROM_SRGB
+    if camera is None:
+        camera = inspect.signature(evaluate.evaluate).parameters["camera"].default
+    if camera not in cameras:
+        raise CompareError(f"unknown camera matrix {camera!r}; choose from {', '.join(cameras)}")
+    return camera, np.asarray(cameras[camera])
+
+
 def compare_ground_truth(image: Path, output: Path, engines: Sequence[Engine], render: RenderOptions,
-                         options: CompareOptions, noise: str = "mid", cfa: str = "RGGB") -> Compared:
-    """The synthetic path: ground-truth sRGB -> DNG (the ``rawisp eval`` protocol, seed of image 0)
-    -> both developments (linear tone, as the protocol) -> picture with PSNR / SSIM in the labels."""
+                         options: CompareOptions, noise: str = "mid", cfa: str = "RGGB",
+                         camera: str | None = None) -> Compared:
+    """The synthetic path: ground-truth sRGB -> DNG (the ``rawisp eval`` protocol, seed of image 0,
+    its camera matrix ``camera``, default as eval) -> both developments (linear tone, as the
+    protocol) -> picture with PSNR / SSIM in the labels."""
     from rawisp.evaluate import BLACK, NEUTRAL, RENDER, WHITE, EvalError, load_image, noise_seed, parse_noise
-    from rawisp.synth import DEFAULT_CAM_FROM_SRGB, srgb_to_dng
+    from rawisp.synth import srgb_to_dng
 
     try:
         levels = parse_noise(noise)
@@ -598,17 +616,18 @@ def compare_ground_truth(image: Path, output: Path, engines: Sequence[Engine], r
         truth8 = truth
     if min(truth.shape[:2]) < 32:
         raise CompareError(f"{truth.shape[1]}x{truth.shape[0]} is too small (at least 32x32)")
+    camera, cam_from_srgb = eval_camera(camera)
     protocol = replace(render, tone=RENDER.tone, exposure=0.0)
     with tempfile.TemporaryDirectory(prefix="rawisp-compare-") as tmp:
         dng = Path(tmp) / f"{image.stem}.dng"
         t0 = time.perf_counter()
-        srgb_to_dng(dng, truth, cfa=cfa, black=BLACK, white=WHITE, cam_from_srgb=DEFAULT_CAM_FROM_SRGB,
+        srgb_to_dng(dng, truth, cfa=cfa, black=BLACK, white=WHITE, cam_from_srgb=cam_from_srgb,
                     neutral=NEUTRAL, noise=(level.shot, level.read), seed=noise_seed(0, level))
         synthesised = time.perf_counter() - t0
         raw = decode(dng)
     noise_text = f"noise {level.label} (shot {level.shot:g}, read {level.read:g})"
     h, w = truth.shape[:2]
-    title = [f"{image.name} (ground truth)  |  synthetic DNG, {cfa}, {noise_text}  |  {w}x{h}",
+    title = [f"{image.name} (ground truth)  |  synthetic DNG, {cfa}, {noise_text}, camera {camera}  |  {w}x{h}",
              render_line(protocol) + " (the rawisp eval protocol)"]
     result = compare_raw(raw, output, engines, protocol, options, truth=truth8, title=title,
                          truth_lines=[image.name, noise_text])
@@ -625,6 +644,7 @@ class CompareTask:
     options: CompareOptions
     ground_truth: frozenset[str] = frozenset()  # absolute paths of the ground-truth images
     noise: str = "mid"
+    camera: str | None = None  # camera matrix of the synthetic DNGs (None: as rawisp eval)
 
     def engines(self) -> list[Engine]:
         return [make_engine("classical"), make_engine("learned", self.engine_options)]
@@ -634,7 +654,7 @@ class CompareTask:
         try:
             if str(Path(job.source).absolute()) in self.ground_truth:
                 result = compare_ground_truth(job.source, job.output, engines, self.render, self.options,
-                                              self.noise)
+                                              self.noise, camera=self.camera)
             else:
                 result = compare_file(job.source, job.output, engines, self.render, self.options)
         except CompareError as exc:

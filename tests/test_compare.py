@@ -241,6 +241,8 @@ def test_cli_ground_truth_prints_psnr_ssim_of_both(cli, tmp_path):
     assert float(found[0][2]) == pytest.approx(row["ssim"], abs=6e-5)
     picture = read_image(tmp_path / "out" / "gt.compare.png")
     assert picture.shape[1] == 2 * MARGIN + 3 * MIN_COLUMN + 2 * GAP  # classical, learned, ground truth
+    result = cli("compare", "--ground-truth", gt, "--camera", "no-such-camera", "-o", tmp_path / "out2")
+    assert result.exit_code == 2 and "--camera" in result.stderr
 
 
 # --- develop --engine both ----------------------------------------------------------------------------
