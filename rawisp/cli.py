@@ -258,9 +258,9 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 @click.option("--noise", default="clean,mid,high", show_default=True,
               help="Noise levels: presets clean, mid, high and/or SHOT:READ (variance = SHOT*x + READ^2).")
 @click.option("--cfa", type=click.Choice(["RGGB", "BGGR", "GRBG", "GBRG"]), default="RGGB", show_default=True)
-@click.option("--camera", type=click.Choice(["default", "identity"]), default="default", show_default=True,
-              help="Camera matrix of the synthetic camera: the protocol's own, or identity (camera RGB = "
-                   "linear sRGB, as the usual published demosaicking figures are measured).")
+@click.option("--camera", type=click.Choice(["identity", "synthetic"]), default="identity", show_default=True,
+              help="Camera matrix of the synthetic camera: identity (camera RGB = linear sRGB, as the published "
+                   "reference figures are measured) or a realistic synthetic camera matrix.")
 @click.option("--border", type=click.IntRange(0), default=10, show_default=True,
               help="Pixels left out of the scores at each edge.")
 @click.option("--per-image", is_flag=True, help="One row per image as well as the means.")
