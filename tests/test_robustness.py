@@ -149,6 +149,29 @@ def test_output_folder_that_is_a_file_is_a_usage_error(cli, tmp_path):
     assert (tmp_path / "out").read_bytes() == b"x"
 
 
+@pytest.mark.parametrize(("width", "height", "reason"), [
+    (12000, 8400, "cannot hold a 100.8 MP frame"),
+    (30000, 30000, "cannot hold a 900.0 MP frame"),
+    (60000, 60000, "cannot hold a 3600.0 MP frame"),
+    (65535, 65535, "unsupported format"),  # LibRaw's own limit is 64000 a side
+    (0xFFFFFFFF, 100, "unsupported format"),
+])
+def test_absurd_dimensions_are_refused_before_any_allocation(cli, tmp_path, width, height, reason):
+    """A header claiming a huge frame in a small file is refused from the file size, before LibRaw
+    allocates for it: even under a 0.5 GiB address-space limit the reason is the size, not memory."""
+    path, _ = _dng(tmp_path / "huge.dng")
+    data = bytearray(path.read_bytes())
+    entries = {e.code: e for e in fuzz.tiff_entries(bytes(data))}
+    fuzz.set_tag(data, entries[256], fuzz.LONG, [width])
+    fuzz.set_tag(data, entries[257], fuzz.LONG, [height])
+    path.write_bytes(data)
+    result = cli("develop", "--engine", "classical", "--max-memory", "0.5", path, "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    [line] = lines_naming(result.stderr, path)
+    assert reason in line, line
+    assert not any((tmp_path / "out").iterdir())
+
+
 # --- Ctrl-C and kill -9 in the middle of a batch ---------------------------------------------------
 
 N_FILES = 6
