@@ -436,9 +436,16 @@ def _describe(raw) -> dict:
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Teacher checkpoint for heterogeneous distillation.")
 @click.option("--as-teacher", is_flag=True, help="Train a teacher: it sees the clean mosaic.")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from this checkpoint's weights (fine-tuning).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=0, help="torch threads (0: default).")
-def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, seed, threads) -> None:
+@click.option("--val-every", type=click.IntRange(1), default=250, show_default=True,
+              help="Validate and checkpoint every N iterations.")
+@click.option("--val-holdout", type=click.IntRange(1), default=40, show_default=True,
+              help="Photos held out of training for validation.")
+def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
+          threads, val_every, val_holdout) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -447,7 +454,8 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
     run_dir = run_dir or str(Path("runs") / Path(out).stem)
     cfg = TrainConfig(data=list(data), out=out, run_dir=run_dir, iterations=iterations, batch=batch, patch=patch,
                       lr=lr, loss=loss, widths=tuple(int(w) for w in widths.split(",")), teacher=teacher,
-                      teacher_mode=as_teacher, seed=seed, threads=threads)
+                      teacher_mode=as_teacher, init=init, seed=seed, threads=threads, val_every=val_every,
+                      val_holdout=val_holdout)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 
@@ -456,6 +464,9 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
             fh.write(line + "\n")
         click.echo(line, err=True)
 
-    checkpoint = run_training(cfg, log=log)
+    try:
+        checkpoint = run_training(cfg, log=log)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     card = export_run(checkpoint, out)
     click.echo(f"wrote {out} and its card; validation PSNR {card['metrics'].get('validation_psnr')}")

@@ -55,8 +55,11 @@ def export(model: LWISP, out: str | Path, training: dict, metrics: dict | None =
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     dummy = torch.rand(1, 8, 64, 64)
-    with warnings.catch_warnings():  # the tracer warns about constants that are meant to be constant
+    # The TorchScript exporter (dynamo=False) needs no onnxscript and handles this graph exactly;
+    # it warns that it is legacy, and its tracer warns about constants that are meant to be constant.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"}, OUTPUT_NAME: {0: "n", 2: "h2", 3: "w2"}},
                           opset_version=opset, dynamo=False)

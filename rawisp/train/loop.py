@@ -19,6 +19,7 @@ from rawisp.train.model import LWISP
 
 # validation noise presets (normalised units): the evaluation protocol's clean / mid / high
 VAL_NOISE = {"clean": (0.0, 0.0), "mid": (1e-3, 5e-4), "high": (6e-3, 2e-3)}
+VAL_CROP = 128  # side of the validation centre crops (full resolution)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrainConfig:
     val_every: int = 250
     teacher: str | None = None  # checkpoint of a teacher for heterogeneous distillation
     teacher_mode: bool = False  # train a teacher: sees the clean mosaic
+    init: str | None = None  # start from this checkpoint's weights (fine-tuning), fresh optimiser
     distill_weight: float = 0.5
     val_holdout: int = 40
     notes: str = ""
@@ -47,13 +49,15 @@ class TrainConfig:
 
 def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Deterministic train/validation split: every k-th photo is held out for validation."""
+    if len(photos) < 2 * holdout:
+        raise ValueError(f"{len(photos)} usable photos: too few to hold out {holdout} for validation")
     step = max(len(photos) // max(holdout, 1), 1)
     val = photos[::step][:holdout]
     val_ids = {id(p) for p in val}
     return [p for p in photos if id(p) not in val_ids], val
 
 
-def validation_set(photos: list[np.ndarray], size: int = 128, seed: int = 1234) -> dict:
+def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1234) -> dict:
     """Fixed validation batches per noise preset: centre crops, seeded matrices and noise."""
     crops = []
     for p in photos:
@@ -120,11 +124,13 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    photos = load_photos([Path(d) for d in cfg.data], min_side=cfg.patch)
+    photos = load_photos([Path(d) for d in cfg.data], min_side=max(cfg.patch, VAL_CROP))
     train_photos, val_photos = split_photos(photos, cfg.val_holdout)
     log(f"photos: {len(train_photos)} train, {len(val_photos)} validation")
     val_sets = validation_set(val_photos)
     model = LWISP(cfg.widths)
+    if cfg.init:
+        model.load_state_dict(load_checkpoint_model(cfg.init)[0].state_dict())
     teacher = distiller = None
     if cfg.teacher:
         teacher, _ = load_checkpoint_model(cfg.teacher)

@@ -1,0 +1,93 @@
+"""The training pipeline end to end on a tiny photo folder: train, resume, distil, export."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
+
+from rawisp.cli import main  # noqa: E402
+from rawisp.learned import Learned, load_card  # noqa: E402
+from rawisp.reconstruct import EngineOptions  # noqa: E402
+from rawisp.train.data import Sampler, linear_to_srgb, srgb_to_linear  # noqa: E402
+from rawisp.train.model import LWISP, bilinear_demosaic  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        base = rng.random((1, 1, 3)) * 0.6 + 0.2
+        ramp = np.linspace(0, 1, 320)[None, :, None] * rng.random((1, 1, 3)) * 0.3
+        img = np.clip(base + ramp + rng.normal(0, 0.05, (300, 320, 3)), 0, 1)
+        Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"p{i}.jpg", quality=95)
+    Image.fromarray(np.full((300, 320), 128, np.uint8)).save(folder / "grey.jpg")  # skipped: greyscale
+    return folder
+
+
+def _train(photos, out, *extra):
+    args = ["train", "--data", str(photos), "--out", str(out), "--iterations", "4", "--batch", "2",
+            "--patch", "32", "--widths", "8,16,32", "--threads", "1", "--val-every", "2", "--val-holdout", "2",
+            *map(str, extra)]
+    return CliRunner().invoke(main, args)
+
+
+def test_train_resume_and_export(photos, tmp_path):
+    out = tmp_path / "m.onnx"
+    run = tmp_path / "run"
+    result = _train(photos, out, "--run-dir", run)
+    assert result.exit_code == 0, result.output
+    log = (run / "train.log").read_text()
+    assert "photos: 4 train, 2 validation" in log  # the greyscale photo was skipped
+    card = load_card(out)
+    assert card["training"]["iterations"] == 4 and card["architecture"]["widths"] == [8, 16, 32]
+    assert set(card["metrics"]["validation_psnr"]) == {"clean", "mid", "high"}
+    assert card["margin"] % card["stride"] == 0 and card["margin"] > 0
+    # resuming a finished run trains nothing more and exports the same weights
+    again = _train(photos, tmp_path / "m2.onnx", "--run-dir", run, "--iterations", "4")
+    assert again.exit_code == 0, again.output
+    assert "resumed at iteration 4" in (run / "train.log").read_text()
+    engine = Learned.load(EngineOptions(model=str(out), threads=1))
+    x = np.random.default_rng(1).random((1, 8, 16, 16), np.float32)
+    assert engine.run(x).shape == (1, 3, 32, 32)
+
+
+def test_distillation_runs_and_is_recorded(photos, tmp_path):
+    teacher_run = tmp_path / "teacher"
+    assert _train(photos, tmp_path / "t.onnx", "--run-dir", teacher_run, "--as-teacher").exit_code == 0
+    result = _train(photos, tmp_path / "s.onnx", "--run-dir", tmp_path / "student",
+                    "--teacher", teacher_run / "checkpoint.pt", "--widths", "8,8,16")
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "s.json").read_text())
+    assert card["training"]["distillation"] is True
+
+
+def test_sampler_is_deterministic_and_consistent(photos):
+    from rawisp.train.data import load_photos
+
+    imgs = load_photos([photos], min_side=64)
+    a, b = Sampler(imgs, 32, seed=3).batch(4), Sampler(imgs, 32, seed=3).batch(4)
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    # the clean input is the white-balanced mosaic of the target: bilinear of it is close to it
+    base = bilinear_demosaic(a.x_clean[:, :4])
+    assert torch.allclose(base[:, :, 2:-2, 2:-2].mean(), a.y[:, :, 2:-2, 2:-2].mean(), atol=0.02)
+    # noise planes match the noise actually added (std of input minus clean, per plane)
+    resid = (a.x[:, :4] - a.x_clean[:, :4]).std(dim=(2, 3))
+    sigma = a.x[:, 4:].mean(dim=(2, 3))
+    assert torch.allclose(resid, sigma, rtol=0.35, atol=2e-3)
+
+
+def test_srgb_transfer_roundtrip():
+    v = torch.linspace(0, 1, 101)
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(v)), v, atol=1e-6)
+
+
+def test_untrained_model_is_bilinear():
+    model = LWISP((8, 16, 32)).eval()
+    x = torch.rand(1, 8, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(model(x), bilinear_demosaic(x[:, :4]), atol=1e-6)
