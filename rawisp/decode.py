@@ -230,8 +230,12 @@ def _check_content(mosaic: np.ndarray, black: np.ndarray, white: float) -> None:
     pruned files instead of failing. (Dark frames are kept: their noise lifts them above black.)
     """
     sample = mosaic[:: max(1, mosaic.shape[0] // 512), :: max(1, mosaic.shape[1] // 512)]
-    if sample.max() <= black.min():
-        raise DecodeError("no image data (every pixel is at or below the black level)")
+    # a signal of 1/10000 of the range renders black: such data does not match the file's levels
+    # (a corrupt BitsPerSample: 1-bit data under a 16-bit white level); real dark frames' noise is higher
+    floor = black.min() + 1e-4 * (white - black.min())
+    if sample.max() <= floor:
+        raise DecodeError("no image data (every pixel is at or below the black level)" if sample.max() <= black.min()
+                          else f"no image data (every pixel is within {floor - black.min():.1f} DN of the black level)")
     if sample.min() >= white:
         raise DecodeError("no image data (every pixel is clipped)")
     if sample.min() == sample.max():
