@@ -341,22 +341,30 @@ def test_fuzz_mutants_give_one_line_or_a_valid_picture(tmp_path):
 
 
 def test_absurd_tag_values_are_refused_or_developed(tmp_path):
-    """Every absurd value of every interesting tag of a synthetic DNG, deterministically."""
-    [seed] = fuzz.make_seeds(tmp_path / "seed", corpus=False)[:1]
-    data = seed.read_bytes()
+    """Absurd values of every interesting tag of a 12-bit and a 16-bit synthetic DNG.
+
+    (BitsPerSample=1 under the 16-bit white level once gave a constant black picture.)
+    """
+    seeds = fuzz.make_seeds(tmp_path / "seed", corpus=False)
     folder = tmp_path / "mutants"
     folder.mkdir()
     rng = np.random.default_rng(0)
     count = 0
-    for entry in fuzz.tiff_entries(data):
-        if entry.code not in fuzz.INTERESTING:
-            continue
-        for _ in range(4):
-            mutant = bytearray(data)
-            ftype, values, _ = fuzz._absurd(entry, data, fuzz.tiff_entries(data), rng)
-            fuzz.set_tag(mutant, entry, ftype, values)
-            (folder / f"t{count:03d}.dng").write_bytes(mutant)
-            count += 1
+    for seed in (seeds[0], seeds[2]):
+        data = seed.read_bytes()
+        for entry in fuzz.tiff_entries(data):
+            if entry.code not in fuzz.INTERESTING:
+                continue
+            for _ in range(3):
+                mutant = bytearray(data)
+                ftype, values, _ = fuzz._absurd(entry, data, fuzz.tiff_entries(data), rng)
+                fuzz.set_tag(mutant, entry, ftype, values)
+                (folder / f"t{count:03d}.dng").write_bytes(mutant)
+                count += 1
+        mutant = bytearray(data)
+        fuzz.set_tag(mutant, {e.code: e for e in fuzz.tiff_entries(data)}[258], fuzz.SHORT, [1])
+        (folder / f"t{count:03d}_bits1.dng").write_bytes(mutant)
+        count += 1
     report = fuzz.develop_batch(folder, tmp_path / "out", "classical", timeout=60)
     assert report.problems == [], report.text("tags")
     assert report.cases == count == report.errors + report.outputs
