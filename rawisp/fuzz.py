@@ -376,6 +376,7 @@ def develop_batch(folder: Path, out: Path, engine: str, timeout: float, extra: t
         report.problems.append(f"{engine}: the batch process hung")
         return report
     report.seconds = time.perf_counter() - start
+    out.parent.joinpath(f"{out.name}.stderr.txt").write_text(run.stderr)  # every line, for inspection
     if run.returncode not in (0, 1):
         report.batch_crashes += 1
         report.problems.append(f"{engine}: the batch ended with status {run.returncode}: {run.stderr[-2000:]}")
