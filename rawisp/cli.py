@@ -427,7 +427,7 @@ def _describe(raw) -> dict:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="ONNX file to write (card beside it).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Checkpoints and log [default: runs/<out name>]; an existing checkpoint is resumed.")
-@click.option("--iterations", type=click.IntRange(1), default=12000, show_default=True)
+@click.option("--iterations", type=click.IntRange(1), default=9000, show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--patch", type=click.IntRange(32), default=128, show_default=True, help="Full-resolution crop side.")
 @click.option("--lr", type=float, default=2e-3, show_default=True)

@@ -29,7 +29,7 @@ class TrainConfig:
     data: list[str]
     out: str
     run_dir: str
-    iterations: int = 6000
+    iterations: int = 9000
     batch: int = 16
     patch: int = 128  # full-resolution crop side, multiple of 8
     lr: float = 2e-3
