@@ -306,7 +306,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
             common = {"src": str(source), "out": str(out), "fmt": config.fmt, "quality": config.quality}
             if variant.kind == "rawisp":
                 options = {"model": config.model, "device": config.device, "threads": threads,
-                           "tile": variant.tile or 512, "denoise": "auto"}
+                           "tile": variant.tile, "denoise": "auto"}
                 return {"kind": "rawisp", "engine": variant.engine, "engine_options": options, **common}
             if variant.kind == "rawpy":
                 return {"kind": "rawpy", **common}
@@ -597,7 +597,8 @@ def _child_rawisp(spec: dict) -> dict:
 
     imported = time.perf_counter()
     try:
-        engine = make_engine(spec["engine"], EngineOptions(**spec["engine_options"]))
+        options = {k: v for k, v in spec["engine_options"].items() if v is not None}  # None: the default
+        engine = make_engine(spec["engine"], EngineOptions(**options))
     except Exception as exc:  # noqa: BLE001 - any failure to build the engine makes it unavailable
         return {"error": f"{type(exc).__name__}: {exc}", "stage": "load"}
     loaded = time.perf_counter()

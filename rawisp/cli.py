@@ -26,6 +26,35 @@ def _default_memory_gib(jobs: int) -> float:
     return round(max(4.0, 0.8 * total / max(jobs, 1)), 1)
 
 
+def _stack(*decorators):
+    """Apply click option decorators in the order written (top first), as if stacked by hand."""
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+    return apply
+
+
+_learned_options = _stack(
+    click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine."),
+    click.option("--denoise", default="auto", show_default=True,
+                 help="Learned engine noise level: auto (from the file), off, or a strength multiplier."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
+                 help="Learned engine tile side in packed pixels."),
+)
+_batch_options = _stack(
+    click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs."),
+    click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers."),
+    click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them)."),
+    click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True,
+                 help="Seconds allowed per file."),
+    click.option("--max-memory", type=click.FloatRange(0.5), default=None,
+                 help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4]."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rawisp")
 def main() -> None:
@@ -40,24 +69,13 @@ def main() -> None:
               help="both: NAME.learned.EXT and NAME.classical.EXT from one decode.")
 @click.option("--side-by-side", is_flag=True,
               help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve with a highlight shoulder; linear: plain sRGB encoding.")
-@click.option("--denoise", default="auto", show_default=True,
-              help="Learned engine noise level: auto (from the file), off, or a strength multiplier.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
-              help="Learned engine tile side in packed pixels.")
-@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers.")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
-@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds allowed per file.")
-@click.option("--max-memory", type=click.FloatRange(0.5), default=None,
-              help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4].")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_learned_options
+@_batch_options
 def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, device, tile,
             recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
@@ -175,19 +193,8 @@ def _parse_crop(ctx, param, values):
 @click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV (RAW inputs).")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="Tone of RAW inputs (ground-truth inputs use linear, as rawisp eval).")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
-@click.option("--denoise", default="auto", show_default=True,
-              help="Learned engine noise level: auto (from the file), off, or a strength multiplier.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
-              help="Learned engine tile side in packed pixels.")
-@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers.")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
-@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds allowed per file.")
-@click.option("--max-memory", type=click.FloatRange(0.5), default=None,
-              help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4].")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_learned_options
+@_batch_options
 def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
             diff_gain, exposure, tone, model, denoise, device, tile, recursive, jobs, overwrite, timeout, max_memory,
             quiet) -> None:
@@ -325,7 +332,7 @@ def _parse_size(ctx, param, value):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
-              help="Learned engine tile side (repeatable: one row per tile size) [default: 512].")
+              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 768].")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="Engine threads; 0: all CPUs, as rawisp develop with one job.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
