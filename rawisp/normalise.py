@@ -54,10 +54,15 @@ def pack(mosaic: np.ndarray, cfa: str) -> tuple[np.ndarray, tuple[int, int]]:
     Padding uses reflection, which repeats the colour of the site two steps inside and so keeps
     the CFA consistent. The inverse is :func:`unpack`.
     """
+    views, offset = _plane_views(mosaic, cfa)
+    return np.stack(views), offset
+
+
+def _plane_views(mosaic: np.ndarray, cfa: str) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """The four RGGB planes as strided views of the (padded if needed) mosaic, and the offset."""
     top, bottom, left, right = rggb_padding(cfa, mosaic.shape)
     padded = np.pad(mosaic, ((top, bottom), (left, right)), mode="reflect") if top + bottom + left + right else mosaic
-    planes = np.stack([padded[0::2, 0::2], padded[0::2, 1::2], padded[1::2, 0::2], padded[1::2, 1::2]])
-    return planes, (top, left)
+    return [padded[0::2, 0::2], padded[0::2, 1::2], padded[1::2, 0::2], padded[1::2, 1::2]], (top, left)
 
 
 def unpack(planes: np.ndarray, offset: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
@@ -78,14 +83,15 @@ def plane_values(per_site: np.ndarray, cfa: str) -> np.ndarray:
 
 def normalise(raw: RawImage) -> Packed:
     """Black/white-normalise, white-balance and pack a Bayer frame (see :class:`Packed`)."""
-    planes, offset = pack(raw.mosaic, raw.cfa)
-    black = plane_values(raw.black, raw.cfa).astype(np.float32)[:, None, None]
+    views, offset = _plane_views(raw.mosaic, raw.cfa)
+    black = plane_values(raw.black, raw.cfa).astype(np.float32)
     gains = (raw.wb / raw.wb.min())[[0, 1, 1, 2]].astype(np.float32)
-    scale = (gains / (np.float32(raw.white) - black[:, 0, 0]))[:, None, None]
-    out = planes.astype(np.float32)
-    out -= black
-    out *= scale
-    np.minimum(out, 1.0, out=out)
+    scale = gains / (np.float32(raw.white) - black)
+    out = np.empty((4, *views[0].shape), np.float32)
+    for plane, view, b, k in zip(out, views, black, scale):  # one pass per plane, no uint16 copy
+        np.subtract(view, b, out=plane, dtype=np.float32)
+        plane *= k
+        np.minimum(plane, 1.0, out=plane)
     return Packed(planes=out, gains=gains, noise=raw.noise, offset=offset, shape=raw.shape)
 
 
