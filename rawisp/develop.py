@@ -12,7 +12,7 @@ from rawisp import __version__
 from rawisp.batch import Job, Outcome
 from rawisp.decode import RawImage, decode
 from rawisp.metadata import apply_orientation, exif_bytes
-from rawisp.normalise import clip_mask, normalise
+from rawisp.normalise import normalise
 from rawisp.reconstruct import Engine, EngineOptions, make_engine, reconstruct
 from rawisp.render import render
 from rawisp.write import write_image
@@ -55,8 +55,7 @@ class _Clock:
 
 def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
     """Camera RGB -> upright sRGB pixels in the output format's bit depth."""
-    pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt],
-                    clipped=clip_mask(raw))
+    pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt])
     return apply_orientation(pixels, raw.orientation)
 
 

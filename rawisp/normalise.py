@@ -18,8 +18,10 @@ class Packed:
     """White-balanced Bayer data packed into RGGB planes at half resolution.
 
     ``planes`` (4, h, w) float32, order R, G1 (right of R), G2 (below R), B: linear, black
-    subtracted, divided by (white - black), multiplied by ``gains`` and clipped above at 1.0
-    (every channel's saturation level maps to 1.0 or more, so clipped pixels stay neutral).
+    subtracted, divided by (white - black), multiplied by ``gains`` and clipped above at 1.0.
+    The gains are normalised so the smallest is 1: every channel's saturation level lands at 1.0
+    or above, so after the clip a sensor-clipped channel is the brightest of its pixel. Blown
+    highlights come out white, never magenta (the pink-highlight bug of WB applied after clipping).
     Negative values (noise below black) are kept.
     The RGGB mosaic of ``planes`` is the original frame padded by ``offset`` rows/columns at the
     top/left (and up to even size at the bottom/right) with CFA-preserving reflection;
@@ -94,24 +96,3 @@ def normalise(raw: RawImage) -> Packed:
         np.minimum(plane, 1.0, out=plane)
     return Packed(planes=out, gains=gains, noise=raw.noise, offset=offset, shape=raw.shape)
 
-
-def clip_mask(raw: RawImage, radius: int = 2) -> np.ndarray | None:
-    """Full-resolution mask ``(H, W)`` of pixels near a sensor-clipped site, or None if none clipped.
-
-    A site is clipped when its DN reaches the white level; the mask grows by ``radius`` pixels
-    (a square) because demosaicking spreads a clipped value to its neighbours. Rendering
-    neutralises highlights only here, so bright saturated colours that did not clip keep their hue.
-    """
-    if raw.mosaic is None:
-        return None
-    clipped = raw.mosaic >= raw.white
-    if not clipped.any():
-        return None
-    grown = clipped.copy()
-    h, w = clipped.shape
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dy or dx:
-                grown[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] |= \
-                    clipped[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return grown

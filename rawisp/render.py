@@ -1,8 +1,9 @@
 """Colour rendering: white-balanced camera RGB -> display-ready sRGB pixels.
 
-Steps, in order: neutralise clipped highlights -> camera-to-sRGB matrix -> exposure -> tone curve
-and sRGB transfer (one lookup table) -> dithered quantisation. Rendering runs in strips of rows,
-so memory beyond the input and output stays small whatever the frame size.
+Steps, in order: camera-to-sRGB matrix -> exposure -> tone curve and sRGB transfer (one lookup
+table) -> dithered quantisation. Highlights need no step here: normalisation already clipped
+every channel at the lowest saturation level (see ``normalise.Packed``). Rendering runs in strips
+of rows, so memory beyond the input and output stays small whatever the frame size.
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ import numpy as np
 
 TONES = ("default", "linear")
 LUT_SIZE = 1 << 16
-# Highlight neutralisation starts at this fraction of the clip level (1.0): pixels near a clipped
-# sensor site whose brightest channel is near the clip lose their colour smoothly, so a channel
-# that clipped first can't tint them.
-CLIP_KNEE = 0.97
 STRIP_ROWS = 256
 
 
@@ -57,26 +54,6 @@ def _encode_lut(tone: str, exposure_ev: float, white: float) -> np.ndarray:
     raise ValueError(f"unknown tone {tone!r}; choose from {', '.join(TONES)}")
 
 
-def neutralise_highlights(rgb: np.ndarray, clipped: np.ndarray) -> np.ndarray:
-    """Blend near-clipped pixels towards grey at their brightest channel (in place; returns rgb).
-
-    rgb: (..., 3) linear white-balanced camera RGB with 1.0 = clip; clipped: boolean mask of
-    pixels near a sensor-clipped site (``normalise.clip_mask``). This is what prevents the
-    magenta/pink highlights of a clipped green channel after white balance.
-    """
-    # np.maximum of the three channels is ~8x faster than rgb.max(axis=-1) on interleaved data
-    peak = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
-    near = clipped & (peak > CLIP_KNEE)
-    if not near.any():
-        return rgb
-    p = peak[near][:, None]
-    t = np.minimum((p - CLIP_KNEE) / (1 - CLIP_KNEE), 1.0)
-    selected = rgb[near]
-    selected += t * t * (3 - 2 * t) * (p - selected)
-    rgb[near] = selected
-    return rgb
-
-
 def _lookup(lut: np.ndarray, pos: np.ndarray, interpolate: bool) -> np.ndarray:
     """Table lookup at fractional positions ``pos`` in [0, len(lut) - 1].
 
@@ -93,11 +70,8 @@ def _lookup(lut: np.ndarray, pos: np.ndarray, interpolate: bool) -> np.ndarray:
 
 
 def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, tone: str = "default",
-           bits: int = 8, seed: int = 0, clipped: np.ndarray | None = None) -> np.ndarray:
+           bits: int = 8, seed: int = 0) -> np.ndarray:
     """Render linear white-balanced camera RGB ``(H, W, 3)`` to sRGB ``uint8``/``uint16``.
-
-    clipped: optional ``(H, W)`` mask of pixels near sensor-clipped sites, where highlights are
-    neutralised (see :func:`neutralise_highlights`).
     exposure: EV added before the tone curve. Quantisation adds rectangular dither of one LSB
     (seeded, so the same input gives the same file), which hides banding in smooth gradients.
     """
@@ -110,9 +84,7 @@ def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, t
     matrix = np.asarray(cam_to_srgb, np.float32).T
     rng = np.random.default_rng(seed)
     for y in range(0, rgb.shape[0], STRIP_ROWS):
-        strip = np.array(rgb[y:y + STRIP_ROWS], dtype=np.float32)
-        if clipped is not None:
-            neutralise_highlights(strip, clipped[y:y + STRIP_ROWS])
+        strip = np.asarray(rgb[y:y + STRIP_ROWS], dtype=np.float32)
         pos = np.clip(strip @ matrix * ((LUT_SIZE - 1) / top), 0, LUT_SIZE - 1)
         value = _lookup(lut, pos, interpolate=bits == 16) * maxval
         value += rng.random(value.shape, np.float32)  # +-0.5 LSB dither, then floor
