@@ -603,7 +603,8 @@ def _child_rawisp(spec: dict) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}", "stage": "load"}
     loaded = time.perf_counter()
     cpu = _cpu_seconds()
-    options = RenderOptions(fmt=spec["fmt"], quality=spec["quality"], overwrite=True)
+    options = RenderOptions(fmt=spec["fmt"], quality=spec["quality"], overwrite=True,
+                            threads=spec.get("engine_options", {}).get("threads") or 0)
     result = develop_file(Path(spec["src"]), Path(spec["out"]), engine, options)
     cpu = _cpu_seconds() - cpu
     seconds = {k: round(v, 4) for k, v in result.seconds.items()}

@@ -40,7 +40,7 @@ _learned_options = _stack(
     click.option("--denoise", default="auto", show_default=True,
                  help="Learned engine noise level: auto (from the file), off, or a strength multiplier."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-    click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
+    click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
                  help="Learned engine tile side in packed pixels."),
 )
 _batch_options = _stack(
@@ -105,7 +105,8 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure
         click.echo(f"rawisp: {notice}", err=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
-    options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite)
+    options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
+                            threads=threads)
     if engine in ("learned", "both"):
         _check_engine(engine_options)
     if engine == "both":
@@ -242,7 +243,8 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     threads = max(1, (os.cpu_count() or 1) // jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     _check_engine(engine_options)
-    render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite)
+    render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
+                           threads=threads)
     options = CompareOptions(view_width=view_width, crop_count=crop_count, crop_size=crop_size, crops=crops,
                              zoom=zoom, diff=diff, diff_gain=diff_gain)
     task = CompareTask(engine_options, render, options, frozenset(str(p.absolute()) for p, _ in truth_files), noise,
@@ -332,7 +334,7 @@ def _parse_size(ctx, param, value):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
-              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 768].")
+              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 512].")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="Engine threads; 0: all CPUs, as rawisp develop with one job.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

@@ -29,6 +29,7 @@ class RenderOptions:
     exposure: float = 0.0
     tone: str = "default"
     overwrite: bool = False
+    threads: int = 0  # rendering threads (0: all CPUs); the CLI gives each of -j workers its share
 
 
 @dataclass
@@ -55,7 +56,8 @@ class _Clock:
 
 def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
     """Camera RGB -> upright sRGB pixels in the output format's bit depth."""
-    pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt])
+    pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt],
+                    threads=options.threads)
     return apply_orientation(pixels, raw.orientation)
 
 

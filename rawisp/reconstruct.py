@@ -31,8 +31,11 @@ class Classical:
     name = "classical"
     version = "bilinear"
 
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+
     def __call__(self, packed: Packed) -> np.ndarray:
-        return classical.develop(packed)
+        return classical.develop(packed, self.threads)
 
 
 @dataclass
@@ -42,7 +45,7 @@ class EngineOptions:
     model: str | None = None
     device: str = "auto"
     threads: int = 0
-    tile: int = 768
+    tile: int = 512
     denoise: str = "auto"
 
 
@@ -50,7 +53,7 @@ def make_engine(name: str, options: EngineOptions | None = None) -> Engine:
     """Build the engine called ``name`` (one of ENGINES)."""
     options = options or EngineOptions()
     if name == "classical":
-        return Classical()
+        return Classical(options.threads)
     if name == "learned":
         from rawisp.learned import Learned  # onnxruntime is only loaded when needed
 

@@ -8,6 +8,8 @@ of rows, so memory beyond the input and output stays small whatever the frame si
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -70,10 +72,12 @@ def _lookup(lut: np.ndarray, pos: np.ndarray, interpolate: bool) -> np.ndarray:
 
 
 def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, tone: str = "default",
-           bits: int = 8, seed: int = 0) -> np.ndarray:
+           bits: int = 8, seed: int = 0, threads: int = 0) -> np.ndarray:
     """Render linear white-balanced camera RGB ``(H, W, 3)`` to sRGB ``uint8``/``uint16``.
+
     exposure: EV added before the tone curve. Quantisation adds rectangular dither of one LSB
-    (seeded, so the same input gives the same file), which hides banding in smooth gradients.
+    (seeded per strip, so the same input gives the same file however many ``threads`` render
+    it; 0: all CPUs), which hides banding in smooth gradients.
     """
     if bits not in (8, 16):
         raise ValueError("bits must be 8 or 16")
@@ -82,11 +86,15 @@ def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, t
     maxval = (1 << bits) - 1
     out = np.empty(rgb.shape, np.uint8 if bits == 8 else np.uint16)
     matrix = np.asarray(cam_to_srgb, np.float32).T
-    rng = np.random.default_rng(seed)
-    for y in range(0, rgb.shape[0], STRIP_ROWS):
-        strip = np.asarray(rgb[y:y + STRIP_ROWS], dtype=np.float32)
-        pos = np.clip(strip @ matrix * ((LUT_SIZE - 1) / top), 0, LUT_SIZE - 1)
+
+    def strip(y: int) -> None:
+        rows = slice(y, y + STRIP_ROWS)
+        pos = np.clip(np.asarray(rgb[rows], dtype=np.float32) @ matrix * ((LUT_SIZE - 1) / top), 0, LUT_SIZE - 1)
         value = _lookup(lut, pos, interpolate=bits == 16) * maxval
-        value += rng.random(value.shape, np.float32)  # +-0.5 LSB dither, then floor
-        out[y:y + STRIP_ROWS] = np.clip(value, 0, maxval).astype(out.dtype)
+        value += np.random.default_rng((seed, y)).random(value.shape, np.float32)  # +-0.5 LSB dither, floor
+        out[rows] = np.clip(value, 0, maxval).astype(out.dtype)
+
+    # numpy releases the GIL in these operations, so strips render in parallel
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        list(pool.map(strip, range(0, rgb.shape[0], STRIP_ROWS)))
     return out
