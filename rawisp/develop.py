@@ -72,7 +72,7 @@ def develop_file(source: Path, output: Path, engine: Engine, options: RenderOpti
     clock = _Clock()
     raw = decode(source)
     clock.lap("decode")
-    packed = normalise(raw) if raw.mosaic is not None else None
+    packed = normalise(raw, options.threads) if raw.mosaic is not None else None
     clock.lap("normalise")
     rgb = reconstruct(raw, engine, packed)
     del packed
@@ -121,7 +121,7 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
     clock = _Clock()
     raw = decode(source)
     clock.lap("decode")
-    packed = normalise(raw) if raw.mosaic is not None else None
+    packed = normalise(raw, options.threads) if raw.mosaic is not None else None
     clock.lap("normalise")
     eight_bit = replace(options, fmt="jpeg")
     sides, written = [], []
