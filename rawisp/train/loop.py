@@ -191,6 +191,16 @@ def train(cfg: TrainConfig, log=print) -> Path:
     return ckpt_path
 
 
+def training_seconds(history: list[dict]) -> float:
+    """Wall-clock seconds of training over all resumed segments (each restarts its clock)."""
+    total, previous = 0.0, 0.0
+    for entry in history:
+        if entry["seconds"] < previous:  # a resume started a new segment
+            total += previous
+        previous = entry["seconds"]
+    return total + previous
+
+
 def export_run(checkpoint: str | Path, out: str | Path) -> dict:
     """Export a finished run's checkpoint to ONNX with a filled-in model card."""
     from rawisp.train.export import export
@@ -212,7 +222,7 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
         "patch": cfg["patch"],
         "lr": cfg["lr"],
         "seed": cfg["seed"],
-        "seconds": round(last.get("seconds", 0.0)),
+        "seconds": round(training_seconds(ckpt["history"])),
     }
     metrics = {"validation_psnr": {k: round(last[k], 2) for k in ("clean", "mid", "high") if k in last},
                "validation_set": f"{cfg['val_holdout']} held-out training-folder photos, 128 px centre crops"}
