@@ -85,14 +85,18 @@ def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, t
     lut = _encode_lut(tone, float(exposure), top)
     maxval = (1 << bits) - 1
     out = np.empty(rgb.shape, np.uint8 if bits == 8 else np.uint16)
-    matrix = np.asarray(cam_to_srgb, np.float32).T
+    # the matrix also scales linear [0, top] to table positions [0, LUT_SIZE - 1]
+    matrix = (np.asarray(cam_to_srgb, np.float64).T * ((LUT_SIZE - 1) / top)).astype(np.float32)
 
     def strip(y: int) -> None:
         rows = slice(y, y + STRIP_ROWS)
-        pos = np.clip(np.asarray(rgb[rows], dtype=np.float32) @ matrix * ((LUT_SIZE - 1) / top), 0, LUT_SIZE - 1)
+        pos = np.asarray(rgb[rows], dtype=np.float32) @ matrix
+        np.maximum(pos, 0, out=pos)  # in place: np.clip would allocate and is slower
+        np.minimum(pos, LUT_SIZE - 1, out=pos)
         value = _lookup(lut, pos, interpolate=bits == 16) * maxval
         value += np.random.default_rng((seed, y)).random(value.shape, np.float32)  # +-0.5 LSB dither, floor
-        out[rows] = np.clip(value, 0, maxval).astype(out.dtype)
+        np.minimum(value, maxval, out=value)
+        out[rows] = value.astype(out.dtype)
 
     # numpy releases the GIL in these operations, so strips render in parallel
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
