@@ -3,7 +3,6 @@
 import json
 import shutil
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 
 import exifread
@@ -14,22 +13,11 @@ import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import CFAS, EXIF
 from rawisp import synth
 from rawisp.chart import COLORCHECKER_SRGB8, make_chart
 
-CFAS = ["RGGB", "BGGR", "GRBG", "GBRG"]
 BLACK = [250, 262, 255, 258]  # per 2x2 position, row-major
-EXIF = {
-    "ExposureTime": Fraction(1, 250),
-    "FNumber": 2.8,
-    "ISO": 400,
-    "FocalLength": 35.0,
-    "DateTimeOriginal": "2024:05:06 07:08:09",
-    "LensModel": "Test Lens 35mm F2.8",
-    "Artist": "Ada Lovelace",
-    "Copyright": "(c) 2024 rawisp",
-    "GPS": {"lat": -33.856784, "lon": 151.215297, "alt": -12.5},
-}
 EXAMPLE = Path(__file__).parents[1] / "examples" / "chart.dng"
 
 
