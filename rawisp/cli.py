@@ -73,7 +73,7 @@ def main() -> None:
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
-              help="default: gentle S-curve with a highlight shoulder; linear: plain sRGB encoding.")
+              help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
 @_learned_options
 @_batch_options
 def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, device, tile,

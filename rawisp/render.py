@@ -41,16 +41,30 @@ def tone_curve(encoded: np.ndarray) -> np.ndarray:
     return x - 0.15 * np.sin(2 * np.pi * x) / (2 * np.pi)
 
 
+SHOULDER_KNEE = 0.8  # linear value where the default tone's highlight shoulder begins
+
+
+def shoulder(linear: np.ndarray, peak: float, knee: float = SHOULDER_KNEE) -> np.ndarray:
+    """Roll linear values in [knee, peak] smoothly into [knee, 1]; identity when peak <= 1.
+
+    Above the knee, ``t = x - knee`` becomes ``t / (1 + t / c)`` with ``c`` chosen so that ``peak``
+    maps to exactly 1: slope 1 at the knee, monotonic, gradual over the whole range, so an
+    exposure push compresses highlights instead of clipping them, and white stays white.
+    """
+    if peak <= 1.0:
+        return linear
+    span = peak - knee
+    c = span / (span / (1 - knee) - 1)
+    t = np.maximum(linear - knee, 0.0)
+    return np.where(linear > knee, knee + t / (1 + t / c), linear)
+
+
 @lru_cache(maxsize=8)
 def _encode_lut(tone: str, exposure_ev: float, white: float) -> np.ndarray:
     """Lookup table over linear [0, white] -> final encoded value [0, 1] (float32)."""
     linear = np.linspace(0.0, white, LUT_SIZE) * 2.0**exposure_ev
     if tone == "default":
-        # soft shoulder: values above 0.8 roll off towards 1 instead of clipping hard
-        knee = 0.8
-        over = np.maximum(linear - knee, 0.0)
-        linear = np.where(linear > knee, knee + (1 - knee) * np.tanh(over / (1 - knee)), linear)
-        return tone_curve(srgb_encode(linear)).astype(np.float32)
+        return tone_curve(srgb_encode(shoulder(linear, white * 2.0**exposure_ev))).astype(np.float32)
     if tone == "linear":
         return srgb_encode(linear).astype(np.float32)
     raise ValueError(f"unknown tone {tone!r}; choose from {', '.join(TONES)}")

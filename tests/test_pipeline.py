@@ -269,3 +269,22 @@ def test_output_is_upright(cli, make_dng, tmp_path, orientation):
         candidate = _as_displayed((stored * 255).round().astype(np.uint8), other)
         if other != orientation and candidate.shape == out.shape:
             assert np.abs(_quadrant_means(out) - _quadrant_means(candidate)).max() > 20
+
+
+def test_default_tone_keeps_white_and_rolls_off_pushed_highlights():
+    from rawisp.render import render, shoulder
+
+    ramp = np.linspace(0, 1, 257, dtype=np.float32)
+    rgb = np.repeat(ramp[None, :, None], 3, axis=2)
+    for ev in (0.0, 1.0, 2.0):
+        out = render(rgb, np.eye(3), exposure=ev, tone="default").astype(int)[0, :, 1]
+        assert out[0] == 0 and out[-1] == 255  # black stays black, white stays white
+        assert np.all(np.diff(out) >= -1)  # monotonic up to the one-LSB dither
+    pushed = render(rgb, np.eye(3), exposure=2.0, tone="default").astype(int)[0, :, 1]
+    clipped = render(rgb, np.eye(3), exposure=2.0, tone="linear").astype(int)[0, :, 1]
+    # +2 EV: the linear tone clips everything above 1/4; the shoulder keeps far more of it apart
+    assert (clipped == 255).sum() > 180 and (pushed == 255).sum() < 0.6 * (clipped == 255).sum()
+    x = np.linspace(0, 4, 401)
+    y = shoulder(x, 4.0)
+    assert y[-1] == pytest.approx(1.0) and np.all(np.diff(y) > 0)
+    assert np.array_equal(shoulder(x, 1.0), x)
