@@ -311,11 +311,12 @@ def test_learned_beats_classical_on_clean_scene(tmp_path, scene):
     learned, classical = load()(packed), Classical()(packed)
     linear = psnr(learned, truth, 1.0), psnr(classical, truth, 1.0)
     assert linear[0] > linear[1], f"{scene}, linear camera RGB: learned {linear[0]:.2f} dB, classical {linear[1]:.2f} dB"
-    if scene == "chart":  # rendered, tone linear (sRGB encoding weighs the shadows more)
-        options = RenderOptions(fmt="png16", tone="linear")
-        want = render_picture(raw, truth, options)
-        rendered = [psnr(render_picture(raw, rgb, options), want, 65535.0) for rgb in (learned, classical)]
-        assert rendered[0] > rendered[1] + 1.0, f"chart, sRGB: learned {rendered[0]:.2f}, classical {rendered[1]:.2f}"
+    # rendered, tone linear (sRGB encoding weighs the shadows more); shipped model: +10 dB chart, +1.7 dB natural
+    options = RenderOptions(fmt="png16", tone="linear")
+    want = render_picture(raw, truth, options)
+    rendered = [psnr(render_picture(raw, rgb, options), want, 65535.0) for rgb in (learned, classical)]
+    margin = {"chart": 3.0, "natural": 0.5}[scene]
+    assert rendered[0] > rendered[1] + margin, f"{scene}, sRGB: learned {rendered[0]:.2f}, classical {rendered[1]:.2f}"
 
 
 # --- --denoise ---------------------------------------------------------------------------------------
