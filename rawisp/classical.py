@@ -31,7 +31,7 @@ def bilinear(planes: np.ndarray, threads: int = 0) -> np.ndarray:
 def _bilinear_rows(padded: list[np.ndarray], full: np.ndarray, y0: int, y1: int) -> None:
     """Fill full-resolution rows ``2*y0 .. 2*y1`` of ``full`` from edge-padded planes."""
     r, g1, g2, b = padded
-    h, w = y1 - y0, padded[0].shape[1] - 2
+    w = padded[0].shape[1] - 2
     c = (slice(1 + y0, 1 + y1), slice(1, w + 1))
 
     def at(p: np.ndarray, dy: int, dx: int) -> np.ndarray:

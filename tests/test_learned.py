@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CFAS, natural_image, psnr, read_image
+from conftest import natural_image, psnr, read_image
 
 from rawisp import synth
 from rawisp.chart import make_chart

@@ -19,7 +19,6 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from rawisp import write
 from rawisp.metadata import (
     Metadata,
     apply_orientation,

@@ -16,8 +16,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rawisp.train.model import bilinear_demosaic  # noqa: F401  (re-exported for callers)
-
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from rawisp.train.data import Sampler, linear_to_srgb, load_photos, random_cam_from_srgb, srgb_to_linear, synthesise
+from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_to_linear, synthesise
 from rawisp.train.losses import psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
 
@@ -43,8 +43,6 @@ class TrainConfig:
     init: str | None = None  # start from this checkpoint's weights (fine-tuning), fresh optimiser
     distill_weight: float = 0.5
     val_holdout: int = 40
-    notes: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
