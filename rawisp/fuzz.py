@@ -1,10 +1,11 @@
 """Mutation fuzzing of ``rawisp develop``: broken RAW files must give one clear line each, never a
 crash of the batch, a hang, a partial output or a garbage picture.
 
-    python -m rawisp.fuzz [-n 2000] [--seed 0] [--learned 100] [--timeout 30] [--work DIR]
+    python -m rawisp.fuzz [-n 2000] [--seed 0] [--learned-every 20] [--timeout 30] [--work DIR]
+                          [--corpus ../shared/data/raw | --no-corpus]
 
-Seeds are the bad-input corpus (``../shared/data/raw/bad_inputs`` and ``unsupported`` beside the
-project, when present) and a few small synthetic DNGs (every CFA phase, 12 to 16 bits, per-site
+Seeds are the bad-input corpus (``bad_inputs/`` and ``unsupported/`` under ``--corpus``, by default
+``../shared/data/raw`` from the working directory, when present) and a few small synthetic DNGs (every CFA phase, 12 to 16 bits, per-site
 black levels, orientations, a NoiseProfile). Each mutant applies one or two of:
 
 - ``flip``: overwrite 1 to 16 random bytes;
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
+DATA = Path("../shared/data/raw")  # the command's default --corpus, relative to the working directory
 CORPUS_FOLDERS = ("bad_inputs", "unsupported")
 LINE = re.compile(r"^rawisp: (?P<path>[^:]+): (?P<message>.+)$")
 
@@ -284,8 +285,9 @@ def procedural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 1)
 
 
-def make_seeds(folder: Path, corpus: bool = True) -> list[Path]:
-    """Write the synthetic seed DNGs into ``folder``; return them plus the corpus files."""
+def make_seeds(folder: Path, corpus: Path | None = None) -> list[Path]:
+    """Write the synthetic seed DNGs into ``folder``; return them plus the files of ``corpus``
+    (a folder holding ``bad_inputs/`` and ``unsupported/``; None or missing: synthetic only)."""
     from rawisp import synth
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -295,10 +297,10 @@ def make_seeds(folder: Path, corpus: bool = True) -> list[Path]:
         synth.srgb_to_dng(path, procedural_image(h, w, i), cfa=cfa, black=black, white=white,
                           orientation=orientation, noise=noise or (0.0, 0.0), seed=i)
         seeds.append(path)
-    if corpus and DATA.is_dir():
+    if corpus is not None and corpus.is_dir():
         for sub in CORPUS_FOLDERS:
-            if (DATA / sub).is_dir():
-                seeds += sorted(p for p in (DATA / sub).iterdir() if p.is_file())
+            if (corpus / sub).is_dir():
+                seeds += sorted(p for p in (corpus / sub).iterdir() if p.is_file())
     return seeds
 
 
@@ -423,8 +425,9 @@ def develop_batch(folder: Path, out: Path, engine: str, timeout: float, extra: t
 
 
 def fuzz(n: int, work: Path, seed: int = 0, learned_every: int = 20, timeout: float = 30.0,
-         corpus: bool = True, log=print) -> tuple[Report, Report]:
-    """Make ``n`` mutants in ``work`` and develop them; (classical report, learned report)."""
+         corpus: Path | None = None, log=print) -> tuple[Report, Report]:
+    """Make ``n`` mutants in ``work`` (seeds: see ``make_seeds``) and develop them;
+    (classical report, learned report)."""
     rng = np.random.default_rng(seed)
     seeds = make_seeds(work / "seeds", corpus)
     seed_bytes = [p.read_bytes() for p in seeds]
@@ -461,11 +464,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learned-every", type=int, default=20, help="every Nth mutant also with the learned engine")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per file")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed)")
+    parser.add_argument("--corpus", type=Path, default=DATA,
+                        help="folder with bad_inputs/ and unsupported/ (default: %(default)s)")
     parser.add_argument("--no-corpus", action="store_true", help="synthetic seeds only")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="rawisp-fuzz-"))
     try:
-        classical, learned = fuzz(args.n, work, args.seed, args.learned_every, args.timeout, not args.no_corpus)
+        classical, learned = fuzz(args.n, work, args.seed, args.learned_every, args.timeout,
+                                  None if args.no_corpus else args.corpus)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

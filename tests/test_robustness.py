@@ -329,7 +329,8 @@ def test_tiled_output_is_finite_right_shaped_and_tile_independent(h, w, tile, ma
 
 def test_fuzz_mutants_give_one_line_or_a_valid_picture(tmp_path):
     """50 mutants of the bad-input corpus and of small synthetic DNGs, through the command line."""
-    classical, learned = fuzz.fuzz(50, tmp_path, seed=7, learned_every=10, timeout=60, log=lambda _: None)
+    classical, learned = fuzz.fuzz(50, tmp_path, seed=7, learned_every=10, timeout=60, corpus=DATA,
+                                   log=lambda _: None)
     for report in (classical, learned):
         assert report.problems == [], report.text("fuzz")
         assert report.batch_crashes == 0 and report.partial_or_garbage == 0
@@ -337,7 +338,7 @@ def test_fuzz_mutants_give_one_line_or_a_valid_picture(tmp_path):
     assert learned.cases == learned.errors + learned.outputs == 5
     assert classical.errors > 0 and classical.outputs > 0  # both kinds of mutant really occur
     if DATA.is_dir():
-        assert len(fuzz.make_seeds(tmp_path / "s")) > len(fuzz.SYNTHETIC)
+        assert len(fuzz.make_seeds(tmp_path / "s", DATA)) > len(fuzz.SYNTHETIC)
 
 
 def test_absurd_tag_values_are_refused_or_developed(tmp_path):
@@ -345,7 +346,7 @@ def test_absurd_tag_values_are_refused_or_developed(tmp_path):
 
     (BitsPerSample=1 under the 16-bit white level once gave a constant black picture.)
     """
-    seeds = fuzz.make_seeds(tmp_path / "seed", corpus=False)
+    seeds = fuzz.make_seeds(tmp_path / "seed", corpus=None)
     folder = tmp_path / "mutants"
     folder.mkdir()
     rng = np.random.default_rng(0)
