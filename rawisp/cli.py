@@ -270,6 +270,9 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 @click.option("--camera", type=click.Choice(["identity", "synthetic"]), default="identity", show_default=True,
               help="Camera matrix of the synthetic camera: identity (camera RGB = linear sRGB, as the published "
                    "reference figures are measured) or a realistic synthetic camera matrix.")
+@click.option("--noise-profile/--no-noise-profile", default=True, show_default=True,
+              help="Write the noise into each DNG's NoiseProfile (clean: its 1-DN rounding), as cameras do; "
+                   "without it the learned engine estimates the noise from the pixels.")
 @click.option("--border", type=click.IntRange(0), default=10, show_default=True,
               help="Pixels left out of the scores at each edge.")
 @click.option("--per-image", is_flag=True, help="One row per image as well as the means.")
@@ -280,7 +283,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_command(gt_dir, engines, models, noise, cfa, camera, border, per_image, out_file, keep, device, jobs,
+def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, border, per_image, out_file, keep, device, jobs,
                  quiet) -> None:
     """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
     from rawisp.evaluate import (EvalError, check_report_path, engine_specs, evaluate, find_images, format_table,
@@ -298,12 +301,13 @@ def eval_command(gt_dir, engines, models, noise, cfa, camera, border, per_image,
         threads = max(1, (os.cpu_count() or 1) // jobs)
         specs = engine_specs(names, models, EngineOptions(device=device, threads=threads))
         rows = evaluate(images, specs, noises, cfa=cfa, border=border, camera=camera, keep=keep, jobs=jobs,
-                        progress=not quiet)
+                        progress=not quiet, noise_profile=noise_profile)
         click.echo(f"{len(images)} ground-truth image{'s' * (len(images) != 1)} from {gt_dir}, CFA {cfa}, "
-                   f"camera matrix {camera}, {border}-pixel border left out\n")
+                   f"camera matrix {camera}, {'a' if noise_profile else 'no'} NoiseProfile, "
+                   f"{border}-pixel border left out\n")
         click.echo(format_table(rows, per_image))
         if out_file is not None:
-            write_report(out_file, rows, per_image, noises, cfa, border, camera)
+            write_report(out_file, rows, per_image, noises, cfa, border, camera, noise_profile)
     except EvalError as exc:
         click.echo(f"rawisp: {exc}", err=True)
         sys.exit(1)
@@ -451,10 +455,12 @@ def _describe(raw) -> dict:
 @click.option("--threads", type=int, default=0, help="torch threads (0: default).")
 @click.option("--val-every", type=click.IntRange(1), default=250, show_default=True,
               help="Validate and checkpoint every N iterations.")
+@click.option("--clean-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Share of training crops without noise.")
 @click.option("--val-holdout", type=click.IntRange(1), default=40, show_default=True,
               help="Photos held out of training for validation.")
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
-          threads, val_every, val_holdout) -> None:
+          threads, val_every, clean_fraction, val_holdout) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -464,7 +470,7 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
     cfg = TrainConfig(data=list(data), out=out, run_dir=run_dir, iterations=iterations, batch=batch, patch=patch,
                       lr=lr, loss=loss, widths=tuple(int(w) for w in widths.split(",")), teacher=teacher,
                       teacher_mode=as_teacher, init=init, seed=seed, threads=threads, val_every=val_every,
-                      val_holdout=val_holdout)
+                      val_holdout=val_holdout, clean_fraction=clean_fraction)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 

@@ -6,7 +6,9 @@ camera RGB = linear sRGB, as the published reference figures are measured; or a 
 matrix, ``camera="synthetic"``, DEFAULT_CAM_FROM_SRGB),
 multiply by the as-shot neutral (undoing the white balance), mosaic through the CFA, add noise of
 variance ``shot * x + read**2`` (normalised raw units, seeded per image index and noise level) and
-write a real 12-bit DNG (black 256, white 4095). The DNG is decoded and developed exactly as
+write a real 12-bit DNG (black 256, white 4095) with a NoiseProfile stating that noise (for the
+clean level, its 1-DN rounding), as a camera's DNG does; ``noise_profile=False`` leaves it out, so
+the learned engine estimates the noise from the pixels as it must for vendor RAW files. The DNG is decoded and developed exactly as
 ``rawisp develop`` does (decode -> normalise -> reconstruct -> render, here with the linear tone and
 8-bit output, the look closest to the ground truth), and the 8-bit sRGB result is scored against
 the ground truth over the image less a border.
@@ -451,6 +453,7 @@ class Task:
     border: int
     camera: str = "identity"
     keep_dng: bool = True
+    noise_profile: bool = True
 
 
 _BUILT: dict[str, Engine | LibRawReference] = {}  # engines built in this process, by repr(spec)
@@ -475,7 +478,8 @@ def run_task(task: Task) -> list[dict]:
     dng = task.dng_dir / f"{task.index:03d}_{task.image.stem}_{noise.label.replace(':', '_')}.dng"
     truth_cam = srgb_to_dng(dng, truth_srgb, cfa=task.cfa, black=BLACK, white=WHITE,
                             cam_from_srgb=CAMERAS[task.camera], neutral=NEUTRAL,
-                            noise=(noise.shot, noise.read), seed=noise_seed(task.index, noise))
+                            noise=(noise.shot, noise.read), seed=noise_seed(task.index, noise),
+                            noise_profile=task.noise_profile)
     rows = []
     for item in task.engines:
         engine = _engine(item)
@@ -500,13 +504,14 @@ def run_task(task: Task) -> list[dict]:
 
 def evaluate(images: Sequence[Path], engines: Sequence[EngineLike], noises: Sequence[Noise], *,
              cfa: str = "RGGB", border: int = BORDER, camera: str = "identity", keep: Path | None = None,
-             jobs: int = 1, progress: bool = False) -> list[dict]:
+             jobs: int = 1, progress: bool = False, noise_profile: bool = True) -> list[dict]:
     """Score every engine on every image at every noise level; one row per (noise, engine, image).
 
     ``engines``: names (see ENGINE_NAMES), EngineSpecs, or Engine objects (an :class:`Oracle` gets
     each image's ground truth). With ``jobs`` > 1 the (image, noise) tasks run in worker processes,
     which need picklable engines (names and EngineSpecs always are). ``camera`` names the camera
-    matrix (see CAMERAS). DNGs are written to a temporary folder, or to ``keep``.
+    matrix (see CAMERAS); ``noise_profile`` whether the DNGs carry one. DNGs are written to a
+    temporary folder, or to ``keep``.
     """
     from tqdm import tqdm
 
@@ -536,7 +541,8 @@ def evaluate(images: Sequence[Path], engines: Sequence[EngineLike], noises: Sequ
             dng_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EvalError(f"{dng_dir}: cannot make the DNG folder ({exc.strerror or exc})") from None
-        tasks = [Task(i, Path(image), noise, specs, dng_dir, cfa, border, camera, keep is not None)
+        tasks = [Task(i, Path(image), noise, specs, dng_dir, cfa, border, camera, keep is not None,
+                      noise_profile)
                  for noise in noises for i, image in enumerate(images)]
         bar = tqdm(total=len(tasks), desc="rawisp eval", unit="image", disable=not progress, dynamic_ncols=True)
         results: list[list[dict]] = []
@@ -621,13 +627,15 @@ def format_table(rows: list[dict], per_image: bool = False) -> str:
     return "\n".join(lines)
 
 
-def protocol(noises: Sequence[Noise], cfa: str, border: int, camera: str = "identity") -> dict:
+def protocol(noises: Sequence[Noise], cfa: str, border: int, camera: str = "identity",
+             noise_profile: bool = True) -> dict:
     """The settings a report's numbers depend on."""
     return {
         "cfa": cfa, "black": BLACK, "white": WHITE, "neutral": list(NEUTRAL),
         "camera": camera, "cam_from_srgb": CAMERAS[camera].tolist(), "border": border,
         "noise": [{"label": n.label, "shot": n.shot, "read": n.read} for n in noises],
         "seed": "crc32('rawisp-eval/<image index>/<noise label>')",
+        "noise_profile": "in the DNG (clean: 1-DN rounding)" if noise_profile else "none: estimated from the pixels",
         "render": "tone linear, 8-bit sRGB (rawisp render, +-0.5 LSB dither)",
         "libraw": "postprocess: as-shot WB, sRGB, no_auto_bright, adjust_maximum_thr=0, gamma (2.4, 12.92), 8-bit, "
                   "one OpenMP thread",
@@ -635,7 +643,7 @@ def protocol(noises: Sequence[Noise], cfa: str, border: int, camera: str = "iden
 
 
 def write_report(path: Path, rows: list[dict], per_image: bool, noises: Sequence[Noise], cfa: str,
-                 border: int, camera: str = "identity") -> None:
+                 border: int, camera: str = "identity", noise_profile: bool = True) -> None:
     """Write the report as CSV or JSON, chosen by the suffix of ``path``."""
     path = Path(path)
     shown = [_rounded(r) for r in report_rows(rows, per_image)]
@@ -649,7 +657,7 @@ def write_report(path: Path, rows: list[dict], per_image: bool, noises: Sequence
     elif suffix == ".json":
         for row in shown:  # JSON has no infinity: PSNR of identical pictures is written as null
             row.update({k: None for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)})
-        text = json.dumps({"rawisp": __version__, "protocol": protocol(noises, cfa, border, camera), "rows": shown},
+        text = json.dumps({"rawisp": __version__, "protocol": protocol(noises, cfa, border, camera, noise_profile), "rows": shown},
                           indent=1) + "\n"
     else:
         raise EvalError(f"{path}: the report must be .csv or .json")

@@ -338,6 +338,7 @@ def srgb_to_dng(
     exif: dict[str, Any] | None = None,
     make: str = "rawisp",
     model: str = "Synthetic",
+    noise_profile: bool = True,
 ) -> np.ndarray:
     """Simulate a camera capture of an sRGB image and write it as a DNG.
 
@@ -345,8 +346,12 @@ def srgb_to_dng(
     -> linear sRGB -> camera RGB = lin @ cam_from_srgb.T -> times `neutral`
     (undoing the white balance, G = 1) -> CFA mosaic -> noise of variance
     shot * x + read**2 (normalised units, rng seeded with `seed`) -> write_dng.
-    A NoiseProfile is written unless noise is (0, 0). Other arguments as in
-    write_dng.
+    With `noise_profile` the DNG states its noise, as a camera's DNG does:
+    NoiseProfile (S, O) = (shot, read**2); a noise-free capture still has its
+    rounding to whole DN (variance 1/12 DN^2), written as O with an equally
+    negligible shot term S = O, so readers know it is clean instead of
+    estimating noise from the pixels. Without it, no NoiseProfile.
+    Other arguments as in write_dng.
 
     Returns the ground truth a perfect demosaicker reconstructs after white
     balance: white-balanced linear camera RGB (H, W, 3) float32, nominally [0, 1].
@@ -357,7 +362,14 @@ def srgb_to_dng(
     raw = mosaic(truth * np.asarray(neutral, dtype=np.float64), cfa)
     shot, read = noise
     raw = add_noise(raw, shot, read, np.random.default_rng(seed))
+    if not noise_profile:
+        profile = None
+    elif shot == read == 0:
+        rounding = 1 / (12 * (white - np.max(black)) ** 2)  # normalised variance of 1-DN rounding
+        profile = (rounding, float(np.sqrt(rounding)))
+    else:
+        profile = (shot, read)
     write_dng(path, raw, cfa=cfa, black=black, white=white, cam_from_srgb=cam_from_srgb,
-              neutral=neutral, noise=None if shot == read == 0 else (shot, read),
+              neutral=neutral, noise=profile,
               orientation=orientation, exif=exif, make=make, model=model)
     return truth.astype(np.float32)

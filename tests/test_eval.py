@@ -198,13 +198,20 @@ def test_noise_presets_have_the_stated_variance(tmp_path, preset):
         assert values.var() == pytest.approx(expected, rel=0.05), (preset, channel)
 
 
-def test_clean_preset_writes_no_noise(tmp_path):
+def test_clean_preset_states_its_rounding_noise(tmp_path):
+    """A clean capture's DNG says so: its NoiseProfile is the 1-DN rounding (variance 1/12 DN^2),
+    so the learned engine is told "no noise" instead of estimating it from busy pixels; without a
+    profile the file has none."""
     path = tmp_path / "flat.dng"
     truth = srgb_to_dng(path, np.full((32, 32, 3), 100, np.uint8), noise=NOISE_PRESETS["clean"])
     raw = decode(path)
-    assert raw.noise is None
+    rounding = 1 / (12 * (WHITE - BLACK) ** 2)
+    assert raw.noise == pytest.approx((rounding, math.sqrt(rounding)))
     expected = np.round(BLACK + truth[0, 0, 1] * (WHITE - BLACK))
     assert np.all(raw.mosaic[0::2, 1::2] == expected)
+    for preset in ("clean", "mid"):
+        srgb_to_dng(path, np.full((32, 32, 3), 100, np.uint8), noise=NOISE_PRESETS[preset], noise_profile=False)
+        assert decode(path).noise is None
 
 
 def test_parse_noise():
@@ -352,6 +359,24 @@ def test_cli_means_only_and_kept_dngs(gt_dir, tmp_path):
     other = json.loads((tmp_path / "i.json").read_text())
     assert other["protocol"]["cam_from_srgb"] == DEFAULT_CAM_FROM_SRGB.tolist()
     assert other["rows"][0]["psnr"] != report["rows"][0]["psnr"]
+
+
+def test_cli_noise_profile_switch(gt_dir, tmp_path):
+    """--no-noise-profile: the DNGs carry no NoiseProfile, the report says so, classical is unchanged
+    (it ignores noise) and the learned engine, now estimating the noise, does not do better."""
+    scores = {}
+    for flag in ("--noise-profile", "--no-noise-profile"):
+        keep = tmp_path / flag
+        result = _eval([gt_dir, "--engine", "classical", "--engine", "learned", "--noise", "clean", flag,
+                        "--keep", keep, "--out", tmp_path / f"{flag}.json", "-q"])
+        assert result.exit_code == 0, result.output
+        assert ("a NoiseProfile" if flag == "--noise-profile" else "no NoiseProfile") in result.output
+        report = json.loads((tmp_path / f"{flag}.json").read_text())
+        assert report["protocol"]["noise_profile"].startswith("in the DNG" if flag == "--noise-profile" else "none")
+        assert all((decode(p).noise is None) == (flag == "--no-noise-profile") for p in keep.iterdir())
+        scores[flag] = {r["engine"]: r["psnr"] for r in report["rows"]}
+    assert scores["--noise-profile"]["classical"] == scores["--no-noise-profile"]["classical"]
+    assert scores["--noise-profile"]["learned"] >= scores["--no-noise-profile"]["learned"]
 
 
 def test_cli_jobs_give_the_same_numbers(gt_dir, tmp_path):

@@ -131,9 +131,10 @@ def synthesise(lin: torch.Tensor, m: torch.Tensor, neutral: torch.Tensor, shot: 
 class Sampler:
     """Draws random training batches from in-memory photos; deterministic given ``seed``."""
 
-    def __init__(self, photos: list[np.ndarray], patch: int, seed: int) -> None:
+    def __init__(self, photos: list[np.ndarray], patch: int, seed: int, clean_fraction: float = 0.2) -> None:
         self.photos = photos
         self.patch = patch
+        self.clean_fraction = clean_fraction
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
 
@@ -164,7 +165,7 @@ class Sampler:
                                torch.empty(n).uniform_(0.3, 0.85, generator=g)], dim=1)
         shot = torch.exp(torch.empty(n).uniform_(np.log(3e-5), np.log(1.5e-2), generator=g))
         read = shot.sqrt() * torch.exp(torch.empty(n).uniform_(np.log(0.005), np.log(0.05), generator=g))
-        clean = torch.rand(n, generator=g) < 0.2
+        clean = torch.rand(n, generator=g) < self.clean_fraction
         shot = torch.where(clean, torch.zeros_like(shot), shot)
         read = torch.where(clean, torch.zeros_like(read), read)
         levels = torch.where(torch.rand(n, generator=g) < 0.5, torch.full((n,), 3839.0), torch.full((n,), 14000.0))

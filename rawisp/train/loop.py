@@ -43,6 +43,7 @@ class TrainConfig:
     init: str | None = None  # start from this checkpoint's weights (fine-tuning), fresh optimiser
     distill_weight: float = 0.5
     val_holdout: int = 40
+    clean_fraction: float = 0.2  # share of training crops without noise
 
 
 def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -139,7 +140,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, cfg.iterations) / cfg.iterations)) * 0.98 + 0.02)
-    sampler = Sampler(train_photos, cfg.patch, cfg.seed)
+    sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction)
     start, history = 0, []
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
@@ -210,7 +211,8 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
         "data": [Path(d).name for d in cfg["data"]],
         "data_recipe": "unprocessing (Brooks et al. 2019): 2x area downscale, random crop/flip/rot90, inverse sRGB, "
                        "random camera matrix, exposure 0.5-1.4x (15% of crops x1.8: clipped highlights), "
-                       "neutral R,B in 0.3-0.85, RGGB mosaic, Poisson-Gaussian noise (20% clean; shot 3e-5..1.5e-2 "
+                       f"neutral R,B in 0.3-0.85, RGGB mosaic, Poisson-Gaussian noise "
+                       f"({cfg.get('clean_fraction', 0.2):.0%} clean; shot 3e-5..1.5e-2 "
                        "log-uniform, read = sqrt(shot) x 0.005..0.05), 12- or 14-bit quantisation",
         "loss": cfg["loss"],
         "distillation": bool(cfg["teacher"]),
