@@ -237,6 +237,8 @@ def plan_variants(config: BenchConfig) -> list[Variant]:
             variants += [Variant(f"learned tile={t}", "rawisp", engine, tile=t) for t in dict.fromkeys(config.tiles)]
         else:
             variants.append(Variant(engine, "rawisp", engine))
+            if engine == "classical":
+                variants[-1].notes.append("bilinear demosaic runs inside render, strip by strip (no reconstruct stage)")
     if config.compare_peers:
         rawpy_peer = Variant("rawpy postprocess", "rawpy")
         rawpy_peer.notes.append("LibRaw AHD, default parameters; postprocess() counted under reconstruct; "

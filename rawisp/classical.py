@@ -19,25 +19,29 @@ def bilinear(planes: np.ndarray, threads: int = 0) -> np.ndarray:
     neighbours. Edge padding of the planes equals reflection of the mosaic, so borders behave
     like the rest of the frame. Blocks of rows run on ``threads`` threads (0: all CPUs).
     """
-    padded = [np.pad(p.astype(np.float32, copy=False), 1, mode="edge") for p in planes]
     h, w = planes.shape[1:]
     out = np.empty((2 * h, 2 * w, 3), np.float32)
     blocks = [(y, min(y + BLOCK_ROWS, h)) for y in range(0, h, BLOCK_ROWS)]
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-        list(pool.map(lambda rows: _bilinear_rows(padded, out, *rows), blocks))
+        list(pool.map(lambda rows: bilinear_band(planes, *rows, out=out[2 * rows[0]:2 * rows[1]]), blocks))
     return out
 
 
-def _bilinear_rows(padded: list[np.ndarray], full: np.ndarray, y0: int, y1: int) -> None:
-    """Fill full-resolution rows ``2*y0 .. 2*y1`` of ``full`` from edge-padded planes."""
-    r, g1, g2, b = padded
-    w = padded[0].shape[1] - 2
-    c = (slice(1 + y0, 1 + y1), slice(1, w + 1))
+def bilinear_band(planes: np.ndarray, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Full-resolution rows ``2*y0 .. 2*y1`` ``(2 (y1 - y0), 2w, 3)`` of :func:`bilinear`, from
+    packed rows ``y0 .. y1`` and one row of context on each side (edge-padded at the frame's edges)."""
+    h, w = planes.shape[1:]
+    lo, hi = max(y0 - 1, 0), min(y1 + 1, h)
+    pad = ((0, 0), (1 - (y0 - lo), 1 - (hi - y1)), (1, 1))
+    r, g1, g2, b = np.pad(planes[:, lo:hi].astype(np.float32, copy=False), pad, mode="edge")
+    if out is None:
+        out = np.empty((2 * (y1 - y0), 2 * w, 3), np.float32)
+    n = y1 - y0
+    c = (slice(1, n + 1), slice(1, w + 1))
 
     def at(p: np.ndarray, dy: int, dx: int) -> np.ndarray:
-        return p[1 + y0 + dy:1 + y1 + dy, 1 + dx:w + 1 + dx]
+        return p[1 + dy:n + 1 + dy, 1 + dx:w + 1 + dx]
 
-    out = full[2 * y0:2 * y1]
     # R sites (even row, even column)
     out[0::2, 0::2, 0] = r[c]
     out[0::2, 0::2, 1] = (g1[c] + at(g1, 0, -1) + g2[c] + at(g2, -1, 0)) * 0.25
@@ -54,6 +58,33 @@ def _bilinear_rows(padded: list[np.ndarray], full: np.ndarray, y0: int, y1: int)
     out[1::2, 1::2, 0] = (r[c] + at(r, 1, 0) + at(r, 0, 1) + at(r, 1, 1)) * 0.25
     out[1::2, 1::2, 1] = (g1[c] + at(g1, 1, 0) + g2[c] + at(g2, 0, 1)) * 0.25
     out[1::2, 1::2, 2] = b[c]
+    return out
+
+
+class BilinearRows:
+    """The classical development of a frame as rows computed on demand: ``rows[y0:y1]`` gives
+    the camera RGB ``(y1 - y0, W, 3)`` float32 of those output rows, equal to the same rows of
+    :func:`develop`.
+
+    Rendering reads a frame strip by strip, so handing it this instead of the whole array never
+    holds (nor pages in: about 0.1 s a gigabyte) the 12-bytes-a-pixel float frame.
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, packed: Packed) -> None:
+        self.packed = packed
+        self.shape = (*packed.shape, 3)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        y0, y1, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("BilinearRows takes contiguous row slices")
+        (top, left), width = self.packed.offset, self.shape[1]
+        a, b = (y0 + top) // 2, (y1 + top + 1) // 2  # packed rows covering padded rows y0+top .. y1+top
+        band = bilinear_band(self.packed.planes, a, b)
+        skip = y0 + top - 2 * a
+        return band[skip:skip + y1 - y0, left:left + width]
 
 
 def develop(packed: Packed, threads: int = 0) -> np.ndarray:

@@ -37,6 +37,10 @@ class Classical:
     def __call__(self, packed: Packed) -> np.ndarray:
         return classical.develop(packed, self.threads)
 
+    def rows(self, packed: Packed) -> classical.BilinearRows:
+        """The same camera RGB, computed strip by strip as rendering reads it."""
+        return classical.BilinearRows(packed)
+
 
 @dataclass
 class EngineOptions:

@@ -70,14 +70,10 @@ def _encode_lut(tone: str, exposure_ev: float, white: float) -> np.ndarray:
     raise ValueError(f"unknown tone {tone!r}; choose from {', '.join(TONES)}")
 
 
-def _lookup(lut: np.ndarray, pos: np.ndarray, interpolate: bool) -> np.ndarray:
-    """Table lookup at fractional positions ``pos`` in [0, len(lut) - 1].
-
-    Nearest entry is exact to 0.05 LSB at 8 bits (the table step is 1/65535 of linear range);
-    16-bit output interpolates linearly, which is exact on sRGB's linear toe and smooth above.
-    """
-    if not interpolate:
-        return lut[(pos + 0.5).astype(np.int32)]
+def _interpolate(lut: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Linear interpolation of the table at fractional positions ``pos`` in [0, len(lut) - 1]
+    (16-bit output: exact on sRGB's linear toe and smooth above; 8-bit output takes the nearest
+    entry, exact to 0.05 LSB as the table step is 1/65535 of the linear range)."""
     index = np.minimum(pos.astype(np.int32), len(lut) - 2)
     pos -= index
     value = lut[index]
@@ -85,10 +81,17 @@ def _lookup(lut: np.ndarray, pos: np.ndarray, interpolate: bool) -> np.ndarray:
     return value
 
 
+def _fixed8(lut: np.ndarray) -> np.ndarray:
+    """An encode table in 8-bit units with 8 fractional bits (uint16: at most 255 * 256)."""
+    return np.round(lut * (255 * 256)).astype(np.uint16)
+
+
 def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, tone: str = "default",
            bits: int = 8, seed: int = 0, threads: int = 0) -> np.ndarray:
     """Render linear white-balanced camera RGB ``(H, W, 3)`` to sRGB ``uint8``/``uint16``.
 
+    ``rgb`` is an array, or anything with ``shape`` whose row slices ``rgb[y0:y1]`` give those rows
+    as one (such as :class:`rawisp.classical.BilinearRows`, which computes them on demand).
     exposure: EV added before the tone curve. Quantisation adds rectangular dither of one LSB
     (seeded per strip, so the same input gives the same file however many ``threads`` render
     it; 0: all CPUs), which hides banding in smooth gradients.
@@ -97,19 +100,29 @@ def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, t
         raise ValueError("bits must be 8 or 16")
     top = 2.0 ** max(0.0, -exposure)  # highest linear input still distinguishable after exposure
     lut = _encode_lut(tone, float(exposure), top)
-    maxval = (1 << bits) - 1
     out = np.empty(rgb.shape, np.uint8 if bits == 8 else np.uint16)
     # the matrix also scales linear [0, top] to table positions [0, LUT_SIZE - 1]
     matrix = (np.asarray(cam_to_srgb, np.float64).T * ((LUT_SIZE - 1) / top)).astype(np.float32)
+    lut8 = _fixed8(lut) if bits == 8 else None
 
     def strip(y: int) -> None:
         rows = slice(y, y + STRIP_ROWS)
         pos = np.asarray(rgb[rows], dtype=np.float32) @ matrix
         np.maximum(pos, 0, out=pos)  # in place: np.clip would allocate and is slower
         np.minimum(pos, LUT_SIZE - 1, out=pos)
-        value = _lookup(lut, pos, interpolate=bits == 16) * maxval
-        value += np.random.default_rng((seed, y)).random(value.shape, np.float32)  # +-0.5 LSB dither, floor
-        np.minimum(value, maxval, out=value)
+        rng = np.random.default_rng((seed, y))
+        if bits == 8:
+            # integer path, the 8-bit default: nearest table entry in 1/256 LSB, plus a random
+            # byte (dither of one LSB in 1/256 steps), >> 8 floors; 255 * 256 + 255 fits uint16
+            pos += 0.5
+            value = lut8[pos.astype(np.uint16)]
+            value += np.frombuffer(rng.bytes(value.size), np.uint8).reshape(value.shape)
+            value >>= 8
+            out[rows] = value
+            return
+        value = _interpolate(lut, pos) * 65535
+        value += rng.random(value.shape, np.float32)  # +-0.5 LSB dither, floor
+        np.minimum(value, 65535, out=value)
         out[rows] = value.astype(out.dtype)
 
     # numpy releases the GIL in these operations, so strips render in parallel

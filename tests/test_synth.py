@@ -147,8 +147,12 @@ def test_srgb_to_dng_ground_truth(tmp_path, dtype):
     expected = synth.mosaic(truth * np.array([0.55, 1.0, 0.75]), "GRBG") * (4095 - 256) + 256
     with rawpy.imread(str(path)) as r:
         assert np.abs(r.raw_image_visible - expected).max() <= 0.5 + 1e-3
+    rounding = 1 / (12 * (4095 - 256) ** 2)  # noise (0, 0): the profile states the 1-DN rounding
     with tifffile.TiffFile(path) as tif:
-        assert 51041 not in tif.pages[0].tags  # noise (0, 0) writes no profile
+        assert tif.pages[0].tags[51041].value == pytest.approx((rounding, rounding) * 3)  # per colour
+    synth.srgb_to_dng(path, srgb, cfa="GRBG", noise_profile=False)
+    with tifffile.TiffFile(path) as tif:
+        assert 51041 not in tif.pages[0].tags
 
 
 def test_libraw_develops_back_to_linear_srgb(tmp_path):
