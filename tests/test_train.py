@@ -43,6 +43,7 @@ def test_train_resume_and_export(photos, tmp_path):
     assert result.exit_code == 0, result.output
     log = (run / "train.log").read_text()
     assert "photos: 4 train, 2 validation" in log  # the greyscale photo was skipped
+    assert f"device {'cuda' if torch.cuda.is_available() else 'cpu'}" in log  # --device auto
     card = load_card(out)
     assert card["training"]["iterations"] == 4 and card["architecture"]["widths"] == [8, 16, 32]
     assert set(card["metrics"]["validation_psnr"]) == {"clean", "mid", "high"}
@@ -64,6 +65,17 @@ def test_distillation_runs_and_is_recorded(photos, tmp_path):
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "s.json").read_text())
     assert card["training"]["distillation"] is True
+
+
+def test_training_device(photos, tmp_path):
+    """--device cpu trains on the CPU; --device cuda without a GPU is one clear error, no traceback."""
+    result = _train(photos, tmp_path / "c.onnx", "--run-dir", tmp_path / "c", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "device cpu" in (tmp_path / "c" / "train.log").read_text()
+    if not torch.cuda.is_available():
+        result = _train(photos, tmp_path / "g.onnx", "--run-dir", tmp_path / "g", "--device", "cuda")
+        assert result.exit_code == 1 and "torch sees no CUDA GPU" in result.output
+        assert not (tmp_path / "g.onnx").exists()
 
 
 def test_sampler_is_deterministic_and_consistent(photos):

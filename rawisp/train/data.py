@@ -95,6 +95,10 @@ class Batch:
     m: torch.Tensor
     x_clean: torch.Tensor
 
+    def to(self, device: torch.device) -> Batch:
+        """The same batch on ``device`` (batches are synthesised on the CPU, seeded)."""
+        return Batch(*(t.to(device, non_blocking=True) for t in (self.x, self.y, self.m, self.x_clean)))
+
 
 def pack_rggb(img: torch.Tensor) -> torch.Tensor:
     """Full-resolution camera RGB ``(N, 3, H, W)`` -> RGGB-packed mosaic ``(N, 4, H/2, W/2)``."""

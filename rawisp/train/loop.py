@@ -44,6 +44,7 @@ class TrainConfig:
     distill_weight: float = 0.5
     val_holdout: int = 40
     clean_fraction: float = 0.2  # share of training crops without noise
+    device: str = "auto"  # auto: CUDA when torch sees a GPU, else CPU
 
 
 def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -75,14 +76,27 @@ def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1
     return sets
 
 
+def training_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA GPU (a CPU-only torch build, or no driver)")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; choose from auto, cpu, cuda")
+    return torch.device(name)
+
+
 @torch.no_grad()
 def validate(model: nn.Module, sets: dict, clean_input: bool = False, border: int = 8) -> dict[str, float]:
-    """sRGB PSNR (dB) per noise preset, over each crop less ``border`` pixels."""
+    """sRGB PSNR (dB) per noise preset, over each crop less ``border`` pixels (on the model's device)."""
     model.eval()
+    device = next(model.parameters()).device
     scores = {}
     for name, (batch, srgb) in sets.items():
+        batch = batch.to(device)
         pred = model(batch.x_clean if clean_input else batch.x)
-        out = render_srgb(pred, batch.m)
+        out = render_srgb(pred, batch.m).cpu()
         b = slice(border, -border)
         scores[name] = float(np.mean([psnr(out[i:i + 1, :, b, b], srgb[i:i + 1, :, b, b]) for i in range(len(out))]))
     model.train()
@@ -120,13 +134,14 @@ def train(cfg: TrainConfig, log=print) -> Path:
     """Run (or resume) a training; returns the path of the final checkpoint."""
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
+    device = training_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(True)  # denormal floats in small gradients can slow CPU training 10x
     torch.manual_seed(cfg.seed)
     photos = load_photos([Path(d) for d in cfg.data], min_side=max(cfg.patch, VAL_CROP))
     train_photos, val_photos = split_photos(photos, cfg.val_holdout)
-    log(f"photos: {len(train_photos)} train, {len(val_photos)} validation")
+    log(f"photos: {len(train_photos)} train, {len(val_photos)} validation; device {device}")
     val_sets = validation_set(val_photos)
     model = LWISP(cfg.widths)
     if cfg.init:
@@ -134,8 +149,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     teacher = distiller = None
     if cfg.teacher:
         teacher, _ = load_checkpoint_model(cfg.teacher)
-        teacher.eval().requires_grad_(False)
-        distiller = Distiller(model, teacher)
+        teacher.to(device).eval().requires_grad_(False)
+        distiller = Distiller(model, teacher).to(device)
+    model.to(device)
     params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -157,7 +173,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     t0 = time.time()
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, dynamic_ncols=True)
     for it in bar:
-        batch = sampler.batch(cfg.batch)
+        batch = sampler.batch(cfg.batch).to(device)
         x = batch.x_clean if cfg.teacher_mode else batch.x
         if distiller:
             out, feats = model(x, return_features=True)
