@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -372,3 +373,17 @@ def test_info_on_bad_files_one_line_each():
     assert len(result.stderr.strip().splitlines()) == len(sources), result.stderr
     for path in sources:
         assert len(lines_naming(result.stderr, path)) == 1, path.name
+
+
+def test_cli_opts_out_of_numpy_huge_pages_unless_the_user_chose():
+    """The command line sets NUMPY_MADVISE_HUGEPAGE=0 before NumPy is imported (for itself and its
+    workers: first touches of big arrays can stall on memory compaction), keeping a user's value."""
+    code = ("import rawisp.cli, os, numpy; "
+            "m = numpy._core.multiarray if hasattr(numpy, '_core') else numpy.core.multiarray; "  # NumPy 2 / 1
+            "print(os.environ['NUMPY_MADVISE_HUGEPAGE'], m._set_madvise_hugepage(False))")
+    for preset, expected in ((None, "0 False"), ("1", "1 True")):
+        env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+        if preset is not None:
+            env["NUMPY_MADVISE_HUGEPAGE"] = preset
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.split() == expected.split(), out.stdout
