@@ -468,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder with bad_inputs/ and unsupported/ (default: %(default)s)")
     parser.add_argument("--no-corpus", action="store_true", help="synthetic seeds only")
     args = parser.parse_args(argv)
+    if not args.no_corpus and not args.corpus.is_dir():
+        print(f"rawisp.fuzz: no corpus folder {args.corpus}: synthetic seeds only", file=sys.stderr)
     work = args.work or Path(tempfile.mkdtemp(prefix="rawisp-fuzz-"))
     try:
         classical, learned = fuzz(args.n, work, args.seed, args.learned_every, args.timeout,
