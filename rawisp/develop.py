@@ -55,7 +55,8 @@ class _Clock:
 
 
 def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
-    """Camera RGB -> upright sRGB pixels in the output format's bit depth."""
+    """Camera RGB (an array, or rows on demand: see :func:`rawisp.render.render`) -> upright sRGB
+    pixels in the output format's bit depth."""
     pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt],
                     threads=options.threads)
     return apply_orientation(pixels, raw.orientation)
