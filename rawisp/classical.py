@@ -67,7 +67,8 @@ class BilinearRows:
     :func:`develop`.
 
     Rendering reads a frame strip by strip, so handing it this instead of the whole array never
-    holds (nor pages in: about 0.1 s a gigabyte) the 12-bytes-a-pixel float frame.
+    holds the 12-bytes-a-pixel float frame, nor pays to page it in (0.13 s for the 288 MB of a
+    24 MP frame, measured on the 2-core bench machine).
     """
 
     dtype = np.dtype(np.float32)

@@ -290,8 +290,8 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, border, per_image, out_file, keep, device, jobs,
-                 quiet) -> None:
+def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, border, per_image, out_file, keep,
+                 device, jobs, quiet) -> None:
     """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
     from rawisp.evaluate import (EvalError, check_report_path, engine_specs, evaluate, find_images, format_table,
                                  parse_noise, write_report)

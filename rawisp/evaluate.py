@@ -3,15 +3,15 @@
 The protocol, per ground-truth image and noise level (see :func:`rawisp.synth.srgb_to_dng`):
 linearise the sRGB values, map them to camera RGB with a fixed matrix (the identity by default,
 camera RGB = linear sRGB, as the published reference figures are measured; or a realistic camera
-matrix, ``camera="synthetic"``, DEFAULT_CAM_FROM_SRGB),
-multiply by the as-shot neutral (undoing the white balance), mosaic through the CFA, add noise of
-variance ``shot * x + read**2`` (normalised raw units, seeded per image index and noise level) and
-write a real 12-bit DNG (black 256, white 4095) with a NoiseProfile stating that noise (for the
-clean level, its 1-DN rounding), as a camera's DNG does; ``noise_profile=False`` leaves it out, so
-the learned engine estimates the noise from the pixels as it must for vendor RAW files. The DNG is decoded and developed exactly as
-``rawisp develop`` does (decode -> normalise -> reconstruct -> render, here with the linear tone and
-8-bit output, the look closest to the ground truth), and the 8-bit sRGB result is scored against
-the ground truth over the image less a border.
+matrix, ``camera="synthetic"``, DEFAULT_CAM_FROM_SRGB), multiply by the as-shot neutral (undoing
+the white balance), mosaic through the CFA, add noise of variance ``shot * x + read**2``
+(normalised raw units, seeded per image index and noise level) and write a real 12-bit DNG (black
+256, white 4095) with a NoiseProfile stating that noise (for the clean level, its 1-DN rounding),
+as a camera's DNG does; ``noise_profile=False`` leaves it out, so the learned engine estimates the
+noise from the pixels as it must for vendor RAW files. The DNG is decoded and developed exactly as
+``rawisp develop`` does (decode -> normalise -> reconstruct -> render, here with the linear tone
+and 8-bit output, the look closest to the ground truth), and the 8-bit sRGB result is scored
+against the ground truth over the image less a border.
 
 LibRaw's own demosaic algorithms (``libraw-ahd``, ``libraw-dht``, ...) are reference rows: the same
 DNG developed by rawpy's postprocess with the as-shot white balance, sRGB output, no brightening and
@@ -657,8 +657,8 @@ def write_report(path: Path, rows: list[dict], per_image: bool, noises: Sequence
     elif suffix == ".json":
         for row in shown:  # JSON has no infinity: PSNR of identical pictures is written as null
             row.update({k: None for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)})
-        text = json.dumps({"rawisp": __version__, "protocol": protocol(noises, cfa, border, camera, noise_profile), "rows": shown},
-                          indent=1) + "\n"
+        settings = protocol(noises, cfa, border, camera, noise_profile)
+        text = json.dumps({"rawisp": __version__, "protocol": settings, "rows": shown}, indent=1) + "\n"
     else:
         raise EvalError(f"{path}: the report must be .csv or .json")
     try:

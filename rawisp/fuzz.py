@@ -5,8 +5,9 @@ crash of the batch, a hang, a partial output or a garbage picture.
                           [--corpus ../shared/data/raw | --no-corpus]
 
 Seeds are the bad-input corpus (``bad_inputs/`` and ``unsupported/`` under ``--corpus``, by default
-``../shared/data/raw`` from the working directory, when present) and a few small synthetic DNGs (every CFA phase, 12 to 16 bits, per-site
-black levels, orientations, a NoiseProfile). Each mutant applies one or two of:
+``../shared/data/raw`` from the working directory, when present) and a few small synthetic DNGs
+(every CFA phase, 12 to 16 bits, per-site black levels, orientations, a NoiseProfile). Each mutant
+applies one or two of:
 
 - ``flip``: overwrite 1 to 16 random bytes;
 - ``truncate``: cut the file at a random offset;

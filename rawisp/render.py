@@ -71,9 +71,9 @@ def _encode_lut(tone: str, exposure_ev: float, white: float) -> np.ndarray:
 
 
 def _interpolate(lut: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Linear interpolation of the table at fractional positions ``pos`` in [0, len(lut) - 1]
-    (16-bit output: exact on sRGB's linear toe and smooth above; 8-bit output takes the nearest
-    entry, exact to 0.05 LSB as the table step is 1/65535 of the linear range)."""
+    """Linear interpolation of the table at fractional positions ``pos`` in [0, len(lut) - 1]:
+    16-bit output, exact on sRGB's linear toe and smooth above. (8-bit output takes the nearest
+    entry, exact to 0.05 LSB as the table step is 1/65535 of the linear range.)"""
     index = np.minimum(pos.astype(np.int32), len(lut) - 2)
     pos -= index
     value = lut[index]

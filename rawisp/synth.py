@@ -365,8 +365,9 @@ def srgb_to_dng(
     if not noise_profile:
         profile = None
     elif shot == read == 0:
-        rounding = 1 / (12 * (white - np.max(black)) ** 2)  # normalised variance of 1-DN rounding
-        profile = (rounding, float(np.sqrt(rounding)))
+        span = white - np.max(black)  # no span (levels a test wants broken): no profile to state
+        rounding = 1 / (12 * span**2) if span > 0 else None  # normalised variance of 1-DN rounding
+        profile = None if rounding is None else (rounding, float(np.sqrt(rounding)))
     else:
         profile = (shot, read)
     write_dng(path, raw, cfa=cfa, black=black, white=white, cam_from_srgb=cam_from_srgb,
