@@ -466,10 +466,12 @@ def _describe(raw) -> dict:
               show_default=True, help="auto: CUDA when torch sees a GPU.")
 @click.option("--clean-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Share of training crops without noise.")
+@click.option("--hard-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of training crops mined: the hardest of 4 random crops for a bilinear demosaic.")
 @click.option("--val-holdout", type=click.IntRange(1), default=40, show_default=True,
               help="Photos held out of training for validation.")
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
-          threads, val_every, train_device, clean_fraction, val_holdout) -> None:
+          threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -479,7 +481,7 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
     cfg = TrainConfig(data=list(data), out=out, run_dir=run_dir, iterations=iterations, batch=batch, patch=patch,
                       lr=lr, loss=loss, widths=tuple(int(w) for w in widths.split(",")), teacher=teacher,
                       teacher_mode=as_teacher, init=init, seed=seed, threads=threads, val_every=val_every,
-                      val_holdout=val_holdout, clean_fraction=clean_fraction,
+                      val_holdout=val_holdout, clean_fraction=clean_fraction, hard_fraction=hard_fraction,
                       device=train_device)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch", reason="training needs the 'train' extra (t
 from rawisp.cli import main  # noqa: E402
 from rawisp.learned import Learned, load_card  # noqa: E402
 from rawisp.reconstruct import EngineOptions  # noqa: E402
-from rawisp.train.data import Sampler, linear_to_srgb, srgb_to_linear  # noqa: E402
+from rawisp.train.data import Sampler, bilinear_error, linear_to_srgb, srgb_to_linear  # noqa: E402
 from rawisp.train.model import LWISP, bilinear_demosaic  # noqa: E402
 
 
@@ -91,6 +91,22 @@ def test_sampler_is_deterministic_and_consistent(photos):
     resid = (a.x[:, :4] - a.x_clean[:, :4]).std(dim=(2, 3))
     sigma = a.x[:, 4:].mean(dim=(2, 3))
     assert torch.allclose(resid, sigma, rtol=0.35, atol=2e-3)
+
+
+def test_hard_mining_picks_crops_bilinear_gets_wrong():
+    # half flat grey, half fine colour stripes: mined crops must be mostly the stripes
+    flat = np.full((96, 96, 3), 128, np.uint8)
+    stripes = np.zeros((96, 96, 3), np.uint8)
+    stripes[:, ::2, 0] = 255
+    stripes[:, 1::2, 2] = 255
+    photos = [flat, stripes]
+    random_err = bilinear_error(Sampler(photos, 32, seed=5).crops(64))
+    mined = Sampler(photos, 32, seed=5, hard_fraction=1.0).crops(64)
+    mined_err = bilinear_error(mined)
+    assert mined.shape == (64, 3, 32, 32)
+    assert (mined_err > 0.1).float().mean() > 0.85  # P(all 4 candidates flat) = 1/16
+    assert 0.3 < (random_err > 0.1).float().mean() < 0.7
+    assert float(bilinear_error(torch.full((1, 3, 32, 32), 0.5))) < 1e-6  # flat: bilinear is exact
 
 
 def test_srgb_transfer_roundtrip():

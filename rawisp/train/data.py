@@ -132,18 +132,33 @@ def synthesise(lin: torch.Tensor, m: torch.Tensor, neutral: torch.Tensor, shot: 
     return Batch(x=x, y=target, m=m, x_clean=x_clean)
 
 
+def bilinear_error(srgb: torch.Tensor) -> torch.Tensor:
+    """Mean absolute sRGB error ``(N,)`` of a bilinear demosaic of sRGB crops ``(N, 3, H, W)`` in [0, 1].
+
+    The crop itself stands in for camera RGB (no matrix, no noise): a cheap score of how hard
+    a crop is to demosaic, used to mine training crops. The border (zero padding) is left out.
+    """
+    from rawisp.train.model import bilinear_demosaic  # model imports nothing from here
+
+    demosaicked = bilinear_demosaic(pack_rggb(srgb_to_linear(srgb)))
+    error = (linear_to_srgb(demosaicked) - srgb).abs()[:, :, 2:-2, 2:-2]
+    return error.mean(dim=(1, 2, 3))
+
+
 class Sampler:
     """Draws random training batches from in-memory photos; deterministic given ``seed``."""
 
-    def __init__(self, photos: list[np.ndarray], patch: int, seed: int, clean_fraction: float = 0.2) -> None:
+    def __init__(self, photos: list[np.ndarray], patch: int, seed: int, clean_fraction: float = 0.2,
+                 hard_fraction: float = 0.0, hard_candidates: int = 4) -> None:
         self.photos = photos
         self.patch = patch
         self.clean_fraction = clean_fraction
+        self.hard_fraction = hard_fraction
+        self.hard_candidates = hard_candidates
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
 
-    def crops(self, n: int) -> torch.Tensor:
-        """``n`` random crops ``(n, 3, patch, patch)`` sRGB in [0, 1], randomly flipped/rotated."""
+    def _random_crops(self, n: int) -> torch.Tensor:
         out = np.empty((n, self.patch, self.patch, 3), np.uint8)
         for i in range(n):
             img = self.photos[self.rng.integers(len(self.photos))]
@@ -156,6 +171,22 @@ class Sampler:
                 crop = crop[:, ::-1]
             out[i] = crop
         return torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255.0
+
+    def crops(self, n: int) -> torch.Tensor:
+        """``n`` crops ``(n, 3, patch, patch)`` sRGB in [0, 1], randomly flipped/rotated.
+
+        A ``hard_fraction`` of them is mined (Gharbi et al. 2016): the crop that a bilinear
+        demosaic gets most wrong out of ``hard_candidates`` random ones, so fine detail and
+        colour edges, where demosaickers differ, are seen more often than in random crops.
+        """
+        n_hard = int(round(n * self.hard_fraction))
+        out = self._random_crops(n)
+        if n_hard:
+            candidates = self._random_crops(n_hard * self.hard_candidates)
+            error = bilinear_error(candidates).view(n_hard, self.hard_candidates)
+            pick = error.argmax(dim=1) + torch.arange(n_hard) * self.hard_candidates
+            out[:n_hard] = candidates[pick]
+        return out
 
     def batch(self, n: int) -> Batch:
         g = self.gen

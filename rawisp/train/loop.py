@@ -44,6 +44,7 @@ class TrainConfig:
     distill_weight: float = 0.5
     val_holdout: int = 40
     clean_fraction: float = 0.2  # share of training crops without noise
+    hard_fraction: float = 0.0  # share of training crops mined for demosaicking difficulty
     device: str = "auto"  # auto: CUDA when torch sees a GPU, else CPU
 
 
@@ -156,7 +157,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, cfg.iterations) / cfg.iterations)) * 0.98 + 0.02)
-    sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction)
+    sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction)
     start, history = 0, []
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
@@ -229,7 +230,9 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
                        "random camera matrix, exposure 0.5-1.4x (15% of crops x1.8: clipped highlights), "
                        f"neutral R,B in 0.3-0.85, RGGB mosaic, Poisson-Gaussian noise "
                        f"({cfg.get('clean_fraction', 0.2):.0%} clean; shot 3e-5..1.5e-2 "
-                       "log-uniform, read = sqrt(shot) x 0.005..0.05), 12- or 14-bit quantisation",
+                       "log-uniform, read = sqrt(shot) x 0.005..0.05), 12- or 14-bit quantisation"
+                       + (f"; {cfg['hard_fraction']:.0%} of crops mined: hardest of 4 for a bilinear demosaic"
+                          if cfg.get("hard_fraction") else ""),
         "loss": cfg["loss"],
         "distillation": bool(cfg["teacher"]),
         "teacher_mode": cfg["teacher_mode"],
