@@ -57,6 +57,21 @@ def test_train_resume_and_export(photos, tmp_path):
     assert engine.run(x).shape == (1, 3, 32, 32)
 
 
+def test_fine_tune_card_counts_every_stage(photos, tmp_path):
+    """--init chains: the card adds up iterations and lists each stage's reproducing command."""
+    assert _train(photos, tmp_path / "a.onnx", "--run-dir", tmp_path / "a").exit_code == 0
+    result = _train(photos, tmp_path / "b.onnx", "--run-dir", tmp_path / "b", "--init", tmp_path / "a" / "checkpoint.pt",
+                    "--iterations", "3", "--hard-fraction", "0.5", "--lr", "5e-4")
+    assert result.exit_code == 0, result.output
+    training = load_card(tmp_path / "b.onnx")["training"]
+    assert training["iterations"] == 7 and [s["iterations"] for s in training["stages"]] == [4, 3]
+    first, second = (s["command"] for s in training["stages"])
+    assert "--init" not in first and f"--run-dir {tmp_path / 'a'}" in first and "--iterations 4" in first
+    assert f"--init {tmp_path / 'a' / 'checkpoint.pt'}" in second
+    assert "--hard-fraction 0.5" in second and "--lr 0.0005" in second and "--widths 8,16,32" in second
+    assert set(training["stages"][0]["validation_psnr"]) == {"clean", "mid", "high"}
+
+
 def test_distillation_runs_and_is_recorded(photos, tmp_path):
     teacher_run = tmp_path / "teacher"
     assert _train(photos, tmp_path / "t.onnx", "--run-dir", teacher_run, "--as-teacher").exit_code == 0

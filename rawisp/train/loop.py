@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -217,31 +217,68 @@ def training_seconds(history: list[dict]) -> float:
     return total + previous
 
 
+def lineage(checkpoint: str | Path) -> list[dict]:
+    """The training stages that led to ``checkpoint``, oldest first, following each run's ``--init``.
+
+    Each stage: its command line, iterations, seconds and final validation PSNR (dB). A stage
+    whose ``--init`` checkpoint is no longer on disk is the oldest one listed.
+    """
+    stages, path = [], Path(checkpoint)
+    while path is not None:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = ckpt["config"]
+        last = ckpt["history"][-1] if ckpt["history"] else {}
+        stages.append({"command": command_line(cfg), "iterations": ckpt["iteration"],
+                       "seconds": round(training_seconds(ckpt["history"])),
+                       "validation_psnr": {k: round(last[k], 2) for k in VAL_NOISE if k in last}})
+        init = cfg.get("init")
+        path = Path(init) if init and Path(init).exists() else None
+    return stages[::-1]
+
+
+def command_line(cfg: dict) -> str:
+    """The ``rawisp train`` command that reproduces a stored run configuration."""
+    words = ["rawisp train", *(f"--data {d}" for d in cfg["data"]), f"--out {cfg['out']}", f"--run-dir {cfg['run_dir']}"]
+    flags = {"teacher_mode": "--as-teacher", "device": "--device"}
+    for f in fields(TrainConfig):
+        value = cfg.get(f.name, f.default)
+        if f.name in ("data", "out", "run_dir") or value == f.default or (f.name == "widths" and list(value) == list(f.default)):
+            continue
+        flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
+        if isinstance(value, bool):
+            words.append(flag)
+        else:
+            words.append(f"{flag} {','.join(map(str, value)) if f.name == 'widths' else value}")
+    return " ".join(words)
+
+
 def export_run(checkpoint: str | Path, out: str | Path) -> dict:
-    """Export a finished run's checkpoint to ONNX with a filled-in model card."""
+    """Export a finished run's checkpoint to ONNX with a filled-in model card.
+
+    The card's iterations and seconds count every stage of the run's ``--init`` chain.
+    """
     from rawisp.train.export import export
 
     model, ckpt = load_checkpoint_model(checkpoint)
     cfg = ckpt["config"]
     last = ckpt["history"][-1] if ckpt["history"] else {}
+    stages = lineage(checkpoint)
     training = {
         "data": [Path(d).name for d in cfg["data"]],
         "data_recipe": "unprocessing (Brooks et al. 2019): 2x area downscale, random crop/flip/rot90, inverse sRGB, "
                        "random camera matrix, exposure 0.5-1.4x (15% of crops x1.8: clipped highlights), "
-                       f"neutral R,B in 0.3-0.85, RGGB mosaic, Poisson-Gaussian noise "
-                       f"({cfg.get('clean_fraction', 0.2):.0%} clean; shot 3e-5..1.5e-2 "
-                       "log-uniform, read = sqrt(shot) x 0.005..0.05), 12- or 14-bit quantisation"
-                       + (f"; {cfg['hard_fraction']:.0%} of crops mined: hardest of 4 for a bilinear demosaic"
-                          if cfg.get("hard_fraction") else ""),
+                       "neutral R,B in 0.3-0.85, RGGB mosaic, Poisson-Gaussian noise "
+                       "(shot 3e-5..1.5e-2 log-uniform, read = sqrt(shot) x 0.005..0.05; --clean-fraction of "
+                       "crops without noise), 12- or 14-bit quantisation; --hard-fraction of crops mined: "
+                       "the hardest of 4 for a bilinear demosaic",
         "loss": cfg["loss"],
         "distillation": bool(cfg["teacher"]),
         "teacher_mode": cfg["teacher_mode"],
-        "iterations": ckpt["iteration"],
+        "iterations": sum(s["iterations"] for s in stages),
         "batch": cfg["batch"],
         "patch": cfg["patch"],
-        "lr": cfg["lr"],
-        "seed": cfg["seed"],
-        "seconds": round(training_seconds(ckpt["history"])),
+        "seconds": sum(s["seconds"] for s in stages),
+        "stages": stages,
     }
     metrics = {"validation_psnr": {k: round(last[k], 2) for k in ("clean", "mid", "high") if k in last},
                "validation_set": f"{cfg['val_holdout']} held-out training-folder photos, 128 px centre crops"}
