@@ -1,0 +1,98 @@
+"""Ship a trained model: copy its ONNX into models/ and complete its card with measured figures.
+
+`rawisp train` exports an ONNX file and a card with the recipe, the stages and the validation
+PSNR. The figures measured afterwards (Kodak24 eval, 24 MP bench) and the A/B studies of the
+examples (distil_ab.sh, loss_ab.sh) are added here, from the JSON reports the commands wrote:
+
+    rawisp eval ../shared/data/test/kodak24 --engine learned --engine classical \\
+        --engine libraw-ahd --engine libraw-dht --engine libraw-dcb --engine libraw-aahd \\
+        --engine libraw-vng --engine libraw-ppg --model runs/s3/lwisp.onnx --per-image \\
+        --out runs/kodak24.json -j 2
+    rawisp eval ../shared/data/test/kodak24 --engine learned --model runs/s3/lwisp.onnx \\
+        --no-noise-profile --out runs/kodak24_est.json -j 2
+    rawisp bench --engine classical --engine learned --model runs/s3/lwisp.onnx \\
+        --compare-peers --repeat 3 --json runs/bench.json
+    python examples/update_card.py runs/s3/lwisp.onnx --kodak runs/kodak24.json \\
+        --kodak-no-profile runs/kodak24_est.json --bench runs/bench.json
+
+The A/B results, the known defects and the note on the training device are carried over from
+the card being replaced (models/lwisp.json) unless given anew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from rawisp.reconstruct import EngineOptions
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+KODAK_COMMAND = ("rawisp eval ../shared/data/test/kodak24 --engine learned --engine classical --engine libraw-ahd "
+                 "--engine libraw-dht --engine libraw-dcb --engine libraw-aahd --engine libraw-vng --engine libraw-ppg "
+                 "--per-image --out kodak24.json -j 2")
+KODAK_PROTOCOL = ("rawisp eval defaults: identity camera matrix, neutral (0.55, 1, 0.75), RGGB, 12-bit DNG black 256 "
+                  "white 4095 with a NoiseProfile stating the added noise (clean: the 1-DN rounding), noise clean (0,0) / "
+                  "mid (1e-3, 5e-4) / high (6e-3, 2e-3), linear tone, 8-bit sRGB, 10-pixel border; reporting only, "
+                  "never used for training or tuning")
+
+
+def means(report: dict) -> dict:
+    """engine -> noise preset -> {psnr, ssim, delta_e00} from the mean rows of an eval report."""
+    out: dict = {}
+    for row in report["rows"]:
+        if row["image"] == "mean":
+            out.setdefault(row["engine"], {})[row["noise"]] = {k: row[k] for k in ("psnr", "ssim", "delta_e00")}
+    return out
+
+
+def speed(bench: dict) -> dict:
+    """The learned engine's 24 MP figures from a bench report."""
+    row = next(r for r in bench["results"] if r["name"] == "learned")
+    machine = bench["machine"]
+    return {"command": "rawisp bench --engine classical --engine learned --compare-peers --repeat 3",
+            "machine": f"{machine['cpus']}-core {machine['cpu']}, {machine['memory_gib']:.0f} GiB",
+            "learned_total_s": round(row["median"]["total"], 2),
+            "learned_reconstruct_s": round(row["median"]["reconstruct"], 2),
+            "learned_peak_mb": round(row["peak_rss_mb"]["median"]),
+            "tile": row["tile"] or EngineOptions.tile, "threads": row["threads"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("onnx", type=Path, help="the exported model (its card beside it)")
+    parser.add_argument("--kodak", type=Path, required=True, help="eval report, with NoiseProfile, all engines")
+    parser.add_argument("--kodak-no-profile", type=Path, required=True, help="eval report, --no-noise-profile")
+    parser.add_argument("--bench", type=Path, required=True, help="bench report (--json)")
+    parser.add_argument("--known-defect", action="append", default=None,
+                        help="replaces the previous card's list of known defects (repeatable)")
+    args = parser.parse_args()
+
+    card = json.loads(args.onnx.with_suffix(".json").read_text())
+    previous = json.loads((MODELS / "lwisp.json").read_text())
+    for key in ("device", "distillation_ab", "loss_ab"):
+        if key in previous["training"]:
+            card["training"][key] = previous["training"][key]
+    kodak = means(json.loads(args.kodak.read_text()))
+    card["metrics"]["kodak24"] = {
+        "protocol": KODAK_PROTOCOL,
+        "command": KODAK_COMMAND,
+        "mean": kodak,
+        "learned_without_noise_profile": {
+            "command": "rawisp eval ../shared/data/test/kodak24 --engine learned --no-noise-profile -j 2",
+            "meaning": "the same DNGs without NoiseProfile (as vendor RAW files): the engine estimates the noise "
+                       "from the pixels",
+            "mean": means(json.loads(args.kodak_no_profile.read_text()))["learned"],
+        },
+    }
+    card["metrics"]["speed_24mp_cpu"] = speed(json.loads(args.bench.read_text()))
+    card["known_defects"] = args.known_defect or previous.get("known_defects", [])
+    shutil.copyfile(args.onnx, MODELS / "lwisp.onnx")
+    card["name"], card["onnx"] = "lwisp", "lwisp.onnx"
+    (MODELS / "lwisp.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps({"kodak24_learned": kodak["learned"], "speed": card["metrics"]["speed_24mp_cpu"]}))
+
+
+if __name__ == "__main__":
+    main()
