@@ -32,10 +32,10 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 KODAK_COMMAND = ("rawisp eval ../shared/data/test/kodak24 --engine learned --engine classical --engine libraw-ahd "
                  "--engine libraw-dht --engine libraw-dcb --engine libraw-aahd --engine libraw-vng --engine libraw-ppg "
                  "--per-image --out kodak24.json -j 2")
-KODAK_PROTOCOL = ("rawisp eval defaults: identity camera matrix, neutral (0.55, 1, 0.75), RGGB, 12-bit DNG black 256 "
-                  "white 4095 with a NoiseProfile stating the added noise (clean: the 1-DN rounding), noise clean (0,0) / "
-                  "mid (1e-3, 5e-4) / high (6e-3, 2e-3), linear tone, 8-bit sRGB, 10-pixel border; reporting only, "
-                  "never used for training or tuning")
+KODAK_PROTOCOL = ("rawisp eval defaults: identity camera matrix, neutral (0.55, 1, 0.75), RGGB, 12-bit DNG "
+                  "black 256 white 4095 with a NoiseProfile stating the added noise (clean: the 1-DN rounding), "
+                  "noise clean (0,0) / mid (1e-3, 5e-4) / high (6e-3, 2e-3), linear tone, 8-bit sRGB, 10-pixel "
+                  "border; reporting only, never used for training or tuning")
 
 
 def means(report: dict) -> dict:

@@ -60,8 +60,9 @@ def test_train_resume_and_export(photos, tmp_path):
 def test_fine_tune_card_counts_every_stage(photos, tmp_path):
     """--init chains: the card adds up iterations and lists each stage's reproducing command."""
     assert _train(photos, tmp_path / "a.onnx", "--run-dir", tmp_path / "a").exit_code == 0
-    result = _train(photos, tmp_path / "b.onnx", "--run-dir", tmp_path / "b", "--init", tmp_path / "a" / "checkpoint.pt",
-                    "--iterations", "3", "--hard-fraction", "0.5", "--lr", "5e-4")
+    result = _train(photos, tmp_path / "b.onnx", "--run-dir", tmp_path / "b",
+                    "--init", tmp_path / "a" / "checkpoint.pt", "--iterations", "3",
+                    "--hard-fraction", "0.5", "--lr", "5e-4")
     assert result.exit_code == 0, result.output
     training = load_card(tmp_path / "b.onnx")["training"]
     assert training["iterations"] == 7 and [s["iterations"] for s in training["stages"]] == [4, 3]

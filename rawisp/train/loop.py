@@ -238,17 +238,19 @@ def lineage(checkpoint: str | Path) -> list[dict]:
 
 def command_line(cfg: dict) -> str:
     """The ``rawisp train`` command that reproduces a stored run configuration."""
-    words = ["rawisp train", *(f"--data {d}" for d in cfg["data"]), f"--out {cfg['out']}", f"--run-dir {cfg['run_dir']}"]
+    words = ["rawisp train", *(f"--data {d}" for d in cfg["data"]),
+             f"--out {cfg['out']}", f"--run-dir {cfg['run_dir']}"]
     flags = {"teacher_mode": "--as-teacher", "device": "--device"}
     for f in fields(TrainConfig):
         value = cfg.get(f.name, f.default)
-        if f.name in ("data", "out", "run_dir") or value == f.default or (f.name == "widths" and list(value) == list(f.default)):
+        if f.name == "widths":  # stored as a list after a round trip through the checkpoint
+            value = ",".join(map(str, value))
+            if value == ",".join(map(str, f.default)):
+                continue
+        if f.name in ("data", "out", "run_dir") or value == f.default:
             continue
         flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
-        if isinstance(value, bool):
-            words.append(flag)
-        else:
-            words.append(f"{flag} {','.join(map(str, value)) if f.name == 'widths' else value}")
+        words.append(flag if isinstance(value, bool) else f"{flag} {value}")
     return " ".join(words)
 
 
