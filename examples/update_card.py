@@ -8,12 +8,12 @@ examples (distil_ab.sh, loss_ab.sh) are added here, from the JSON reports the co
         --engine libraw-ahd --engine libraw-dht --engine libraw-dcb --engine libraw-aahd \\
         --engine libraw-vng --engine libraw-ppg --model runs/s3/lwisp.onnx --per-image \\
         --out runs/kodak24.json -j 2
-    rawisp eval ../shared/data/test/kodak24 --engine learned --model runs/s3/lwisp.onnx \\
-        --no-noise-profile --out runs/kodak24_est.json -j 2
+    rawisp eval ../shared/data/test/kodak24 --model runs/s3/lwisp.onnx --no-noise-profile \\
+        --out runs/kodak24_est.json -j 2
     rawisp bench --engine classical --engine learned --model runs/s3/lwisp.onnx \\
         --compare-peers --repeat 3 --json runs/bench.json
-    python examples/update_card.py runs/s3/lwisp.onnx --kodak runs/kodak24.json \\
-        --kodak-no-profile runs/kodak24_est.json --bench runs/bench.json
+    python examples/update_card.py runs/s3/lwisp.onnx --row learned:lwisp.onnx \\
+        --kodak runs/kodak24.json --kodak-no-profile runs/kodak24_est.json --bench runs/bench.json
 
 The A/B results, the known defects and the note on the training device are carried over from
 the card being replaced (models/lwisp.json) unless given anew.
@@ -38,17 +38,22 @@ KODAK_PROTOCOL = ("rawisp eval defaults: identity camera matrix, neutral (0.55, 
                   "border; reporting only, never used for training or tuning")
 
 
-def means(report: dict) -> dict:
-    """engine -> noise preset -> {psnr, ssim, delta_e00} from the mean rows of an eval report."""
+def means(report: dict, shipped: str) -> dict:
+    """engine -> noise preset -> {psnr, ssim, delta_e00} from the mean rows of an eval report.
+
+    The row named ``shipped`` (the model being shipped, e.g. ``learned:lwisp.onnx`` when it was
+    measured with ``--model``) becomes the ``learned`` row; the replaced model's row is dropped.
+    """
     out: dict = {}
     for row in report["rows"]:
-        if row["image"] == "mean":
-            out.setdefault(row["engine"], {})[row["noise"]] = {k: row[k] for k in ("psnr", "ssim", "delta_e00")}
+        name = "learned" if row["engine"] == shipped else row["engine"]
+        if row["image"] == "mean" and (name != "learned" or row["engine"] == shipped):
+            out.setdefault(name, {})[row["noise"]] = {k: row[k] for k in ("psnr", "ssim", "delta_e00")}
     return out
 
 
 def speed(bench: dict) -> dict:
-    """The learned engine's 24 MP figures from a bench report."""
+    """The learned engine's 24 MP figures from a bench report (run with the shipped model)."""
     row = next(r for r in bench["results"] if r["name"] == "learned")
     machine = bench["machine"]
     return {"command": "rawisp bench --engine classical --engine learned --compare-peers --repeat 3",
@@ -65,6 +70,8 @@ def main() -> None:
     parser.add_argument("--kodak", type=Path, required=True, help="eval report, with NoiseProfile, all engines")
     parser.add_argument("--kodak-no-profile", type=Path, required=True, help="eval report, --no-noise-profile")
     parser.add_argument("--bench", type=Path, required=True, help="bench report (--json)")
+    parser.add_argument("--row", default="learned",
+                        help="the eval and bench rows of the shipped model [default: learned]")
     parser.add_argument("--known-defect", action="append", default=None,
                         help="replaces the previous card's list of known defects (repeatable)")
     args = parser.parse_args()
@@ -74,7 +81,7 @@ def main() -> None:
     for key in ("device", "distillation_ab", "loss_ab"):
         if key in previous["training"]:
             card["training"][key] = previous["training"][key]
-    kodak = means(json.loads(args.kodak.read_text()))
+    kodak = means(json.loads(args.kodak.read_text()), args.row)
     card["metrics"]["kodak24"] = {
         "protocol": KODAK_PROTOCOL,
         "command": KODAK_COMMAND,
@@ -83,7 +90,7 @@ def main() -> None:
             "command": "rawisp eval ../shared/data/test/kodak24 --engine learned --no-noise-profile -j 2",
             "meaning": "the same DNGs without NoiseProfile (as vendor RAW files): the engine estimates the noise "
                        "from the pixels",
-            "mean": means(json.loads(args.kodak_no_profile.read_text()))["learned"],
+            "mean": means(json.loads(args.kodak_no_profile.read_text()), args.row)["learned"],
         },
     }
     card["metrics"]["speed_24mp_cpu"] = speed(json.loads(args.bench.read_text()))
