@@ -2,7 +2,7 @@
 
 `rawisp train` exports an ONNX file and a card with the recipe, the stages and the validation
 PSNR. The figures measured afterwards (Kodak24 eval, 24 MP bench) and the A/B studies of the
-examples (distil_ab.sh, loss_ab.sh) are added here, from the JSON reports the commands wrote:
+examples (distil_ab.sh, loss_ab.sh, mining_ab.sh) are added here, from the JSON reports the commands wrote:
 
     rawisp eval ../shared/data/test/kodak24 --engine learned --engine classical \\
         --engine libraw-ahd --engine libraw-dht --engine libraw-dcb --engine libraw-aahd \\
@@ -78,7 +78,7 @@ def main() -> None:
 
     card = json.loads(args.onnx.with_suffix(".json").read_text())
     previous = json.loads((MODELS / "lwisp.json").read_text())
-    for key in ("device", "distillation_ab", "loss_ab"):
+    for key in ("device", "distillation_ab", "loss_ab", "mining_ab"):
         if key in previous["training"]:
             card["training"][key] = previous["training"][key]
     kodak = means(json.loads(args.kodak.read_text()), args.row)
