@@ -71,6 +71,16 @@ def test_fine_tune_card_counts_every_stage(photos, tmp_path):
     assert f"--init {tmp_path / 'a' / 'checkpoint.pt'}" in second
     assert "--hard-fraction 0.5" in second and "--lr 0.0005" in second and "--widths 8,16,32" in second
     assert set(training["stages"][0]["validation_psnr"]) == {"clean", "mid", "high"}
+    # an ancestor that became unreadable ends the chain instead of failing the export
+    (tmp_path / "a" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    from rawisp.train.loop import export_run
+
+    card = export_run(tmp_path / "b" / "checkpoint.pt", tmp_path / "c.onnx")
+    assert card["training"]["iterations"] == 3 and len(card["training"]["stages"]) == 1
+    # ...and as --init it is one clear line, not a traceback; nothing is exported
+    bad = _train(photos, tmp_path / "d.onnx", "--run-dir", tmp_path / "d", "--init", tmp_path / "a" / "checkpoint.pt")
+    assert bad.exit_code == 1 and "not a rawisp training checkpoint" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "d.onnx").exists()
 
 
 def test_distillation_runs_and_is_recorded(photos, tmp_path):

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rawisp.train.model import bilinear_demosaic
+
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
 
@@ -138,8 +140,6 @@ def bilinear_error(srgb: torch.Tensor) -> torch.Tensor:
     The crop itself stands in for camera RGB (no matrix, no noise): a cheap score of how hard
     a crop is to demosaic, used to mine training crops. The border (zero padding) is left out.
     """
-    from rawisp.train.model import bilinear_demosaic  # model imports nothing from here
-
     demosaicked = bilinear_demosaic(pack_rggb(srgb_to_linear(srgb)))
     error = (linear_to_srgb(demosaicked) - srgb).abs()[:, :, 2:-2, 2:-2]
     return error.mean(dim=(1, 2, 3))

@@ -125,10 +125,21 @@ def _feature_widths(model: LWISP) -> tuple[int, int, int]:
 
 def load_checkpoint_model(path: str | Path) -> tuple[LWISP, dict]:
     """Rebuild a model from a training checkpoint; returns (model, checkpoint dict)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(path)
     model = LWISP(tuple(ckpt["config"]["widths"]))
     model.load_state_dict(ckpt["model"])
     return model, ckpt
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint's contents; ValueError (one line) if the file is not one."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises pickle, zip and runtime errors for foreign files
+        raise ValueError(f"{path}: not a rawisp training checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or not {"model", "config", "history", "iteration"} <= ckpt.keys():
+        raise ValueError(f"{path}: not a rawisp training checkpoint (missing model, config or history)")
+    return ckpt
 
 
 def train(cfg: TrainConfig, log=print) -> Path:
@@ -161,7 +172,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     start, history = 0, []
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         sched.load_state_dict(ckpt["sched"])
@@ -221,18 +232,24 @@ def lineage(checkpoint: str | Path) -> list[dict]:
     """The training stages that led to ``checkpoint``, oldest first, following each run's ``--init``.
 
     Each stage: its command line, iterations, seconds and final validation PSNR (dB). A stage
-    whose ``--init`` checkpoint is no longer on disk is the oldest one listed.
+    whose ``--init`` checkpoint is gone, unreadable or already listed is the oldest one listed.
     """
-    stages, path = [], Path(checkpoint)
-    while path is not None:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    path = Path(checkpoint)
+    ckpt, stages, seen = read_checkpoint(path), [], set()
+    while True:
+        seen.add(path.resolve())
         cfg = ckpt["config"]
         last = ckpt["history"][-1] if ckpt["history"] else {}
         stages.append({"command": command_line(cfg), "iterations": ckpt["iteration"],
                        "seconds": round(training_seconds(ckpt["history"])),
                        "validation_psnr": {k: round(last[k], 2) for k in VAL_NOISE if k in last}})
-        init = cfg.get("init")
-        path = Path(init) if init and Path(init).exists() else None
+        init = Path(cfg["init"]) if cfg.get("init") else None
+        if init is None or not init.is_file() or init.resolve() in seen:
+            break
+        try:
+            ckpt, path = read_checkpoint(init), init
+        except ValueError:
+            break
     return stages[::-1]
 
 
