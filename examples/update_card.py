@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from rawisp.reconstruct import EngineOptions
@@ -76,16 +75,35 @@ def main() -> None:
                         help="replaces the previous card's list of known defects (repeatable)")
     args = parser.parse_args()
 
+    try:
+        card = complete_card(args)
+    except (OSError, ValueError, KeyError, StopIteration) as exc:  # missing or foreign reports
+        parser.error(f"cannot complete the card: {type(exc).__name__}: {exc}")
+    # both files are staged first, so a failure leaves models/ as it was
+    staged = {MODELS / "lwisp.onnx": args.onnx.read_bytes(),
+              MODELS / "lwisp.json": (json.dumps(card, indent=2) + "\n").encode()}
+    try:
+        for path, data in staged.items():
+            path.with_name(path.name + ".part").write_bytes(data)
+        for path in staged:
+            path.with_name(path.name + ".part").replace(path)
+    except OSError as exc:
+        parser.error(f"cannot write {MODELS}: {exc}")
+    print(json.dumps({"kodak24_learned": card["metrics"]["kodak24"]["mean"]["learned"],
+                      "speed": card["metrics"]["speed_24mp_cpu"]}))
+
+
+def complete_card(args: argparse.Namespace) -> dict:
+    """The exported card with the eval, bench and carried-over entries added."""
     card = json.loads(args.onnx.with_suffix(".json").read_text())
     previous = json.loads((MODELS / "lwisp.json").read_text())
     for key in ("device", "distillation_ab", "loss_ab", "mining_ab"):
         if key in previous["training"]:
             card["training"][key] = previous["training"][key]
-    kodak = means(json.loads(args.kodak.read_text()), args.row)
     card["metrics"]["kodak24"] = {
         "protocol": KODAK_PROTOCOL,
         "command": KODAK_COMMAND,
-        "mean": kodak,
+        "mean": means(json.loads(args.kodak.read_text()), args.row),
         "learned_without_noise_profile": {
             "command": "rawisp eval ../shared/data/test/kodak24 --engine learned --no-noise-profile -j 2",
             "meaning": "the same DNGs without NoiseProfile (as vendor RAW files): the engine estimates the noise "
@@ -95,10 +113,8 @@ def main() -> None:
     }
     card["metrics"]["speed_24mp_cpu"] = speed(json.loads(args.bench.read_text()))
     card["known_defects"] = args.known_defect or previous.get("known_defects", [])
-    shutil.copyfile(args.onnx, MODELS / "lwisp.onnx")
     card["name"], card["onnx"] = "lwisp", "lwisp.onnx"
-    (MODELS / "lwisp.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps({"kodak24_learned": kodak["learned"], "speed": card["metrics"]["speed_24mp_cpu"]}))
+    return card
 
 
 if __name__ == "__main__":
