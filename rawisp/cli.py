@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -45,7 +46,11 @@ def _stack(*decorators):
 _learned_options = _stack(
     click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine."),
     click.option("--denoise", default="auto", show_default=True,
-                 help="Learned engine noise level: auto (from the file), off, or a strength multiplier."),
+                 help="Learned engine noise level: auto (file, camera profile, EXIF prior or estimate; see "
+                      "rawisp info), off, or a strength multiplier of it."),
+    click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
+                 help="darktable's noiseprofiles.json [default: $RAWISP_NOISE_PROFILES, else darktable's "
+                      "installed file, if any]."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
     click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
                  help="Learned engine tile side in packed pixels."),
@@ -83,8 +88,8 @@ def main() -> None:
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
 @_learned_options
 @_batch_options
-def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, device, tile,
-            recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
+def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, noise_profiles,
+            device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
     from rawisp.develop import DevelopBothTask, DevelopTask, RenderOptions
 
@@ -111,7 +116,8 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
+    engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise,
+                                   noise_profiles=noise_profiles)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
                             threads=threads)
     if engine in ("learned", "both"):
@@ -204,8 +210,8 @@ def _parse_crop(ctx, param, values):
 @_learned_options
 @_batch_options
 def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
-            diff_gain, exposure, tone, model, denoise, device, tile, recursive, jobs, overwrite, timeout, max_memory,
-            quiet) -> None:
+            diff_gain, exposure, tone, model, denoise, noise_profiles, device, tile, recursive, jobs, overwrite,
+            timeout, max_memory, quiet) -> None:
     """Classical and learned development of each RAW side by side, in one labelled picture.
 
     Each picture shows both full views (crop boxes marked), 100% crops of the most detailed regions
@@ -248,7 +254,8 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
+    engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise,
+                                   noise_profiles=noise_profiles)
     _check_engine(engine_options)
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
                            threads=threads)
@@ -280,6 +287,8 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 @click.option("--noise-profile/--no-noise-profile", default=True, show_default=True,
               help="Write the noise into each DNG's NoiseProfile (clean: its 1-DN rounding), as cameras do; "
                    "without it the learned engine estimates the noise from the pixels.")
+@click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="darktable's noiseprofiles.json for the learned engine (the protocol's camera is in none).")
 @click.option("--border", type=click.IntRange(0), default=10, show_default=True,
               help="Pixels left out of the scores at each edge.")
 @click.option("--per-image", is_flag=True, help="One row per image as well as the means.")
@@ -290,8 +299,8 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, border, per_image, out_file, keep,
-                 device, jobs, quiet) -> None:
+def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, noise_profiles, border, per_image,
+                 out_file, keep, device, jobs, quiet) -> None:
     """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
     from rawisp.evaluate import (EvalError, check_report_path, engine_specs, evaluate, find_images, format_table,
                                  parse_noise, write_report)
@@ -306,7 +315,8 @@ def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, bor
             raise EvalError(f"{gt_dir}: no PNG, TIFF or JPEG images")
         names = engines or (() if models else ("learned", "classical"))
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        specs = engine_specs(names, models, EngineOptions(device=device, threads=threads))
+        specs = engine_specs(names, models, EngineOptions(device=device, threads=threads,
+                                                          noise_profiles=noise_profiles))
         rows = evaluate(images, specs, noises, cfa=cfa, border=border, camera=camera, keep=keep, jobs=jobs,
                         progress=not quiet, noise_profile=noise_profile)
         click.echo(f"{len(images)} ground-truth image{'s' * (len(images) != 1)} from {gt_dir}, CFA {cfa}, "
@@ -390,10 +400,23 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def info(files, as_json) -> None:
-    """Print the decoded metadata of RAW files."""
+@click.option("--denoise", default="auto", show_default=True, help="As for develop: the noise the learned engine uses.")
+@click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="darktable's noiseprofiles.json [default: $RAWISP_NOISE_PROFILES, else darktable's installed file].")
+def info(files, as_json, denoise, noise_profiles) -> None:
+    """Print the decoded metadata of RAW files and the noise the learned engine would use."""
+    from rawisp.camera_noise import ProfileError, profiles_path
     from rawisp.decode import DecodeError, decode
+    from rawisp.learned import denoise_strength
+    from rawisp.noise_net import NoiseNet
 
+    try:
+        strength = denoise_strength(denoise)
+        profiles = profiles_path(noise_profiles)
+    except (ProfileError, ValueError) as exc:
+        click.echo(f"rawisp: {exc}", err=True)
+        sys.exit(1)
+    estimator = NoiseNet(threads=os.cpu_count() or 1)
     records, failed = [], 0
     for path in files:
         try:
@@ -402,7 +425,7 @@ def info(files, as_json) -> None:
             click.echo(f"rawisp: {path}: {exc}", err=True)
             failed += 1
             continue
-        records.append(_describe(raw))
+        records.append({**_describe(raw), **_describe_noise(raw, estimator, profiles, strength)})
     if as_json:
         click.echo(json.dumps(records, indent=2))
     else:
@@ -410,7 +433,7 @@ def info(files, as_json) -> None:
             click.echo(rec["file"])
             for key, value in rec.items():
                 if key != "file":
-                    click.echo(f"  {key:<14} {value}")
+                    click.echo(f"  {key:<15} {value}")
     sys.exit(1 if failed else 0)
 
 
@@ -439,6 +462,26 @@ def _describe(raw) -> dict:
         "gps": bool(meta.gps),
         "warnings": raw.warnings,
     }
+
+
+def _describe_noise(raw, estimator, profiles: Path | None, strength: float) -> dict:
+    """The noise the learned engine would use for ``raw`` and where it comes from (normalised raw
+    units before white balance; sigma at mid-grey = 0.18 of white)."""
+    from rawisp.noise_choice import MID_GREY, choose_noise, variance
+    from rawisp.normalise import normalise
+
+    if raw.mosaic is None:
+        return {"noise_source": "none (non-Bayer: demosaicked by LibRaw, the learned engine is not used)"}
+    choice = choose_noise(normalise(raw), estimator, profiles)
+    noise = (choice.shot * strength**2, choice.read * strength)
+
+    def values(n):
+        return None if n is None else {"shot": float(f"{n[0]:.3g}"), "read": float(f"{n[1]:.3g}"),
+                                       "sigma_mid_grey": float(f"{math.sqrt(variance(n, MID_GREY)):.3g}")}
+
+    return {"noise_source": f"{choice.source}: {choice.detail}" + ("" if strength == 1 else f"; --denoise x{strength:g}"),
+            "noise": values(noise), "noise_reference": values(choice.reference),
+            "noise_estimate": values(choice.estimate)}
 
 
 @main.command()

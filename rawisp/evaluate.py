@@ -7,8 +7,11 @@ matrix, ``camera="synthetic"``, DEFAULT_CAM_FROM_SRGB), multiply by the as-shot 
 the white balance), mosaic through the CFA, add noise of variance ``shot * x + read**2``
 (normalised raw units, seeded per image index and noise level) and write a real 12-bit DNG (black
 256, white 4095) with a NoiseProfile stating that noise (for the clean level, its 1-DN rounding),
-as a camera's DNG does; ``noise_profile=False`` leaves it out, so the learned engine estimates the
-noise from the pixels as it must for vendor RAW files. The DNG is decoded and developed exactly as
+as a camera's DNG does; ``noise_profile=False`` leaves it out, so the learned engine chooses the
+noise as it must for vendor RAW files. Every DNG's EXIF names a camera no noise-profile database
+knows (Make "rawisp", Model "Synthetic") shot at ISO 400, whatever its noise: without a
+NoiseProfile the EXIF prior alone is wrong at every level, and the blind estimate has to do the work
+(see :mod:`rawisp.noise_choice`). The DNG is decoded and developed exactly as
 ``rawisp develop`` does (decode -> normalise -> reconstruct -> render, here with the linear tone
 and 8-bit output, the look closest to the ground truth), and the 8-bit sRGB result is scored
 against the ground truth over the image less a border.
@@ -57,6 +60,7 @@ CFAS = ("RGGB", "BGGR", "GRBG", "GBRG")
 # the camera model of the protocol (srgb_to_dng's defaults, written out so reports can state them)
 BLACK, WHITE = 256, 4095
 NEUTRAL = (0.55, 1.0, 0.75)
+EXIF = {"ISO": 400}  # an unknown camera (srgb_to_dng's Make and Model) at ISO 400, at every noise level
 CAMERAS = {"identity": np.eye(3), "synthetic": DEFAULT_CAM_FROM_SRGB}
 """Camera matrices (linear sRGB -> camera RGB) the protocol can use. "identity" is the default: it is
 how the published reference figures (bilinear 29.86, LibRaw DHT 35.41 dB clean...) were measured;
@@ -479,7 +483,7 @@ def run_task(task: Task) -> list[dict]:
     truth_cam = srgb_to_dng(dng, truth_srgb, cfa=task.cfa, black=BLACK, white=WHITE,
                             cam_from_srgb=CAMERAS[task.camera], neutral=NEUTRAL,
                             noise=(noise.shot, noise.read), seed=noise_seed(task.index, noise),
-                            noise_profile=task.noise_profile)
+                            noise_profile=task.noise_profile, exif=EXIF)
     rows = []
     for item in task.engines:
         engine = _engine(item)
@@ -635,7 +639,9 @@ def protocol(noises: Sequence[Noise], cfa: str, border: int, camera: str = "iden
         "camera": camera, "cam_from_srgb": CAMERAS[camera].tolist(), "border": border,
         "noise": [{"label": n.label, "shot": n.shot, "read": n.read} for n in noises],
         "seed": "crc32('rawisp-eval/<image index>/<noise label>')",
-        "noise_profile": "in the DNG (clean: 1-DN rounding)" if noise_profile else "none: estimated from the pixels",
+        "noise_profile": "in the DNG (clean: 1-DN rounding)" if noise_profile
+                         else "none: chosen by rawisp.noise_choice",
+        "exif": {"make": "rawisp", "model": "Synthetic", **{k.lower(): v for k, v in EXIF.items()}},
         "render": "tone linear, 8-bit sRGB (rawisp render, +-0.5 LSB dither)",
         "libraw": "postprocess: as-shot WB, sRGB, no_auto_bright, adjust_maximum_thr=0, gamma (2.4, 12.92), 8-bit, "
                   "one OpenMP thread",

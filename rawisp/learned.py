@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from rawisp.noise import estimate_noise, sigma_planes
+from rawisp.camera_noise import load_database, profiles_path
+from rawisp.noise import sigma_planes
+from rawisp.noise_choice import NoiseChoice, choose_noise
+from rawisp.noise_net import NoiseNet
 from rawisp.normalise import Packed
 from rawisp.reconstruct import EngineOptions
 
@@ -162,6 +165,10 @@ class Learned:
         self.threads = options.threads
         self.strength = denoise_strength(options.denoise)
         self.tiling = plan_tiling(options.tile, card["margin"], card["stride"])
+        self.profiles = profiles_path(options.noise_profiles)
+        if self.profiles is not None:
+            load_database(self.profiles)  # a bad file fails here, before any frame
+        self._estimator: NoiseNet | None = None
 
     @classmethod
     def load(cls, options: EngineOptions) -> "Learned":
@@ -180,11 +187,21 @@ class Learned:
         _check_graph(session, card, path)
         return cls(session, card, options)
 
+    def estimate(self, packed: Packed) -> tuple[float, float]:
+        """The blind noise estimate of a frame (the estimator is loaded on first use)."""
+        if self._estimator is None:
+            self._estimator = NoiseNet(threads=self.threads or 1)
+        return self._estimator(packed)
+
+    def choose_noise(self, packed: Packed) -> NoiseChoice:
+        """Where the frame's noise comes from and its values (see ``rawisp.noise_choice``)."""
+        return choose_noise(packed, self.estimate, self.profiles)
+
     def noise(self, packed: Packed) -> tuple[float, float]:
         """(shot, read std) to feed the model, after the --denoise setting."""
         if self.strength == 0:
             return 0.0, 0.0
-        shot, read = packed.noise if packed.noise is not None else estimate_noise(packed)
+        shot, read = self.choose_noise(packed).noise
         return shot * self.strength**2, read * self.strength
 
     def run(self, x: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ raw value (0 = black, 1 = white) before white balance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from rawisp.normalise import Packed
@@ -38,18 +40,35 @@ def estimate_noise(packed: Packed) -> tuple[float, float]:
     level = ((centre + around) / 5).ravel()
     texture = (np.abs(r[ii, jj + 1] - r[ii, jj]) + np.abs(r[ii + 1, jj] - r[ii, jj])
                + np.abs(b[ii, jj + 1] - b[ii, jj]) + np.abs(b[ii + 1, jj] - b[ii, jj])).ravel()
-    edges = np.quantile(level, np.linspace(0.02, 0.98, BINS + 1))
-    xs, vs, ws = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (level >= lo) & (level < hi) & (level < 0.95)
-        if sel.sum() < MIN_SAMPLES:
-            continue
+
+    def flat_half(sel: np.ndarray) -> tuple[float, float, float]:
         flat = sel & (texture <= np.median(texture[sel]))
         d = diff[flat]
         sigma = 1.4826 * np.median(np.abs(d - np.median(d)))
-        xs.append(float(np.mean(level[flat])))
-        vs.append(sigma**2)
-        ws.append(float(flat.sum()))
+        return float(np.mean(level[flat])), sigma**2, float(flat.sum())
+
+    return fit_by_level(level, level < 0.95, flat_half)
+
+
+def fit_by_level(level: np.ndarray, usable: np.ndarray,
+                 variance_of: Callable[[np.ndarray], tuple[float, float, float]]) -> tuple[float, float]:
+    """(shot, read std) from noise variances measured per brightness bin.
+
+    ``level`` (n,) is each sample's signal in normalised raw units; samples are cut into BINS
+    bins of equal count (2nd to 98th percentile); ``variance_of(selection)`` returns a bin's
+    (mean level, noise variance, weight). Bins with fewer than MIN_SAMPLES usable samples are
+    skipped; with fewer than two bins the answer is (0, 0).
+    """
+    edges = np.quantile(level, np.linspace(0.02, 0.98, BINS + 1))
+    xs, vs, ws = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (level >= lo) & (level < hi) & usable
+        if sel.sum() < MIN_SAMPLES:
+            continue
+        x, v, w = variance_of(sel)
+        xs.append(x)
+        vs.append(v)
+        ws.append(w)
     if len(xs) < 2:
         return 0.0, 0.0
     return _fit_line(np.array(xs), np.array(vs), np.array(ws))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rawisp.camera_noise import Camera
 from rawisp.decode import RawImage
 
 # where R sits in the 2x2 of each CFA phase, as (row, column); the rest follows
@@ -35,6 +36,7 @@ class Packed:
     noise: tuple[float, float] | None  # (shot, read std) in normalised raw units (before gains)
     offset: tuple[int, int]
     shape: tuple[int, int]
+    camera: Camera | None = None  # make, model and ISO from the EXIF (for noise profiles)
 
     def crop(self, full: np.ndarray) -> np.ndarray:
         """Crop a full-resolution array of the padded frame ``(2h, 2w, ...)`` to the original."""
@@ -103,5 +105,7 @@ def normalise(raw: RawImage, threads: int = 0) -> Packed:
 
     with ThreadPoolExecutor(min(4, threads or os.cpu_count() or 1)) as pool:  # numpy releases the GIL
         list(pool.map(one_plane, range(4)))
-    return Packed(planes=out, gains=gains, noise=raw.noise, offset=offset, shape=raw.shape)
+    meta = raw.metadata
+    return Packed(planes=out, gains=gains, noise=raw.noise, offset=offset, shape=raw.shape,
+                  camera=Camera(meta.make, meta.model, meta.iso))
 

@@ -44,13 +44,15 @@ class Classical:
 
 @dataclass
 class EngineOptions:
-    """How to build an engine: model file, onnxruntime device and threads, denoise override."""
+    """How to build an engine: model file, onnxruntime device and threads, denoise override, and
+    darktable's noise-profile file (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed)."""
 
     model: str | None = None
     device: str = "auto"
     threads: int = 0
     tile: int = 512
     denoise: str = "auto"
+    noise_profiles: str | None = None
 
 
 def make_engine(name: str, options: EngineOptions | None = None) -> Engine:
