@@ -35,6 +35,10 @@ KODAK_PROTOCOL = ("rawisp eval defaults: identity camera matrix, neutral (0.55, 
                   "black 256 white 4095 with a NoiseProfile stating the added noise (clean: the 1-DN rounding), "
                   "noise clean (0,0) / mid (1e-3, 5e-4) / high (6e-3, 2e-3), linear tone, 8-bit sRGB, 10-pixel "
                   "border; reporting only, never used for training or tuning")
+NO_PROFILE_MEANING = ("vendor RAW (no NoiseProfile): the same DNGs without NoiseProfile, EXIF of a camera no "
+                      "profile database knows at ISO 400 at every level; the noise is chosen by "
+                      "rawisp.noise_choice (camera profile, EXIF prior, learned blind estimate), here the "
+                      "estimate within the ISO 400 prior's range")
 
 
 def means(report: dict, shipped: str) -> dict:
@@ -106,8 +110,7 @@ def complete_card(args: argparse.Namespace) -> dict:
         "mean": means(json.loads(args.kodak.read_text()), args.row),
         "learned_without_noise_profile": {
             "command": "rawisp eval ../shared/data/test/kodak24 --engine learned --no-noise-profile -j 2",
-            "meaning": "the same DNGs without NoiseProfile (as vendor RAW files): the engine estimates the noise "
-                       "from the pixels",
+            "meaning": NO_PROFILE_MEANING,
             "mean": means(json.loads(args.kodak_no_profile.read_text()), args.row)["learned"],
         },
     }

@@ -5,7 +5,7 @@ Sources, best first:
 1. **file**: the DNG's own NoiseProfile, as the camera or converter wrote it; used as is.
 2. **camera profile**: darktable's profile of the camera (EXIF Make and Model) at the frame's
    ISO (``camera_noise``). The blind estimate replaces it only when the frame clearly holds more
-   noise (sigma at mid-grey over RAISE times the profile's: a pushed or underexposed shot);
+   noise (sigma at mid-grey over RAISE = 3 times the profile's: a pushed or underexposed shot);
    texture can only make the estimate higher, so it is never allowed to lower a profile.
 3. **EXIF prior**: a camera without a profile, with an ISO: the typical noise of cameras at that
    ISO. Cameras scatter around it (``PRIOR_SPREAD``), so the blind estimate decides within that
@@ -28,7 +28,7 @@ from rawisp.camera_noise import PRIOR_SPREAD, Camera, Noise, exif_prior, load_da
 from rawisp.normalise import Packed
 
 MID_GREY = 0.18  # normalised raw level where noises are compared
-RAISE = 1.3  # sigma ratio above a camera profile that counts as a noisier (pushed) frame
+RAISE = 3.0  # sigma ratio above a camera profile that counts as a noisier (pushed) frame (see docs/noise.md)
 PRIOR_FLOOR = math.exp(-2 * PRIOR_SPREAD)  # lowest variance ratio to the EXIF prior an estimate may set
 
 

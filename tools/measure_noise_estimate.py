@@ -50,6 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path, help="also save the held-out photos as PNG here")
     parser.add_argument("--model", type=Path, default=None, help="noise_net ONNX [default: the shipped one]")
+    parser.add_argument("--levels", default=",".join(LEVELS), help="comma-separated subset of the levels")
+    parser.add_argument("--learned-only", action="store_true", help="skip the hand-made estimator")
     args = parser.parse_args()
     photos = heldout_photos()
     if args.write:
@@ -57,10 +59,11 @@ def main() -> None:
         for i, photo in enumerate(photos):
             Image.fromarray(photo).save(args.write / f"val{i:02d}.png")
     net = NoiseNet(args.model, threads=1)
-    estimators = {"hand-made": estimate_noise, "learned": net}
+    estimators = {"learned": net} if args.learned_only else {"hand-made": estimate_noise, "learned": net}
     print(f"{len(photos)} held-out photos; sigma at mid-grey ({MID}) vs truth")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, noise in LEVELS.items():
+        for label in args.levels.split(","):
+            noise = LEVELS[label]
             ratios = {name: [] for name in estimators}
             for i, photo in enumerate(photos):
                 path = Path(tmp) / "x.dng"

@@ -39,7 +39,8 @@ def main() -> None:
     print(f"{len(train)} training photos", flush=True)
     start = time.time()
     net = train_noise_net(train, args.iterations, args.batch, args.patch, args.seed,
-                          log=lambda m: print(f"{m} ({time.time() - start:.0f} s)", flush=True))
+                          log=lambda m: print(f"{m} ({time.time() - start:.0f} s)", flush=True),
+                          snapshot=lambda n: export_onnx(n, args.out))  # a usable file all along
     export_onnx(net, args.out)
     print(f"wrote {args.out} after {time.time() - start:.0f} s")
 
