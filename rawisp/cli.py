@@ -479,7 +479,8 @@ def _describe_noise(raw, estimator, profiles: Path | None, strength: float) -> d
         return None if n is None else {"shot": float(f"{n[0]:.3g}"), "read": float(f"{n[1]:.3g}"),
                                        "sigma_mid_grey": float(f"{math.sqrt(variance(n, MID_GREY)):.3g}")}
 
-    return {"noise_source": f"{choice.source}: {choice.detail}" + ("" if strength == 1 else f"; --denoise x{strength:g}"),
+    scaled = "" if strength == 1 else f"; --denoise x{strength:g}"
+    return {"noise_source": f"{choice.source}: {choice.detail}{scaled}",
             "noise": values(noise), "noise_reference": values(choice.reference),
             "noise_estimate": values(choice.estimate)}
 

@@ -192,8 +192,8 @@ def test_engine_uses_the_camera_profile_from_a_profile_file(tmp_path, cli):
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)[0]
     assert record["noise_source"].startswith("camera profile: Nikon D9000 at ISO 200")
-    assert record["noise"]["sigma_mid_grey"] == pytest.approx(math.sqrt(variance(db.find("Nikon", "D9000").at_iso(200))),
-                                                              rel=0.01)
+    expected = math.sqrt(variance(db.find("Nikon", "D9000").at_iso(200)))
+    assert record["noise"]["sigma_mid_grey"] == pytest.approx(expected, rel=0.01)
 
 
 # EXIF Make and Model as the cameras write them; darktable's database has all of them
@@ -201,7 +201,8 @@ REAL_CAMERAS = [("Canon", "Canon EOS 6D"), ("NIKON CORPORATION", "NIKON D750"), 
                 ("FUJIFILM", "X-T3"), ("OLYMPUS CORPORATION", "E-M1MarkII"), ("Panasonic", "DC-G9")]
 
 
-@pytest.mark.skipif(not DEFAULT_PROFILES.is_file(), reason=f"darktable's database is not installed ({DEFAULT_PROFILES})")
+@pytest.mark.skipif(not DEFAULT_PROFILES.is_file(),
+                    reason=f"darktable's database is not installed ({DEFAULT_PROFILES})")
 def test_real_database_cameras_at_every_iso(tmp_path):
     """Six makers, ISO 100 to 12800: noise drawn from the camera's darktable profile; the engine's
     sigma at mid-grey is within 15% of it (it reads the profile; the texture never raises it)."""

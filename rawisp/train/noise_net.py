@@ -103,7 +103,8 @@ def synthesise(srgb: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, 
     quantisation, and the white-balance clip at 1 that ``normalise`` applies.
     """
     n = srgb.shape[0]
-    lin = srgb_to_linear(srgb) * torch.exp(torch.empty(n).uniform_(math.log(0.05), math.log(1.8), generator=gen))[:, None, None, None]
+    exposure = torch.exp(torch.empty(n).uniform_(math.log(0.05), math.log(1.8), generator=gen))
+    lin = srgb_to_linear(srgb) * exposure[:, None, None, None]
     cam = torch.einsum("nij,njhw->nihw", random_cam_from_srgb(n, gen), lin)
     neutral = torch.stack([torch.empty(n).uniform_(0.3, 0.95, generator=gen), torch.ones(n),
                            torch.empty(n).uniform_(0.3, 0.95, generator=gen)], dim=1)[:, [0, 1, 1, 2]]
