@@ -1,9 +1,11 @@
-"""The learned engine: the LW-ISP ONNX model run tile by tile with overlap blending.
+"""The learned engine: the LW-ISP ONNX model run tile by tile.
 
-Tiles are cut from the packed frame (padded by reflection) with a margin at least the model's
-receptive field on every side and a blend band where neighbouring tiles cross-fade with linear
-ramps that sum to one. Within the margin every tile computes exactly what the whole frame would,
-so tiling does not change the answer; memory depends on the tile size, not the frame size.
+Tiles are cut from the packed frame (padded by reflection) with a margin on every side that is
+computed as context and thrown away; the kept cores tile the frame edge to edge. The margin is
+the one measured for the model (card ``tiling.margin``: beyond it a tile's edge changes the
+output by less than a 16-bit output step) or else its whole receptive field (card ``margin``:
+tiles then compute exactly what the whole frame would). Memory depends on the tile size, not the
+frame size.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from rawisp.reconstruct import EngineOptions
 
 CARD_FORMAT = "rawisp-lwisp/1"
 DEFAULT_MODEL = "lwisp.onnx"
-BLEND = 16  # packed pixels of cross-fade between tiles
 
 
 _CARD_FIELDS = {"name": str, "stride": int, "margin": int, "input": dict, "output": dict}
@@ -61,6 +62,10 @@ def load_card(model_path: Path) -> dict:
             for k, kind in (("name", str), ("channels", int)) if not isinstance(card[part].get(k), kind)]
     if not bad and (card["stride"] < 1 or card["margin"] < 0):
         bad = ["stride" if card["stride"] < 1 else "margin"]
+    tiling = card.get("tiling", {})
+    tiled = tiling.get("margin", 0) if isinstance(tiling, dict) else None
+    if not bad and not (isinstance(tiled, int) and 0 <= tiled <= card["margin"] and tiled % card["stride"] == 0):
+        bad = ["tiling.margin"]
     if bad:
         raise ModelError(f"{card_file}: model card lacks or mangles {', '.join(bad)}")
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
@@ -112,40 +117,40 @@ def denoise_strength(setting: str) -> float:
 
 @dataclass
 class Tiling:
-    """Tile geometry in packed pixels (all multiples of the model stride)."""
+    """Tile geometry in packed pixels: ``height`` x ``width`` tiles of which a ``margin`` on every
+    side is computed only as context and thrown away (all multiples of the model stride)."""
 
-    tile: int
+    height: int
+    width: int
     margin: int
-    blend: int
+    stride: int = 1
 
-    @property
-    def step(self) -> int:
-        return self.tile - 2 * self.margin - self.blend
+    def core(self, length: int, tile: int) -> tuple[int, int]:
+        """(tile length, kept core length) along an axis of ``length`` packed pixels: the tile is
+        shrunk so that equal cores cover the axis with as little overhang as the stride allows."""
+        n = -(-length // (tile - 2 * self.margin))
+        core = _round_up(-(-length // n), self.stride)
+        return core + 2 * self.margin, core
 
 
-def plan_tiling(tile: int, margin: int, stride: int, blend: int = BLEND) -> Tiling:
-    """Round the requested tile up to the stride and make sure the step is positive and at least
-    the blend band (neighbours' ramps must not overlap a third tile, or they do not sum to one)."""
-    tile = _round_up(tile, stride)
-    blend = _round_up(blend, stride)
-    tile = max(tile, 2 * margin + blend + max(blend, stride))
-    return Tiling(tile=tile, margin=margin, blend=blend)
+def plan_tiling(tile: int | tuple[int, int], margin: int, stride: int) -> Tiling:
+    """Round the requested tile side(s) up to the stride, and up to the smallest tile that keeps a
+    core of one stride inside the margins."""
+    height, width = (tile, tile) if isinstance(tile, int) else tile
+    smallest = 2 * margin + stride
+    return Tiling(height=max(_round_up(height, stride), smallest), width=max(_round_up(width, stride), smallest),
+                  margin=margin, stride=stride)
+
+
+def tile_margin(card: dict) -> int:
+    """The margin tiles are cut with: the card's measured effective margin (``tiling.margin``: where
+    a tile's edge no longer changes the output by a 16-bit step, see :mod:`rawisp.margin`), else
+    the whole receptive field (``margin``: tiles then equal the whole frame exactly)."""
+    return card.get("tiling", {}).get("margin", card["margin"])
 
 
 def _round_up(n: int, stride: int) -> int:
     return int(math.ceil(n / stride) * stride)
-
-
-def _ramp(length: int, margin: int, blend: int, scale: int) -> np.ndarray:
-    """1-D tile weight at ``scale`` x packed resolution: 0 in the margins, linear ramps of
-    ``blend`` that sum to 1 with the neighbour's, 1 in between."""
-    m, b, n = margin * scale, blend * scale, length * scale
-    w = np.zeros(n, np.float32)
-    w[m:n - m] = 1.0
-    ramp = (np.arange(b, dtype=np.float32) + 0.5) / b
-    w[m:m + b] = ramp
-    w[n - m - b:n - m] = ramp[::-1]
-    return w
 
 
 class Learned:
@@ -161,7 +166,7 @@ class Learned:
         self.provider = session.get_providers()[0]
         self.threads = options.threads
         self.strength = denoise_strength(options.denoise)
-        self.tiling = plan_tiling(options.tile, card["margin"], card["stride"])
+        self.tiling = plan_tiling(options.tile, tile_margin(card), card["stride"])
 
     @classmethod
     def load(cls, options: EngineOptions) -> "Learned":
@@ -196,36 +201,27 @@ class Learned:
         return packed.crop(rgb)
 
     def reconstruct_padded(self, packed: Packed) -> np.ndarray:
-        """Full-resolution RGB ``(2h, 2w, 3)`` of the whole packed frame, tile by tile."""
+        """Full-resolution RGB ``(2h, 2w, 3)`` of the whole packed frame, tile by tile.
+
+        The frame is padded by reflection by the margin; tiles overlap by twice the margin and
+        each keeps only its core, so the cores tile the frame edge to edge.
+        """
         t = self.tiling
+        m = t.margin
         shot, read = self.noise(packed)
         _, h, w = packed.planes.shape
-        pad = t.margin + t.blend
-        # a tile larger than the padded frame only computes padding: shrink it (per axis) to fit
-        th = min(t.tile, _round_up(h + 2 * pad, self.card["stride"]))
-        tw = min(t.tile, _round_up(w + 2 * pad, self.card["stride"]))
-        ny = max(1, math.ceil((h + 2 * pad - th) / t.step) + 1)
-        nx = max(1, math.ceil((w + 2 * pad - tw) / t.step) + 1)
-        total_h, total_w = (ny - 1) * t.step + th, (nx - 1) * t.step + tw
-        padded = np.pad(packed.planes, ((0, 0), (pad, total_h - h - pad), (pad, total_w - w - pad)), mode="reflect")
-        out = np.zeros((2 * h, 2 * w, 3), np.float32)
-        wy = _ramp(th, t.margin, t.blend, 2)
-        wx = _ramp(tw, t.margin, t.blend, 2)
-        for iy in range(ny):
-            for ix in range(nx):
-                y0, x0 = iy * t.step, ix * t.step
-                planes = padded[:, y0:y0 + th, x0:x0 + tw]
-                x = np.concatenate([planes, sigma_planes(planes, packed.gains, shot, read)])[None]
-                pred = self.run(np.ascontiguousarray(x, dtype=np.float32))[0].transpose(1, 2, 0)
-                pred *= wy[:, None, None] * wx[None, :, None]
-                _accumulate(out, pred, 2 * (y0 - pad), 2 * (x0 - pad))
+        th, core_h = t.core(h, t.height)
+        tw, core_w = t.core(w, t.width)
+        ny, nx = -(-h // core_h), -(-w // core_w)
+        padded = np.pad(packed.planes, ((0, 0), (m, ny * core_h + m - h), (m, nx * core_w + m - w)), mode="reflect")
+        out = np.empty((2 * h, 2 * w, 3), np.float32)
+        x = np.empty((1, 2 * len(packed.planes), th, tw), np.float32)  # one input buffer for all tiles
+        for y0 in range(0, h, core_h):
+            for x0 in range(0, w, core_w):
+                x[0, :4] = padded[:, y0:y0 + th, x0:x0 + tw]
+                x[0, 4:] = sigma_planes(x[0, :4], packed.gains, shot, read)
+                pred = self.run(x)[0]
+                rows, cols = 2 * min(core_h, h - y0), 2 * min(core_w, w - x0)
+                core = pred[:, 2 * m:2 * m + rows, 2 * m:2 * m + cols]
+                out[2 * y0:2 * y0 + rows, 2 * x0:2 * x0 + cols] = core.transpose(1, 2, 0)
         return out
-
-
-def _accumulate(out: np.ndarray, pred: np.ndarray, y: int, x: int) -> None:
-    """Add ``pred`` into ``out`` at full-resolution offset (y, x), clipped to ``out``'s extent."""
-    h, w = out.shape[:2]
-    ys, xs = max(0, -y), max(0, -x)
-    ye, xe = min(pred.shape[0], h - y), min(pred.shape[1], w - x)
-    if ye > ys and xe > xs:
-        out[y + ys:y + ye, x + xs:x + xe] += pred[ys:ye, xs:xe]
