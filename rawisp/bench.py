@@ -209,7 +209,7 @@ class BenchConfig:
     warmup: int = 0
     threads: int = 0  # engine threads; 0 = all CPUs, as ``rawisp develop`` with one job
     device: str = "auto"
-    model: str | None = None
+    models: tuple[str, ...] = ()  # learned engine models (one row each); empty: the bundled one
     compare_peers: bool = False
     timeout: float = 600.0
 
@@ -222,6 +222,7 @@ class Variant:
     kind: str  # "rawisp", "rawpy" or "cli"
     engine: str | None = None
     tile: int | None = None
+    model: str | None = None
     argv: list[str] | None = None  # for "cli": the command, with {src} and {out} placeholders
     status: str = "ok"  # "ok", "unavailable" or "failed"
     error: str | None = None
@@ -233,8 +234,12 @@ def plan_variants(config: BenchConfig) -> list[Variant]:
     """The rows to measure, in order: engines (one per tile size for learned), then peers."""
     variants = []
     for engine in dict.fromkeys(config.engines):
-        if engine == "learned" and config.tiles:
-            variants += [Variant(f"learned tile={t}", "rawisp", engine, tile=t) for t in dict.fromkeys(config.tiles)]
+        if engine == "learned":
+            models = list(dict.fromkeys(config.models)) or [None]
+            for model, tile in itertools.product(models, list(dict.fromkeys(config.tiles)) or [None]):
+                name = " ".join(["learned"] + ([Path(model).stem] if len(models) > 1 else [])
+                                + ([f"tile={tile}"] if tile else []))
+                variants.append(Variant(name, "rawisp", engine, tile=tile, model=model))
         else:
             variants.append(Variant(engine, "rawisp", engine))
             if engine == "classical":
@@ -307,7 +312,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
         def spec_for(variant: Variant, out: Path) -> dict:
             common = {"src": str(source), "out": str(out), "fmt": config.fmt, "quality": config.quality}
             if variant.kind == "rawisp":
-                options = {"model": config.model, "device": config.device, "threads": threads,
+                options = {"model": variant.model, "device": config.device, "threads": threads,
                            "tile": variant.tile, "denoise": "auto"}
                 return {"kind": "rawisp", "engine": variant.engine, "engine_options": options, **common}
             if variant.kind == "rawpy":
@@ -367,15 +372,12 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
         "contended": bool(load_before and load_before[0] >= 0.5 * cpus),
         "results": [],
     }
-    rawpy_total = None
-    for variant in variants:
-        row = _summarise(variant, width * height / 1e6)
-        report["results"].append(row)
-        if variant.kind == "rawpy" and row["status"] == "ok":
-            rawpy_total = row["median"]["total"]
-    for row in report["results"]:
-        row["vs_rawpy"] = (round(row["median"]["total"] / rawpy_total, 3)
-                           if rawpy_total and row["status"] == "ok" else None)
+    report["results"] = [_summarise(variant, width * height / 1e6) for variant in variants]
+    for key, peer in (("vs_rawpy", "rawpy postprocess"), ("vs_rawtherapee", "rawtherapee-cli")):
+        base = next((r["median"]["total"] for r in report["results"] if r["name"] == peer and r["status"] == "ok"),
+                    None)
+        for row in report["results"]:
+            row[key] = round(row["median"]["total"] / base, 3) if base and row["status"] == "ok" else None
     return report
 
 
@@ -416,6 +418,12 @@ def _summarise(variant: Variant, megapixels: float) -> dict:
     row["provider"] = last.get("provider")
     row["load_s"] = round(statistics.median([r["load_s"] for r in variant.runs]), 4) if "load_s" in last else None
     row["output_bytes"] = last.get("output_bytes")
+    engine_stats = [r["engine_stats"] for r in variant.runs if r.get("engine_stats")]
+    if engine_stats:  # the learned engine: its tiles, the share of network pixels in margins, network time
+        network_s = statistics.median(e["network_s"] for e in engine_stats)
+        row["network"] = {"tiles": engine_stats[-1]["tiles"], "tile": engine_stats[-1]["tile"],
+                         "margin_share": round(engine_stats[-1]["margin_share"], 3), "network_s": round(network_s, 3),
+                         "network_mp_per_s": round(megapixels / network_s, 3) if network_s > 0 else None}
     warnings = sorted({w for r in variant.runs for w in r.get("warnings", [])})
     if warnings:
         row["warnings"] = warnings
@@ -509,7 +517,7 @@ def format_report(report: dict) -> str:
     lines.append("")
     header = (f"{'':<22}" + "".join(f"{s:>12}" for s in STAGES)
               + f"{'total':>9} {'[min-max]':<14}{'MP/s':>6}{'process':>9}{'peak MB':>9} {'[min-max]':<12}"
-              + f"{'threads':>8}{'cpu/wall':>9}{'vs rawpy':>9}  provider")
+              + f"{'threads':>8}{'cpu/wall':>9}{'vs rawpy':>9}{'vs RT':>7}  provider")
     lines.append(header)
     for row in report["results"]:
         name = row["name"]
@@ -522,9 +530,10 @@ def format_report(report: dict) -> str:
         peak = row["peak_rss_mb"]
         peak_text = f"{peak['median']:>9.0f} [{peak['min']:.0f}-{peak['max']:.0f}]" if peak else f"{'?':>9}"
         vs = f"{row['vs_rawpy']:.2f}x" if row.get("vs_rawpy") else "-"
+        vs_rt = f"{row['vs_rawtherapee']:.2f}x" if row.get("vs_rawtherapee") else "-"
         lines.append(f"{name:<22}{cells}{med['total']:>9.2f} {spread:<14}{_num(row['mp_per_s'], 1):>6}"
                      f"{_sec(med.get('process')):>9}{peak_text:<22}{_num(row['threads'], 0):>8}"
-                     f"{_num(row['cpu_per_wall'], 2):>9}{vs:>9}  {row['provider'] or '-'}")
+                     f"{_num(row['cpu_per_wall'], 2):>9}{vs:>9}{vs_rt:>7}  {row['provider'] or '-'}")
         if row["status"] != "ok":
             lines.append(f"{'':<22}{row['status']} after {len(row['runs'])} runs: {row['error']}")
     staged = [r for r in report["results"] if r["runs"] and r["kind"] != "cli"]
@@ -535,6 +544,9 @@ def format_report(report: dict) -> str:
             lines.append(f"{row['name']:<22}" + "".join(
                 f" {_range(row['min'].get(s), row['max'].get(s)):>13}" for s in STAGES))
     notes = [f"{r['name']}: {n}" for r in report["results"] for n in r["notes"] if r["status"] == "ok"]
+    notes += [f"{r['name']}: network {e['network_s']:.2f} s ({e['network_mp_per_s']:.2f} MP/s) in {e['tiles']} tiles of "
+              f"{e['tile']} packed px; margins {100 * e['margin_share']:.0f}% of the pixels it computes"
+              for r in report["results"] if r["status"] == "ok" and (e := r.get("network"))]
     notes += [f"{r['name']}: model load {r['load_s']:.2f} s (not in total)" for r in report["results"]
               if r.get("load_s") and r["load_s"] >= 0.05]
     notes += [f"{r['name']}: warning: {w}" for r in report["results"] for w in r.get("warnings", [])]
@@ -543,7 +555,8 @@ def format_report(report: dict) -> str:
                  "model load); peak: the developing process's peak resident memory (VmHWM);")
     lines.append("threads: the engine's thread setting, else the OS threads of the process; cpu/wall: CPU seconds "
                  "per wall second over the stages (cores kept busy);")
-    lines.append("vs rawpy: total time relative to rawpy postprocess + write, measured in this same run.")
+    lines.append("vs rawpy, vs RT: total time relative to rawpy postprocess + write and to rawtherapee-cli's "
+                 "whole process, measured in this same run.")
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
 
@@ -613,6 +626,7 @@ def _child_rawisp(spec: dict) -> dict:
     return {"seconds": seconds, "total": round(sum(result.seconds.values()), 4), "cpu_s": round(cpu, 3),
             "import_s": round(imported - start, 4), "load_s": round(loaded - imported, 4),
             "engine_threads": getattr(engine, "threads", None), "provider": getattr(engine, "provider", None),
+            "engine_stats": getattr(engine, "stats", None) or None,
             "output_bytes": result.output.stat().st_size, "warnings": result.warnings,
             "os_threads": _status_field("Threads")}
 
