@@ -13,7 +13,7 @@ from rawisp.batch import Job, Outcome
 from rawisp.decode import RawImage, decode
 from rawisp.metadata import apply_orientation, exif_bytes
 from rawisp.normalise import normalise
-from rawisp.reconstruct import Classical, Engine, EngineOptions, make_engine, reconstruct
+from rawisp.reconstruct import Engine, EngineOptions, make_engine, reconstruct
 from rawisp.render import render
 from rawisp.write import write_image
 
@@ -75,9 +75,10 @@ def develop_file(source: Path, output: Path, engine: Engine, options: RenderOpti
     clock.lap("decode")
     packed = normalise(raw, options.threads) if raw.mosaic is not None else None
     clock.lap("normalise")
-    if packed is not None and isinstance(engine, Classical):
-        # bilinear needs only a row of context: rendering demosaics each strip as it reads it, so
-        # the float frame (12 bytes a pixel) is never held; its time is counted under render
+    if packed is not None and hasattr(engine, "rows"):
+        # rendering reads rows that the engine computes as asked (bilinear: each strip with a row
+        # of context; learned: a row of tiles at a time), so the float frame (12 bytes a pixel) is
+        # never held; that time is counted under render
         rgb = engine.rows(packed)
     else:
         rgb = reconstruct(raw, engine, packed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -202,36 +203,111 @@ class Learned:
         return self.session.run(None, {self.card["input"]["name"]: x})[0]
 
     def __call__(self, packed: Packed) -> np.ndarray:
-        rgb = self.reconstruct_padded(packed)
-        return packed.crop(rgb)
+        return packed.crop(self.reconstruct_padded(packed))
 
     def reconstruct_padded(self, packed: Packed) -> np.ndarray:
-        """Full-resolution RGB ``(2h, 2w, 3)`` of the whole packed frame, tile by tile.
+        """Full-resolution RGB ``(2h, 2w, 3)`` of the whole packed frame, tile by tile."""
+        plan = self.plan(packed)
+        out = np.empty((2 * plan.h, 2 * plan.w, 3), np.float32)
+        for iy in range(plan.ny):
+            band = self.band(plan, iy)
+            out[2 * iy * plan.core_h:][:len(band)] = band
+        return out
 
-        The frame is padded by reflection by the margin; tiles overlap by twice the margin and
-        each keeps only its core, so the cores tile the frame edge to edge.
-        """
+    def rows(self, packed: Packed) -> "TileRows":
+        """The same camera RGB as ``self(packed)``, computed a row of tiles at a time as rendering
+        reads it, so the 12-bytes-a-pixel float frame is never held."""
+        return TileRows(self, packed)
+
+    def plan(self, packed: Packed) -> "TilePlan":
+        """The tiles of ``packed``: the frame padded by reflection by the margin, cut into tiles
+        that overlap by twice the margin so that their kept cores meet edge to edge."""
         t = self.tiling
         m = t.margin
-        shot, read = self.noise(packed)
         _, h, w = packed.planes.shape
         th, core_h = t.core(h, t.height)
         tw, core_w = t.core(w, t.width)
         ny, nx = -(-h // core_h), -(-w // core_w)
         padded = np.pad(packed.planes, ((0, 0), (m, ny * core_h + m - h), (m, nx * core_w + m - w)), mode="reflect")
-        out = np.empty((2 * h, 2 * w, 3), np.float32)
-        x = np.empty((1, 2 * len(packed.planes), th, tw), np.float32)  # one input buffer for all tiles
-        network_s = 0.0
-        for y0 in range(0, h, core_h):
-            for x0 in range(0, w, core_w):
-                x[0, :4] = padded[:, y0:y0 + th, x0:x0 + tw]
-                x[0, 4:] = sigma_planes(x[0, :4], packed.gains, shot, read)
-                start = time.perf_counter()
-                pred = self.run(x)[0]
-                network_s += time.perf_counter() - start
-                rows, cols = 2 * min(core_h, h - y0), 2 * min(core_w, w - x0)
-                core = pred[:, 2 * m:2 * m + rows, 2 * m:2 * m + cols]
-                out[2 * y0:2 * y0 + rows, 2 * x0:2 * x0 + cols] = core.transpose(1, 2, 0)
-        self.stats = {"tiles": ny * nx, "tile": f"{th}x{tw}", "network_s": network_s,
+        self.stats = {"tiles": ny * nx, "tile": f"{th}x{tw}", "network_s": 0.0,
                       "margin_share": 1 - h * w / (ny * nx * th * tw)}
+        return TilePlan(padded, packed.gains, *self.noise(packed), m, h, w, th, tw, core_h, core_w, ny, nx)
+
+    def band(self, plan: "TilePlan", iy: int) -> np.ndarray:
+        """Full-resolution rows ``(rows, 2w, 3)`` of tile row ``iy`` of the padded frame (the last
+        row of tiles may overhang the frame: only the frame's rows are returned)."""
+        p, m = plan, plan.margin
+        y0 = iy * p.core_h
+        rows = 2 * min(p.core_h, p.h - y0)
+        out = np.empty((rows, 2 * p.w, 3), np.float32)
+        x = np.empty((1, 2 * len(p.padded), p.th, p.tw), np.float32)
+        for x0 in range(0, p.w, p.core_w):
+            x[0, :4] = p.padded[:, y0:y0 + p.th, x0:x0 + p.tw]
+            x[0, 4:] = sigma_planes(x[0, :4], p.gains, p.shot, p.read)
+            start = time.perf_counter()
+            pred = self.run(x)[0]
+            self.stats["network_s"] += time.perf_counter() - start
+            cols = 2 * min(p.core_w, p.w - x0)
+            out[:, 2 * x0:2 * x0 + cols] = pred[:, 2 * m:2 * m + rows, 2 * m:2 * m + cols].transpose(1, 2, 0)
+        # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
+        if not np.isfinite(out.sum(dtype=np.float64)):
+            raise ValueError(f"the {self.name} engine produced NaN or infinite values")
         return out
+
+
+@dataclass
+class TilePlan:
+    """One frame cut into tiles (packed pixels): the padded planes, their gains and noise
+    (shot, read), the margin, the frame's ``h`` x ``w``, the tile and core sides, tiles per axis."""
+
+    padded: np.ndarray
+    gains: np.ndarray
+    shot: float
+    read: float
+    margin: int
+    h: int
+    w: int
+    th: int
+    tw: int
+    core_h: int
+    core_w: int
+    ny: int
+    nx: int
+
+
+class TileRows:
+    """The learned development of a frame as rows computed on demand: ``rows[y0:y1]`` gives the
+    camera RGB ``(y1 - y0, W, 3)`` float32 of those output rows, equal to the same rows of
+    ``engine(packed)``.
+
+    Rendering reads strips of rows in order, from several threads: each row of tiles is computed
+    once, under a lock, and only the most recent ones are kept.
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, engine: Learned, packed: Packed) -> None:
+        self.engine = engine
+        self.packed = packed
+        self.shape = (*packed.shape, 3)
+        self.plan = engine.plan(packed)
+        self.bands: dict[int, np.ndarray] = {}
+        self.lock = threading.Lock()
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        y0, y1, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("TileRows takes contiguous row slices")
+        (top, left), width = self.packed.offset, self.shape[1]
+        band_rows = 2 * self.plan.core_h
+        a, b = y0 + top, max(y1, y0 + 1) + top  # rows of the padded full-resolution frame
+        wanted = range(a // band_rows, (b - 1) // band_rows + 1)
+        with self.lock:
+            for iy in wanted:
+                if iy not in self.bands:
+                    self.bands[iy] = self.engine.band(self.plan, iy)
+            strip = np.concatenate([self.bands[iy] for iy in wanted]) if len(wanted) > 1 else self.bands[wanted[0]]
+            for iy in [k for k in self.bands if k < wanted[0]][:-1]:  # keep one band behind for other threads
+                del self.bands[iy]
+        skip = a - wanted[0] * band_rows
+        return strip[skip:skip + y1 - y0, left:left + width]
