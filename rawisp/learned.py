@@ -1,6 +1,6 @@
 """The learned engine: the LW-ISP ONNX model run tile by tile.
 
-Tiles are cut from the packed frame (padded by reflection) with a margin on every side that is
+Tiles are cut from the packed frame (extended by reflection at its edges) with a margin on every side that is
 computed as context and thrown away; the kept cores tile the frame edge to edge. The margin is
 the one measured for the model (card ``tiling.margin``: beyond it a tile's edge changes the
 output by less than a 16-bit output step) or else its whole receptive field (card ``margin``:
@@ -220,18 +220,17 @@ class Learned:
         return TileRows(self, packed)
 
     def plan(self, packed: Packed) -> "TilePlan":
-        """The tiles of ``packed``: the frame padded by reflection by the margin, cut into tiles
-        that overlap by twice the margin so that their kept cores meet edge to edge."""
+        """The tiles of ``packed``: tiles that overlap by twice the margin so that their kept cores
+        meet edge to edge, the frame extended by reflection where they reach beyond it."""
         t = self.tiling
         m = t.margin
         _, h, w = packed.planes.shape
         th, core_h = t.core(h, t.height)
         tw, core_w = t.core(w, t.width)
         ny, nx = -(-h // core_h), -(-w // core_w)
-        padded = np.pad(packed.planes, ((0, 0), (m, ny * core_h + m - h), (m, nx * core_w + m - w)), mode="reflect")
         self.stats = {"tiles": ny * nx, "tile": f"{th}x{tw}", "network_s": 0.0,
                       "margin_share": 1 - h * w / (ny * nx * th * tw)}
-        return TilePlan(padded, packed.gains, *self.noise(packed), m, h, w, th, tw, core_h, core_w, ny, nx)
+        return TilePlan(packed.planes, packed.gains, *self.noise(packed), m, h, w, th, tw, core_h, core_w, ny, nx)
 
     def band(self, plan: "TilePlan", iy: int) -> np.ndarray:
         """Full-resolution rows ``(rows, 2w, 3)`` of tile row ``iy`` of the padded frame (the last
@@ -240,9 +239,10 @@ class Learned:
         y0 = iy * p.core_h
         rows = 2 * min(p.core_h, p.h - y0)
         out = np.empty((rows, 2 * p.w, 3), np.float32)
-        x = np.empty((1, 2 * len(p.padded), p.th, p.tw), np.float32)
+        x = np.empty((1, 2 * len(p.planes), p.th, p.tw), np.float32)
+        r = _reflected(y0 - m, p.th, p.h)
         for x0 in range(0, p.w, p.core_w):
-            x[0, :4] = p.padded[:, y0:y0 + p.th, x0:x0 + p.tw]
+            x[0, :4] = _window(p.planes, r, _reflected(x0 - m, p.tw, p.w))
             x[0, 4:] = sigma_planes(x[0, :4], p.gains, p.shot, p.read)
             start = time.perf_counter()
             pred = self.run(x)[0]
@@ -255,12 +255,34 @@ class Learned:
         return out
 
 
+def _reflected(start: int, length: int, n: int) -> slice | np.ndarray:
+    """Indices ``start .. start + length`` of an axis of ``n`` extended by reflection (as
+    ``np.pad(mode="reflect")``): a slice where they stay inside, else an index array."""
+    if start >= 0 and start + length <= n:
+        return slice(start, start + length)
+    if n == 1:
+        return np.zeros(length, np.intp)
+    period = 2 * (n - 1)
+    i = np.abs(np.arange(start, start + length)) % period
+    return np.where(i >= n, period - i, i)
+
+
+def _window(planes: np.ndarray, rows: slice | np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+    """``planes[:, rows][:, :, cols]`` without copying more than the window itself (the frame is
+    reflected only at its edges: the other axis is then a slice, taken first as a view)."""
+    if isinstance(cols, slice):
+        return planes[:, :, cols][:, rows]
+    if isinstance(rows, slice):
+        return planes[:, rows][:, :, cols]
+    return planes[:, rows[:, None], cols]
+
+
 @dataclass
 class TilePlan:
-    """One frame cut into tiles (packed pixels): the padded planes, their gains and noise
+    """One frame cut into tiles (packed pixels): the packed planes, their gains and noise
     (shot, read), the margin, the frame's ``h`` x ``w``, the tile and core sides, tiles per axis."""
 
-    padded: np.ndarray
+    planes: np.ndarray
     gains: np.ndarray
     shot: float
     read: float
@@ -281,7 +303,8 @@ class TileRows:
     ``engine(packed)``.
 
     Rendering reads strips of rows in order, from several threads: each row of tiles is computed
-    once, under a lock, and only the most recent ones are kept.
+    under a lock when a strip first needs it and dropped when a strip below it is asked for, so
+    at most the two rows of tiles a strip straddles are held.
     """
 
     dtype = np.dtype(np.float32)
@@ -300,14 +323,17 @@ class TileRows:
             raise IndexError("TileRows takes contiguous row slices")
         (top, left), width = self.packed.offset, self.shape[1]
         band_rows = 2 * self.plan.core_h
-        a, b = y0 + top, max(y1, y0 + 1) + top  # rows of the padded full-resolution frame
-        wanted = range(a // band_rows, (b - 1) // band_rows + 1)
+        a, b = y0 + top, max(y1, y0) + top  # rows of the padded full-resolution frame
+        first, last = a // band_rows, max(a, b - 1) // band_rows
+        parts = []
         with self.lock:
-            for iy in wanted:
+            # rows are asked in order: bands above this strip are done with (a strip that was
+            # slow to ask would recompute its band, which is correct, only slower)
+            for iy in [k for k in self.bands if k < first]:
+                del self.bands[iy]
+            for iy in range(first, last + 1):
                 if iy not in self.bands:
                     self.bands[iy] = self.engine.band(self.plan, iy)
-            strip = np.concatenate([self.bands[iy] for iy in wanted]) if len(wanted) > 1 else self.bands[wanted[0]]
-            for iy in [k for k in self.bands if k < wanted[0]][:-1]:  # keep one band behind for other threads
-                del self.bands[iy]
-        skip = a - wanted[0] * band_rows
-        return strip[skip:skip + y1 - y0, left:left + width]
+                start = iy * band_rows
+                parts.append(self.bands[iy][max(a, start) - start:max(b, a) - start, left:left + width])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)

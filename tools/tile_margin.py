@@ -16,11 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
-
-from rawisp.learned import load_card
-from rawisp.margin import LSB16_SRGB_IN_LINEAR, edge_error_profile, effective_margin, probe_frames
+from rawisp.margin import LSB16_SRGB_IN_LINEAR, measure_tiling
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,33 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dry-run", action="store_true", help="print, do not write the card")
     args = ap.parse_args(argv)
-    card = load_card(args.model)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(str(args.model), so, providers=["CPUExecutionProvider"])
-    name = card["input"]["name"]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: np.ascontiguousarray(x[None], np.float32)})[0][0]
-
-    receptive = card["margin"]
-    tile = 4 * receptive + 8 * card["stride"]  # room for every distance up to the receptive field
-    side = tile + 2 * (receptive + card["stride"])
-    offset = side // 2 - tile // 2 // card["stride"] * card["stride"]
-    profile = np.max([edge_error_profile(run, f, tile, offset) for f in probe_frames(side)], axis=0)
-    margin = effective_margin(profile, args.tolerance, card["stride"])
-    tiling = {
-        "margin": margin,
-        "max_error": float(f"{profile[margin]:.3g}"),
-        "tolerance": float(f"{args.tolerance:.3g}"),
-        "error_by_margin": {str(m): float(f"{profile[m]:.2g}") for m in range(0, receptive + 1, 2 * card["stride"])},
-        "measured_on": "bench synthetic scene, 2 seeds x clean/mid/high noise, one tile against the whole frame",
-        "command": f"python tools/tile_margin.py {args.model}",
-    }
+    tiling = measure_tiling(args.model, args.tolerance, args.threads)
     print(json.dumps(tiling, indent=2))
     if not args.dry_run:
+        card_file = args.model.with_suffix(".json")
+        card = json.loads(card_file.read_text())
         card["tiling"] = tiling
-        args.model.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        card_file.write_text(json.dumps(card, indent=2) + "\n")
     return 0
 
 
