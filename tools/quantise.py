@@ -129,11 +129,9 @@ def tile_seconds(paths: dict[str, Path], threads: int, side: int = 512, repeat: 
 
 
 def write_card(src: Path, dst: Path, report: dict) -> dict:
-    """The int8 model's card: the fp32 card with this file's name and digest and the report. The
-    fp32 model's effective tile margin is dropped (int8 rounding may make a tile's far edge
-    matter more): tiles of the int8 model are cut with the whole receptive field."""
+    """The int8 model's card: the fp32 card (the same graph, so the same tile margin) with this
+    file's name and digest and the report."""
     card = json.loads(src.with_suffix(".json").read_text())
-    card.pop("tiling", None)
     card.update(name=dst.stem, onnx=dst.name, sha256=hashlib.sha256(dst.read_bytes()).hexdigest(),
                 precision="int8", quantisation=report)
     dst.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
