@@ -107,5 +107,5 @@ class Classical:
 
     def rows(self, packed: Packed) -> BilinearRows:
         """The same camera RGB, computed strip by strip as rendering reads it (never the whole
-        float frame: the streaming capability :func:`rawisp.pipeline.develop_raw` uses)."""
+        float frame: the streaming capability :func:`rawisp.pipeline.raw_to_pixels` uses)."""
         return BilinearRows(packed)

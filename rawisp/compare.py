@@ -1,7 +1,7 @@
 """Side by side: several developments of one RAW (classical, learned) in one labelled picture.
 
 The RAW is decoded and normalised once; each engine reconstructs the same Packed frame and every
-result is rendered the same way (:func:`rawisp.pipeline.develop_raw`), so the only differences left
+result is rendered the same way (:func:`rawisp.pipeline.raw_to_pixels`), so the only differences left
 are demosaicking and denoising. The crops come from :mod:`rawisp.crops`, the geometry from
 :mod:`rawisp.layout`, the drawing from :mod:`rawisp.drawing`; ``--ground-truth`` inputs are made
 into DNGs by the evaluation protocol (:mod:`rawisp.protocol`) and scored (:mod:`rawisp.metrics`).
@@ -22,13 +22,9 @@ from rawisp.decode import RawImage, decode
 from rawisp.drawing import Column, compose, difference_column
 from rawisp.layout import Layout
 from rawisp.metrics import psnr, ssim
-from rawisp.pipeline import Picture, RenderOptions, Stopwatch, develop_raw, save_picture
+from rawisp.pipeline import Picture, RenderOptions, Stopwatch, raw_to_pixels, save_picture
 from rawisp.protocol import CAMERAS, DEFAULT_CAMERA, RENDER, EvalError, load_image, parse_noise, synthesise
 from rawisp.reconstruct import Engine
-
-__all__ = ["CompareError", "CompareOptions", "Compared", "Side", "compare_file", "compare_ground_truth",
-           "compare_raw", "build_picture", "eval_camera"]
-
 
 @dataclass
 class CompareOptions:
@@ -56,7 +52,7 @@ class Side:
     scores: dict[str, float] | None = None
 
     @classmethod
-    def of(cls, picture: Picture, raw: RawImage, pixels) -> Side:
+    def of(cls, picture: Picture, raw: RawImage, pixels: np.ndarray) -> Side:
         """The side of an engine's development (``pixels``: its upright 8-bit rendering)."""
         note = "not Bayer: LibRaw's demosaic (engine unused)" if raw.rgb is not None else ""
         engine = picture.engine
@@ -162,26 +158,6 @@ class Compared:
         return "; ".join(parts)
 
 
-@dataclass
-class Compared:
-    """What one comparison produced (sides keep their 8-bit developments, for tests and callers)."""
-
-    output: Path
-    crops: list[Rect]
-    layout: Layout
-    sides: list[Side]
-    seconds: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line: the crops (as --crop values) and, with a ground truth, each side's scores."""
-        parts = ["crops " + (" ".join(str(c) for c in self.crops) or "none")]
-        for s in self.sides:
-            if s.scores:
-                parts.append(f"{s.engine} PSNR {s.scores['psnr']:.2f} dB SSIM {s.scores['ssim']:.4f}")
-        return "; ".join(parts)
-
-
 def compare_raw(raw: RawImage, output: Path, engines: Sequence[Engine], render: RenderOptions,
                 options: CompareOptions, *, truth: np.ndarray | None = None,
                 title: Sequence[str] | None = None, truth_lines: Sequence[str] = (),
@@ -190,7 +166,7 @@ def compare_raw(raw: RawImage, output: Path, engines: Sequence[Engine], render: 
     watch = watch or Stopwatch()
     eight_bit = replace(render, fmt=render.fmt if render.fmt in ("jpeg", "png") else "png")
     sides = [Side.of(picture, raw, picture.pixels[0])
-             for picture in develop_raw(raw, engines, [eight_bit], watch=watch)]
+             for picture in raw_to_pixels(raw, engines, [eight_bit], watch=watch)]
     truth_column = None
     if truth is not None:
         for side in sides:

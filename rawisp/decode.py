@@ -44,7 +44,7 @@ class RawImage:
     black: np.ndarray  # (2, 2) float black level in DN at each 2x2 position
     white: float  # DN
     wb: np.ndarray  # (3,) as-shot white-balance gains R, G, B with G = 1
-    srgb_from_cam: np.ndarray  # (3, 3) white-balanced camera RGB -> linear sRGB, rows sum to 1 (mirror: synth's cam_from_srgb)
+    srgb_from_cam: np.ndarray  # (3, 3) white-balanced camera RGB -> linear sRGB, rows sum to 1 (synth: cam_from_srgb)
     orientation: int  # EXIF orientation 1..8 of the stored pixels
     noise: tuple[float, float] | None  # (shot, read std) in normalised raw units, if the file says
     metadata: Metadata = field(default_factory=Metadata)

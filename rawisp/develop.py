@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rawisp.compare import CompareOptions, Side, build_picture
 from rawisp.decode import decode
-from rawisp.pipeline import BITS, RenderOptions, Stopwatch, develop_raw, save_picture
+from rawisp.pipeline import BITS, RenderOptions, Stopwatch, raw_to_pixels, save_picture
 from rawisp.reconstruct import Engine
 
 NOT_BAYER = "not a Bayer sensor: LibRaw's demosaic used instead of the {}"
@@ -38,7 +38,7 @@ def develop_file(source: Path, output: Path, engine: Engine, options: RenderOpti
     raw = decode(source)
     watch.lap("decode")
     # running the generator to its end frees the packed planes before the write
-    [picture] = develop_raw(raw, [engine], [options], watch=watch, stream=True)
+    [picture] = raw_to_pixels(raw, [engine], [options], watch=watch, stream=True)
     path = save_picture(raw, picture.pixels[0], output, options)
     watch.lap("write")
     warnings = list(raw.warnings)
@@ -69,7 +69,7 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
     eight_bit = replace(options, fmt="jpeg")
     looks = [options] + ([eight_bit] if side_by_side and BITS[options.fmt] != 8 else [])
     sides, written = [], []
-    for picture in develop_raw(raw, todo, looks, watch=watch):
+    for picture in raw_to_pixels(raw, todo, looks, watch=watch):
         engine = picture.engine
         if wanted(outputs[engine.name]):
             written.append(save_picture(raw, picture.pixels[0], outputs[engine.name], options))

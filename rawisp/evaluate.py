@@ -1,7 +1,7 @@
 """Quality evaluation on synthetic RAW: ground-truth sRGB -> DNG (the protocol of
 :mod:`rawisp.protocol`) -> develop -> PSNR / SSIM / CIEDE2000 (:mod:`rawisp.metrics`).
 
-The DNG is decoded and developed exactly as ``rawisp develop`` does (:func:`rawisp.pipeline.develop_raw`,
+The DNG is decoded and developed exactly as ``rawisp develop`` does (:func:`rawisp.pipeline.raw_to_pixels`,
 here with the protocol's linear tone and 8-bit output), and the 8-bit sRGB result is scored against
 the ground truth over the image less a border. LibRaw's own demosaics are reference rows
 (:mod:`rawisp.libraw_reference`). ``oracle`` is an engine that returns the noise-free ground-truth
@@ -24,7 +24,7 @@ from rawisp.decode import decode
 from rawisp.engines import make_engine
 from rawisp.libraw_reference import LIBRAW_ENGINES, LibRawReference
 from rawisp.metrics import BORDER, score
-from rawisp.pipeline import develop_raw
+from rawisp.pipeline import raw_to_pixels
 from rawisp.protocol import CAMERAS, DEFAULT_CAMERA, RENDER, EvalError, Noise, load_image, synthesise
 from rawisp.reconstruct import Engine, EngineOptions
 
@@ -84,7 +84,7 @@ def develop_dng(path: Path, engine: Engine | LibRawReference) -> np.ndarray:
     """Develop a DNG into upright 8-bit sRGB as ``rawisp develop`` does (linear tone, no file)."""
     if isinstance(engine, LibRawReference):
         return engine.postprocess(path)
-    [picture] = develop_raw(decode(path), [engine], [RENDER])
+    [picture] = raw_to_pixels(decode(path), [engine], [RENDER])
     return picture.pixels[0]
 
 

@@ -8,7 +8,7 @@ One function per stage, in order::
     render.render          camera RGB -> sRGB pixels; then turned upright (metadata.apply_orientation)
     write.write_image      pixels + EXIF + ICC -> file
 
-:func:`develop_raw` runs the middle three for one or several engines from one normalise; the
+:func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
 whole-file developments (:mod:`rawisp.develop`), the comparison picture (:mod:`rawisp.compare`) and
 the evaluation harness (:mod:`rawisp.evaluate`) all go through it. A :class:`Stopwatch` records the
 seconds of each stage and tells a hook about each.
@@ -88,7 +88,7 @@ def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: Rende
     return write_image(output, pixels, options.fmt, quality=options.quality, exif=exif, overwrite=options.overwrite)
 
 
-def develop_raw(raw: RawImage, engines: Sequence[Engine], looks: Sequence[RenderOptions], *,
+def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[RenderOptions], *,
                 watch: Stopwatch | None = None, stream: bool = False) -> Iterator[Picture]:
     """raw -> packed -> camera RGB -> upright pixels: one :class:`Picture` per engine, in order,
     rendered once per look, from one normalise.

@@ -32,6 +32,7 @@ NOISE_PRESETS: dict[str, tuple[float, float]] = {
 """(shot, read) per preset: noise variance = shot * x + read**2, x in normalised raw units."""
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
+
 # the camera model of the protocol (srgb_to_dng's defaults, written out so reports can state them)
 BLACK, WHITE = 256, 4095
 NEUTRAL = (0.55, 1.0, 0.75)
@@ -41,6 +42,7 @@ how the published reference figures (bilinear 29.86, LibRaw DHT 35.41 dB clean..
 "synthetic" (DEFAULT_CAM_FROM_SRGB) adds a realistic camera matrix, whose inverse amplifies errors."""
 DEFAULT_CAMERA = "identity"
 RENDER = RenderOptions(fmt="png", tone="linear")  # 8-bit sRGB, plain sRGB encoding
+
 
 class EvalError(Exception):
     """The evaluation cannot run; the message is the reason, for one line of output."""

@@ -334,7 +334,7 @@ def test_real_files_develop(cli, tmp_path):
     small = img.reshape(1500, 2, 2000, 2, 3).mean(axis=(1, 3)).mean(axis=-1)
     ref = ref[:1500, :2000].astype(np.float64).mean(axis=-1)
     upright, mirrored = _correlation(small, ref), _correlation(small[:, ::-1], ref)
-    assert upright > 0.9 and upright > mirrored + 0.2, f"correlation {upright:.3f}, with its mirror image {mirrored:.3f}"
+    assert upright > 0.9 and upright > mirrored + 0.2, f"correlation {upright:.3f}, mirrored {mirrored:.3f}"
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,7 +2,8 @@
 
 `rawisp train` exports an ONNX file and a card with the recipe, the stages and the validation
 PSNR. The figures measured afterwards (Kodak24 eval, 24 MP bench) and the A/B studies of the
-experiments (tools/experiments/: distil_ab.sh, loss_ab.sh, mining_ab.sh) are added here, from the JSON reports the commands wrote:
+experiments (tools/experiments/: distil_ab.sh, loss_ab.sh, mining_ab.sh) are added here, from the JSON
+reports the commands wrote:
 
     rawisp eval ../shared/data/test/kodak24 --engine learned --engine classical \\
         --engine libraw-ahd --engine libraw-dht --engine libraw-dcb --engine libraw-aahd \\
