@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Callable
 from fractions import Fraction
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from PIL import Image
+from PIL import Image, ImageCms
 
 from rawisp import synth
 from rawisp.chart import COLORCHECKER_SRGB8, pink_noise
@@ -72,6 +73,22 @@ def patch_means(img: np.ndarray, margin: int = 4) -> np.ndarray:
             block = img[r * PATCH + margin:(r + 1) * PATCH - margin, c * PATCH + margin:(c + 1) * PATCH - margin]
             out[r, c] = block.reshape(-1, 3).astype(np.float64).mean(axis=0)
     return out
+
+
+# sRGB's primaries and white adapted to the ICC's D50 connection space (IEC 61966-2-1 profiles), XYZ
+SRGB_D50_COLORANTS = {"red": (0.4361, 0.2225, 0.0139), "green": (0.3851, 0.7169, 0.0971),
+                      "blue": (0.1431, 0.0606, 0.7139), "media_white_point": (0.9642, 1.0, 0.8249)}
+
+
+def assert_srgb_profile(icc: bytes) -> None:
+    """``icc`` is an RGB display profile with sRGB's colorants and white (to 4 decimals)."""
+    assert icc[36:40] == b"acsp"  # the ICC signature
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile
+    assert "sRGB" in profile.profile_description
+    assert (profile.xcolor_space.strip(), profile.connection_space.strip()) == ("RGB", "XYZ")
+    for name, xyz in SRGB_D50_COLORANTS.items():
+        value = getattr(profile, name if name == "media_white_point" else f"{name}_colorant")[0]
+        assert value == pytest.approx(xyz, abs=6e-4), name
 
 
 def read_image(path: Path) -> np.ndarray:

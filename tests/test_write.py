@@ -17,6 +17,7 @@ import exifread
 import numpy as np
 import pytest
 import tifffile
+from conftest import DATA, assert_srgb_profile
 from PIL import Image, ImageOps
 
 from rawisp.metadata import (
@@ -26,9 +27,8 @@ from rawisp.metadata import (
     flip_to_orientation,
     read_metadata,
 )
-from rawisp.write import FORMATS, output_suffix, srgb_icc, write_image
+from rawisp.write import FORMATS, output_suffix, write_image
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 KISSX4 = DATA / "real" / "canon_kissx4_colorchart_crop.tinydng.dng"
 GOPRO = DATA / "derived" / "gopro_hero8.from_gpr.dng"
 KODAK = DATA / "real" / "kodak_dc50.rawpy.KDC"
@@ -135,7 +135,7 @@ def test_icc_profile_embedded(tmp_path, fmt):
     else:
         with Image.open(path) as im:
             icc = im.info["icc_profile"]
-    assert icc == srgb_icc() and b"acsp" in icc[:64]
+    assert_srgb_profile(icc)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
