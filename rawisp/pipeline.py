@@ -89,7 +89,7 @@ def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: Rende
 
 
 def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[RenderOptions], *,
-                watch: Stopwatch | None = None, stream: bool = False) -> Iterator[Picture]:
+                  watch: Stopwatch | None = None, stream: bool = False) -> Iterator[Picture]:
     """raw -> packed -> camera RGB -> upright pixels: one :class:`Picture` per engine, in order,
     rendered once per look, from one normalise.
 
