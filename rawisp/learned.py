@@ -1,7 +1,8 @@
 """The learned engine: the LW-ISP ONNX model run tile by tile.
 
-Tiles are cut from the packed frame (extended by reflection at its edges) with a margin on every side that is
-computed as context and thrown away; the kept cores tile the frame edge to edge. The margin is
+Tiles are cut from the packed frame (extended by reflection at its edges) with a margin on every
+side that is computed as context and thrown away; the kept cores tile the frame edge to edge. The
+margin is
 the one measured for the model (card ``tiling.margin``: beyond it a tile's edge changes the
 output by less than a 16-bit output step) or else its whole receptive field (card ``margin``:
 tiles then compute exactly what the whole frame would). Memory depends on the tile size, not the
@@ -22,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from rawisp.noise import estimate_noise, sigma_planes
+from rawisp.contract import CARD_FORMAT, CHANNELS, SCALE, model_input
+from rawisp.noise import estimate_noise
 from rawisp.normalise import Packed
 from rawisp.reconstruct import EngineOptions
 
-CARD_FORMAT = "rawisp-lwisp/1"
 DEFAULT_MODEL = "lwisp.onnx"
 
 
@@ -89,8 +90,8 @@ def _check_graph(session: ort.InferenceSession, card: dict, model_path: Path) ->
         problems.append(f"output {[o.name for o in outputs]} != {want_out['name']!r}")
     elif outputs[0].shape[1] != want_out["channels"]:
         problems.append(f"output channels {outputs[0].shape[1]} != {want_out['channels']}")
-    if want_out.get("scale") != 2 or want_in["channels"] != 8:
-        problems.append("only 8-plane packed input and 2x output are supported")
+    if want_out.get("scale") != SCALE or want_in["channels"] != CHANNELS:
+        problems.append(f"only {CHANNELS}-plane packed input and {SCALE}x output are supported")
     if problems:
         raise ModelError(f"{model_path}: model does not match its card: {'; '.join(problems)}")
 
@@ -163,7 +164,6 @@ class Learned:
     def __init__(self, session: ort.InferenceSession, card: dict, options: EngineOptions) -> None:
         self.session = session
         self.card = card
-        self.options = options
         self.version = f"{card['name']} ({card.get('training', {}).get('iterations', '?')} it)"
         self.provider = session.get_providers()[0]
         self.threads = options.threads
@@ -208,10 +208,10 @@ class Learned:
     def reconstruct_padded(self, packed: Packed) -> np.ndarray:
         """Full-resolution RGB ``(2h, 2w, 3)`` of the whole packed frame, tile by tile."""
         plan = self.plan(packed)
-        out = np.empty((2 * plan.h, 2 * plan.w, 3), np.float32)
+        out = np.empty((SCALE * plan.h, SCALE * plan.w, 3), np.float32)
         for iy in range(plan.ny):
             band = self.band(plan, iy)
-            out[2 * iy * plan.core_h:][:len(band)] = band
+            out[SCALE * iy * plan.core_h:][:len(band)] = band
         return out
 
     def rows(self, packed: Packed) -> "TileRows":
@@ -237,18 +237,17 @@ class Learned:
         row of tiles may overhang the frame: only the frame's rows are returned)."""
         p, m = plan, plan.margin
         y0 = iy * p.core_h
-        rows = 2 * min(p.core_h, p.h - y0)
-        out = np.empty((rows, 2 * p.w, 3), np.float32)
-        x = np.empty((1, 2 * len(p.planes), p.th, p.tw), np.float32)
+        rows = SCALE * min(p.core_h, p.h - y0)
+        out = np.empty((rows, SCALE * p.w, 3), np.float32)
         r = _reflected(y0 - m, p.th, p.h)
         for x0 in range(0, p.w, p.core_w):
-            x[0, :4] = _window(p.planes, r, _reflected(x0 - m, p.tw, p.w))
-            x[0, 4:] = sigma_planes(x[0, :4], p.gains, p.shot, p.read)
+            x = model_input(_window(p.planes, r, _reflected(x0 - m, p.tw, p.w)), p.gains, p.shot, p.read)
             start = time.perf_counter()
             pred = self.run(x)[0]
             self.stats["network_s"] += time.perf_counter() - start
-            cols = 2 * min(p.core_w, p.w - x0)
-            out[:, 2 * x0:2 * x0 + cols] = pred[:, 2 * m:2 * m + rows, 2 * m:2 * m + cols].transpose(1, 2, 0)
+            cols = SCALE * min(p.core_w, p.w - x0)
+            core = pred[:, SCALE * m:SCALE * m + rows, SCALE * m:SCALE * m + cols]
+            out[:, SCALE * x0:SCALE * x0 + cols] = core.transpose(1, 2, 0)
         # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
         if not np.isfinite(out.sum(dtype=np.float64)):
             raise ValueError(f"the {self.name} engine produced NaN or infinite values")
@@ -322,7 +321,7 @@ class TileRows:
         if step != 1:
             raise IndexError("TileRows takes contiguous row slices")
         (top, left), width = self.packed.offset, self.shape[1]
-        band_rows = 2 * self.plan.core_h
+        band_rows = SCALE * self.plan.core_h
         a, b = y0 + top, max(y1, y0) + top  # rows of the padded full-resolution frame
         first, last = a // band_rows, max(a, b - 1) // band_rows
         parts = []

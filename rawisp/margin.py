@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rawisp.bench import BENCH_NEUTRAL, synth_scene
-from rawisp.noise import sigma_planes
-from rawisp.normalise import pack
 from rawisp import synth
+from rawisp.bench_scene import BENCH_NEUTRAL, synth_scene
+from rawisp.colour import srgb_decode
+from rawisp.contract import model_input
+from rawisp.normalise import pack
 
 # one 16-bit step of the sRGB output at the steepest point of the sRGB curve (slope 12.92 near
 # black), with a camera matrix that amplifies errors up to 2x: a linear error below this cannot
@@ -67,12 +68,12 @@ def probe_frames(side: int = 640, seeds: Iterable[int] = (0, 1),
     cam = synth.DEFAULT_CAM_FROM_SRGB
     gains = 1 / np.asarray(BENCH_NEUTRAL, np.float32)[[0, 1, 1, 2]]
     for seed in seeds:
-        truth = synth.srgb_to_linear(synth_scene(2 * side, 2 * side, seed)) @ cam.T * np.asarray(BENCH_NEUTRAL)
+        truth = srgb_decode(synth_scene(2 * side, 2 * side, seed)) @ cam.T * np.asarray(BENCH_NEUTRAL)
         for shot, read in noise:
             rng = np.random.default_rng(seed)
             mosaic = synth.add_noise(synth.mosaic(truth, "RGGB"), shot, read, rng)
             planes = np.minimum(pack(mosaic.astype(np.float32), "RGGB")[0] * gains[:, None, None], 1.0)
-            frames.append(np.concatenate([planes, sigma_planes(planes, gains, shot, read)]))
+            frames.append(model_input(planes, gains, shot, read)[0])
     return frames
 
 
