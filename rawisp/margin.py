@@ -105,5 +105,5 @@ def measure_tiling(model: str | Path, tolerance: float = LSB16_SRGB_IN_LINEAR, t
         "tolerance": float(f"{tolerance:.3g}"),
         "error_by_margin": {str(m): float(f"{profile[m]:.2g}") for m in range(0, receptive + 1, 2 * stride)},
         "measured_on": "bench synthetic scene, 2 seeds x clean/mid/high noise, one tile against the whole frame",
-        "command": f"python tools/tile_margin.py {Path(model).name}",
+        "command": f"python tools/tile_margin.py {model}",
     }
