@@ -233,7 +233,7 @@ class Learned:
         return TilePlan(packed.planes, packed.gains, *self.noise(packed), m, h, w, th, tw, core_h, core_w, ny, nx)
 
     def band(self, plan: "TilePlan", iy: int) -> np.ndarray:
-        """Full-resolution rows ``(rows, 2w, 3)`` of tile row ``iy`` of the padded frame (the last
+        """Full-resolution rows ``(rows, 2w, 3)`` of tile row ``iy`` of the packed frame (the last
         row of tiles may overhang the frame: only the frame's rows are returned)."""
         p, m = plan, plan.margin
         y0 = iy * p.core_h
