@@ -3,7 +3,9 @@
 Each file is developed in its own child process (forked from a clean fork server, so no
 OpenMP or onnxruntime threads of the parent are copied), so a crash inside LibRaw (segfault, abort,
 runaway memory) or a hang costs only that file: the parent reports it and goes on. Outputs are
-written atomically by the child; the parent removes the temporary file of a child it had to kill.
+written atomically by the child; the parent removes the temporary file of a child it had to kill,
+and before any work the temporary files that killed runs left in the output folders (never one a
+live process is writing: see :func:`rawisp.write.remove_stale_parts`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rawisp.decode import DecodeError
+from rawisp.write import discard_own_parts, remove_stale_parts
 
 # suffixes picked up when a folder is given (files named explicitly are always tried)
 RAW_SUFFIXES = {
@@ -147,7 +150,7 @@ def check_output_dir(out_dir: Path) -> None:
         raise BatchError(f"{out_dir}: the output folder is not writable")
 
 
-def _exit_with_parent(conn, outputs: tuple[Path, ...]) -> None:
+def _exit_with_parent(conn) -> None:
     """End this worker (removing its temporary file) as soon as the batch process is gone.
 
     A killed batch process (kill -9, SIGTERM, a crash) would otherwise leave its workers running
@@ -160,8 +163,7 @@ def _exit_with_parent(conn, outputs: tuple[Path, ...]) -> None:
 
     def watch() -> None:
         if any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll()):
-            for output in outputs:
-                _remove_partial(output)
+            discard_own_parts()
             os._exit(1)
 
     threading.Thread(target=watch, name="rawisp-parent-watch", daemon=True).start()
@@ -170,7 +172,7 @@ def _exit_with_parent(conn, outputs: tuple[Path, ...]) -> None:
 def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) -> None:
     """Run one job in the child process and send its Outcome back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    _exit_with_parent(conn, job.outputs)
+    _exit_with_parent(conn)
     # LibRaw prints its own diagnostics to stderr; the parent prints one line per file instead
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -210,8 +212,7 @@ def _out_of_memory(memory_bytes: int) -> str:
 
 def _remove_partial(output: Path) -> None:
     """Delete temporary files a killed child left beside ``output`` (named ``.NAME.*.part``)."""
-    for part in output.parent.glob(f".{glob.escape(output.name)}.*.part"):
-        part.unlink(missing_ok=True)
+    remove_stale_parts(output.parent, output.name)
 
 
 def _crash_reason(exitcode: int | None) -> str:
@@ -252,12 +253,13 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
         bar.update(1)
         report(outcome)
 
+    # temporary files of earlier runs that were killed (kill -9 of a whole batch, a power cut)
+    for folder in dict.fromkeys(output.parent for job in jobs for output in job.outputs):
+        remove_stale_parts(folder)
     try:
         while pending or running:
             while pending and len(running) < workers:
                 job = pending.pop(0)
-                for output in job.outputs:  # temporary files of an earlier run that was killed
-                    _remove_partial(output)
                 if not overwrite and all(p.exists() for p in job.outputs):
                     finish(Outcome(job, "skipped", "output exists"))
                     continue
