@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -33,6 +34,26 @@ def _default_memory_gib(jobs: int) -> float:
     return round(max(4.0, 0.8 * total / max(jobs, 1)), 1)
 
 
+class Finite(click.FloatRange):
+    """A number in [min, max]: click's FloatRange lets "nan" through (every comparison with NaN is
+    false), and "inf" wherever a bound is open; both are refused here with the usual error."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+# upper bounds of options whose natural range is open: far beyond any real use, low enough that
+# the value cannot overflow what it feeds (setrlimit, float arithmetic, allocation sizes)
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_MEMORY_GIB = 65536.0
+MAX_EV = 10.0
+
+
 def _stack(*decorators):
     """Apply click option decorators in the order written (top first), as if stacked by hand."""
     def apply(func):
@@ -54,9 +75,9 @@ _batch_options = _stack(
     click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs."),
     click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them)."),
-    click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True,
+    click.option("--timeout", type=Finite(1, MAX_TIMEOUT_S), default=900, show_default=True,
                  help="Seconds allowed per file."),
-    click.option("--max-memory", type=click.FloatRange(0.5), default=None,
+    click.option("--max-memory", type=Finite(0.5, MAX_MEMORY_GIB), default=None,
                  help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4]."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 )
@@ -78,7 +99,8 @@ def main() -> None:
               help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
-@click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV.")
+@click.option("--exposure", type=Finite(-MAX_EV, MAX_EV), default=0.0, show_default=True,
+              help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
 @_learned_options
@@ -196,9 +218,10 @@ def _parse_crop(ctx, param, values):
 @click.option("--view-width", type=click.IntRange(64, 8000), default=1200, show_default=True,
               help="Width of each downscaled full view.")
 @click.option("--diff", is_flag=True, help="Add a column with |learned - classical| amplified.")
-@click.option("--diff-gain", type=click.FloatRange(1, 255), default=8, show_default=True,
+@click.option("--diff-gain", type=Finite(1, 255), default=8, show_default=True,
               help="Amplification of the difference map.")
-@click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV (RAW inputs).")
+@click.option("--exposure", type=Finite(-MAX_EV, MAX_EV), default=0.0, show_default=True,
+              help="Exposure change in EV (RAW inputs).")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="Tone of RAW inputs (ground-truth inputs use linear, as rawisp eval).")
 @_learned_options
@@ -280,7 +303,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 @click.option("--noise-profile/--no-noise-profile", default=True, show_default=True,
               help="Write the noise into each DNG's NoiseProfile (clean: its 1-DN rounding), as cameras do; "
                    "without it the learned engine estimates the noise from the pixels.")
-@click.option("--border", type=click.IntRange(0), default=10, show_default=True,
+@click.option("--border", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="Pixels left out of the scores at each edge.")
 @click.option("--per-image", is_flag=True, help="One row per image as well as the means.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -332,6 +355,8 @@ def _parse_size(ctx, param, value):
         raise click.BadParameter("expected WIDTHxHEIGHT, e.g. 6000x4000") from None
     if width < 16 or height < 16:
         raise click.BadParameter("the frame must be at least 16x16 pixels")
+    if width > 64000 or height > 64000:  # LibRaw's limit
+        raise click.BadParameter("the frame must be at most 64000 pixels a side")
     return width, height
 
 
@@ -356,7 +381,8 @@ def _parse_size(ctx, param, value):
               help="Size of the synthetic frame used without FILE [default: 6000x4000].")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the cached synthetic frame [default: ~/.cache/rawisp].")
-@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds allowed per run.")
+@click.option("--timeout", type=Finite(1, MAX_TIMEOUT_S), default=900, show_default=True,
+              help="Seconds allowed per run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, model, compare_peers, size, cache_dir,
@@ -447,10 +473,10 @@ def _describe(raw) -> dict:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="ONNX file to write (card beside it).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Checkpoints and log [default: runs/<out name>]; an existing checkpoint is resumed.")
-@click.option("--iterations", type=click.IntRange(1), default=9000, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--patch", type=click.IntRange(32), default=128, show_default=True, help="Full-resolution crop side.")
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--iterations", type=click.IntRange(1, 10**8), default=9000, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option("--patch", type=click.IntRange(32, 4096), default=128, show_default=True, help="Full-resolution crop side.")
+@click.option("--lr", type=Finite(0, 1, min_open=True), default=2e-3, show_default=True)
 @click.option("--loss", type=click.Choice(["l1", "msssim", "lab"]), default="l1", show_default=True)
 @click.option("--widths", default="24,48,96", show_default=True, help="U-Net channels at 1/2, 1/4, 1/8 resolution.")
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -458,17 +484,17 @@ def _describe(raw) -> dict:
 @click.option("--as-teacher", is_flag=True, help="Train a teacher: it sees the clean mosaic.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from this checkpoint's weights (fine-tuning).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=0, help="torch threads (0: default).")
-@click.option("--val-every", type=click.IntRange(1), default=250, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, help="torch threads (0: default).")
+@click.option("--val-every", type=click.IntRange(1, 10**8), default=250, show_default=True,
               help="Validate and checkpoint every N iterations.")
 @click.option("--device", "train_device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="auto: CUDA when torch sees a GPU.")
-@click.option("--clean-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+@click.option("--clean-fraction", type=Finite(0, 1), default=0.2, show_default=True,
               help="Share of training crops without noise.")
-@click.option("--hard-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--hard-fraction", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of training crops mined: the hardest of 4 random crops for a bilinear demosaic.")
-@click.option("--val-holdout", type=click.IntRange(1), default=40, show_default=True,
+@click.option("--val-holdout", type=click.IntRange(1, 100000), default=40, show_default=True,
               help="Photos held out of training for validation.")
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
           threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout) -> None:
