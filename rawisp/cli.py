@@ -20,10 +20,14 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 import click
 
 from rawisp import __version__
-from rawisp.batch import BatchError, Job, Outcome, check_output_dir, collect_inputs, merge_jobs, plan_jobs, run_batch
+from tqdm import tqdm
+
+from rawisp import naming
+from rawisp.batch import (BatchError, Job, Outcome, check_output_dir, collect_inputs, merge_jobs, plan_jobs, run_batch,
+                          subfolder_hint)
 from rawisp.reconstruct import ENGINES, EngineOptions, make_engine
 from rawisp.render import TONES
-from rawisp.write import FORMATS, output_suffix
+from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_suffix
 
 # exifread logs "File format not recognized." for CIFF/CR3/RAF/X3F files; rawisp says it itself
 logging.getLogger("exifread").setLevel(logging.CRITICAL)
@@ -45,6 +49,21 @@ class Finite(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+class FormatChoice(click.ParamType):
+    """An output format by its name or a usual alias (jpg, tif, tiff; any case): the format's name."""
+
+    name = "format"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join([*FORMATS, *FORMAT_ALIASES]) + "]"
+
+    def convert(self, value, param, ctx):
+        try:
+            return format_name(value)
+        except ValueError:
+            self.fail(f"{value!r} is not one of {', '.join([*FORMATS, *FORMAT_ALIASES])}.", param, ctx)
 
 
 # upper bounds of options whose natural range is open: far beyond any real use, low enough that
@@ -91,42 +110,60 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder (sub-folders of folder inputs are recreated inside it).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (sub-folders of folder inputs are recreated inside it) [default: beside each "
+                   "input].")
 @click.option("--engine", type=click.Choice([*ENGINES, "both"]), default="learned", show_default=True,
               help="both: NAME.learned.EXT and NAME.classical.EXT from one decode.")
 @click.option("--side-by-side", is_flag=True,
               help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True,
+              help="jpg = jpeg; tif and tiff = tiff16 (TIFF is written 16-bit).")
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
+@click.option("--name", "template", default=None, metavar="TEMPLATE",
+              help="Output file name, extension added: fields " + ", ".join(f"{{{f}}}" for f in naming.FIELDS)
+                   + f" [default: {naming.DEFAULT}; with --engine both {naming.DEFAULT_BOTH}].")
+@click.option("--long-edge", type=click.IntRange(16, 65535), default=None, metavar="PIXELS",
+              help="Scale down (never up) to this long edge, area-averaged in linear light after rendering.")
 @click.option("--exposure", type=Finite(-MAX_EV, MAX_EV), default=0.0, show_default=True,
               help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
 @_learned_options
 @_batch_options
-def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, device, tile,
-            recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
-    """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
+def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, denoise,
+            device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
+    """Develop RAW files (files, globs or folders) into sRGB pictures, in OUT or beside each input."""
     from rawisp.develop import DevelopBothTask, DevelopTask, RenderOptions
 
     if side_by_side and engine != "both":
         raise click.UsageError("--side-by-side needs --engine both")
+    template = template or (naming.DEFAULT_BOTH if engine == "both" else naming.DEFAULT)
+    try:
+        naming.check_template(template, engines=2 if engine == "both" else 1)
+    except naming.TemplateError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--name'") from None
     files = collect_inputs(inputs, recursive)
     if not files:
-        raise click.UsageError("no RAW files found in the given inputs")
-    if engine == "both":
-        suffix = output_suffix(fmt)
-        suffixes = [".learned" + suffix, ".classical" + suffix] + [".compare.jpg"] * side_by_side
-    else:
-        suffixes = [output_suffix(fmt)]
+        raise click.UsageError("no RAW files found in the given inputs" + ("" if recursive else subfolder_hint(inputs)))
+    suffix = output_suffix(fmt)
+    outputs = [(e, fmt, suffix) for e in (("learned", "classical") if engine == "both" else (engine,))]
+    outputs += [("compare", "jpeg", ".jpg")] * side_by_side
+
+    def names(rel: Path, stem: str) -> list[str]:
+        return [naming.output_name(template, rel, stem, e, f, x) for e, f, x in outputs]
+
     try:
-        jobs_list, notices = plan_jobs(files, out_dir, lambda rel: suffixes)
+        jobs_list, notices = plan_jobs(files, out_dir, names)
     except BatchError as exc:
         raise click.UsageError(str(exc)) from None
     jobs_list = merge_jobs(jobs_list)
+    # one clear line now, rather than one per file after the work
+    folders = [out_dir] if out_dir is not None else [f for f in dict.fromkeys(j.output.parent for j in jobs_list)
+                                                      if f.is_dir()]
     try:
-        check_output_dir(out_dir)  # one clear line now, rather than one per file after the work
+        for folder in folders:
+            check_output_dir(folder)
     except BatchError as exc:
         click.echo(f"rawisp: {exc}", err=True)
         sys.exit(1)
@@ -135,7 +172,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure
     threads = max(1, (os.cpu_count() or 1) // jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                            threads=threads)
+                            threads=threads, long_edge=long_edge)
     if engine in ("learned", "both"):
         _check_engine(engine_options)
     if engine == "both":
@@ -163,25 +200,35 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
     ``on_done(outcome)`` is called for each finished file (to print what it produced)."""
     memory = max_memory if max_memory is not None else _default_memory_gib(workers)
     progress = not quiet and sys.stderr.isatty()
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+
+    def say(line: str) -> None:
+        tqdm.write(line, file=sys.stderr)  # above the progress bar, which is then drawn again
 
     def report(outcome: Outcome) -> None:
+        counts[outcome.status] += 1
         if outcome.status == "failed":
-            click.echo(f"rawisp: {outcome.job.source}: {outcome.message}", err=True)
+            say(f"rawisp: {outcome.job.source}: {outcome.message}")
+        elif outcome.status == "skipped":
+            say(f"rawisp: {outcome.job.source}: skipped, {outcome.job.output} exists (--overwrite replaces it)")
         for warning in outcome.warnings:
-            click.echo(f"rawisp: {outcome.job.source}: warning: {warning}", err=True)
+            say(f"rawisp: {outcome.job.source}: warning: {warning}")
         if outcome.status == "done" and on_done is not None:
             on_done(outcome)
 
+    def tally() -> str:
+        return f"{counts['done']} {verb}, {counts['skipped']} skipped, {counts['failed']} failed"
+
     start = time.perf_counter()
     try:
-        outcomes = run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
-                             overwrite=overwrite, progress=progress, report=report)
+        run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
+                  overwrite=overwrite, progress=progress, report=report)
     except KeyboardInterrupt:
-        click.echo("rawisp: interrupted; finished outputs are kept, unfinished ones were removed", err=True)
+        left = len(jobs_list) - sum(counts.values())
+        click.echo(f"rawisp: interrupted: {tally()}, {left} not done; finished outputs are kept, unfinished ones "
+                   "were removed", err=True)
         sys.exit(130)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    click.echo(f"{counts['done']} {verb}, {counts['skipped']} skipped, {counts['failed']} failed "
-               f"in {time.perf_counter() - start:.1f} s")
+    click.echo(f"{tally()} in {time.perf_counter() - start:.1f} s")
     sys.exit(1 if counts["failed"] else 0)
 
 
@@ -265,7 +312,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
         raise click.UsageError("no RAW files found in the given inputs")
     suffix = output_suffix(fmt)
     try:
-        jobs_list, notices = plan_jobs(files + truth_files, out_dir, lambda rel: [".compare" + suffix])
+        jobs_list, notices = plan_jobs(files + truth_files, out_dir, lambda rel, stem: [stem + ".compare" + suffix])
     except BatchError as exc:
         raise click.UsageError(str(exc)) from None
     for notice in notices:
@@ -367,7 +414,7 @@ def _parse_size(ctx, param, value):
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Runs per engine, each in a fresh process; median and min-max are reported.")
 @click.option("--warmup", type=click.IntRange(0, 10), default=0, show_default=True, help="Untimed runs first.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
               help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 512].")

@@ -15,6 +15,7 @@ from rawisp.metadata import apply_orientation, exif_bytes
 from rawisp.normalise import normalise
 from rawisp.reconstruct import Classical, Engine, EngineOptions, make_engine, reconstruct
 from rawisp.render import render
+from rawisp.resize import downscale
 from rawisp.write import write_image
 
 BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff16": 16}
@@ -30,6 +31,7 @@ class RenderOptions:
     tone: str = "default"
     overwrite: bool = False
     threads: int = 0  # rendering threads (0: all CPUs); the CLI gives each of -j workers its share
+    long_edge: int | None = None  # scale down to this long edge in pixels (see rawisp.resize); None: full size
 
 
 @dataclass
@@ -56,9 +58,14 @@ class _Clock:
 
 def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
     """Camera RGB (an array, or rows on demand: see :func:`rawisp.render.render`) -> upright sRGB
-    pixels in the output format's bit depth."""
-    pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt],
+    pixels in the output format's bit depth, scaled down to ``options.long_edge`` if longer."""
+    bits = BITS[options.fmt]
+    smaller = options.long_edge is not None and max(rgb.shape[:2]) > options.long_edge
+    # a picture to be scaled is rendered at 16 bits: quantising twice to 8 would add error
+    pixels = render(rgb, raw.cam_to_srgb, exposure=options.exposure, tone=options.tone, bits=16 if smaller else bits,
                     threads=options.threads)
+    if smaller:
+        pixels = downscale(pixels, options.long_edge, bits)
     return apply_orientation(pixels, raw.orientation)
 
 
@@ -128,7 +135,7 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
     clock.lap("decode")
     packed = normalise(raw, options.threads) if raw.mosaic is not None else None
     clock.lap("normalise")
-    eight_bit = replace(options, fmt="jpeg")
+    eight_bit = replace(options, fmt="jpeg", long_edge=None)  # the side-by-side picture: full size
     sides, written = [], []
     for engine in todo:
         side, rgb = develop_side(raw, packed, engine)
@@ -139,7 +146,7 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
             clock.lap("render")
             written.append(save_picture(raw, pixels, outputs[engine.name], options))
             clock.lap("write")
-            if side_by_side and BITS[options.fmt] == 8:
+            if side_by_side and BITS[options.fmt] == 8 and options.long_edge is None:
                 side.pixels = pixels
         if side_by_side and side.pixels.size == 0:
             side.pixels = render_picture(raw, rgb, eight_bit)

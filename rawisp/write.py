@@ -240,9 +240,15 @@ def _open_part(path: Path) -> tuple[BinaryIO, Path]:
     Between creating the file and locking it another process's clean-up could lock and delete it
     (to that process the file is not locked, so not in use): after the lock is taken, the name
     must still lead to this very file, else a new name is tried."""
-    while True:
+    for attempt in range(_ATTEMPTS):
         part = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-        fh = open(part, "xb")  # O_EXCL; mode 0o666 minus umask
+        try:
+            fh = open(part, "xb")  # O_EXCL; mode 0o666 minus umask
+        except FileNotFoundError:  # the folder went (another run removing an empty folder): again
+            if attempt == _ATTEMPTS - 1:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # waits only while a clean-up holds it
             if os.stat(part).st_ino == os.fstat(fh.fileno()).st_ino:
@@ -254,6 +260,10 @@ def _open_part(path: Path) -> tuple[BinaryIO, Path]:
             part.unlink(missing_ok=True)
             raise
         fh.close()
+    raise OSError(errno.EAGAIN, f"no temporary file survived {_ATTEMPTS} attempts", str(path))
+
+
+_ATTEMPTS = 5  # tries at a .part file that other runs' clean-ups keep away (each needs a rare race)
 
 
 def remove_stale_parts(folder: Path, output_name: str | None = None) -> list[Path]:
