@@ -305,6 +305,9 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
                     finish(outcome)
     except KeyboardInterrupt:
         for r in running:
+            if r.conn.poll():  # finished just now: report it before stopping the rest
+                with suppress(EOFError):
+                    finish(r.conn.recv())
             r.process.kill()
             r.process.join()
             for output in r.job.outputs:

@@ -461,12 +461,16 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def info(files, as_json) -> None:
-    """Print the decoded metadata of RAW files."""
+def info(inputs, recursive, as_json) -> None:
+    """Print the decoded metadata of RAW files (files, globs or folders, as rawisp develop)."""
     from rawisp.decode import DecodeError, decode
 
+    files = [path for path, _ in collect_inputs(inputs, recursive)]
+    if not files:
+        raise click.UsageError("no RAW files found in the given inputs" + ("" if recursive else subfolder_hint(inputs)))
     records, failed = [], 0
     for path in files:
         try:
