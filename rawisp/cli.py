@@ -165,7 +165,8 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
         for folder in folders:
             check_output_dir(folder)
     except BatchError as exc:
-        click.echo(f"rawisp: {exc}", err=True)
+        click.echo(f"rawisp: {exc}" + ("" if out_dir else " (outputs go beside their inputs; -o names another folder)"),
+                   err=True)
         sys.exit(1)
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
