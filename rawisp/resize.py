@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from rawisp.render import srgb_decode, srgb_encode
+from rawisp.colour import srgb_decode, srgb_encode
 
 
 def scaled_size(height: int, width: int, long_edge: int) -> tuple[int, int]:

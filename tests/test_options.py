@@ -126,7 +126,7 @@ def test_long_edge_scales_down_with_exif_and_icc_intact(cli, tmp_path, fmt, name
 def test_long_edge_is_an_area_average_in_linear_light(cli, tmp_path):
     """With a whole factor (4) each output pixel is the mean linear light of a 4x4 block of the
     full-size development, within the two roundings to 16 bits."""
-    from rawisp.render import srgb_decode, srgb_encode
+    from rawisp.colour import srgb_decode, srgb_encode
 
     path = tmp_path / "a.dng"
     synth.srgb_to_dng(path, natural_image(200, 320, seed=4))
