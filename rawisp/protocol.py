@@ -13,7 +13,6 @@ does; ``noise_profile=False`` leaves it out. Developments are rendered with REND
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 import shutil
-import sys
+import subprocess
 from pathlib import Path
 
 import click
 import numpy as np
 import pytest
 import tifffile
-from conftest import natural_image, read_image, summary
+from conftest import natural_image, summary
 from PIL import Image
 
 from rawisp import synth
