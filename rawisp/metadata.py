@@ -275,7 +275,7 @@ def _output_exif(exif: exiv2.ExifData) -> dict[str, ExifValue]:
     for datum in exif:
         group, name = datum.groupName(), datum.tagName()
         value = (int(datum.typeId()), datum.toString())
-        if name.startswith("0x"):
+        if name.startswith("0x") or not _writable(value):
             continue
         if group == "Image" and name in _IFD0_KEPT:
             out[datum.key()] = value
@@ -286,6 +286,15 @@ def _output_exif(exif: exiv2.ExifData) -> dict[str, ExifValue]:
         elif group == "GPSInfo":
             out[datum.key()] = value
     return {**moved, **out}
+
+
+def _writable(value: ExifValue) -> bool:
+    """Whether exiv2 can parse `value` back: text from a damaged file can hold bytes that are not
+    UTF-8 (Python gives them as surrogates, which the binding refuses) or not fit its type."""
+    try:
+        return exiv2.Value.create(exiv2.TypeId(value[0])).read(value[1]) == 0
+    except (TypeError, ValueError, exiv2.Exiv2Error):
+        return False
 
 
 def _photo_key(name: str) -> str | None:
@@ -328,11 +337,13 @@ def _printed_raw(exif: exiv2.ExifData | None, key: str) -> str | None:
 
 
 def _printed(exif: exiv2.ExifData, key: str) -> str | None:
-    """exiv2's interpretation of `key` ("100", "Canon EF 50mm f/1.8"), None when absent."""
+    """exiv2's interpretation of `key` ("100", "Canon EF 50mm f/1.8"), None when absent or not
+    writable text."""
     it = exif.findKey(exiv2.ExifKey(key))
     if it == exif.end():
         return None
-    return it.print(exif).strip(" \0") or None
+    text = it.print(exif).strip(" \0")
+    return text if text and _writable((_ASCII, text)) else None
 
 
 def _is_name(text: str) -> bool:
@@ -481,7 +492,7 @@ def _write(image: exiv2.Image, meta: Metadata, software: str) -> None:
     exif = image.exifData()
     for key, (type_id, text) in meta.exif.items():
         value = exiv2.Value.create(exiv2.TypeId(type_id))
-        if value.read(text) == 0:
+        if _writable((type_id, text)) and value.read(text) == 0:
             exif[key] = value
     if not _has(exif, "Exif.Photo.ExifVersion"):
         version = exiv2.Value.create(exiv2.TypeId.undefined)

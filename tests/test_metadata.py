@@ -261,3 +261,16 @@ def test_write_metadata_into_an_existing_dng(full_source, tmp_path):
     with rawpy.imread(str(target)) as raw:
         np.testing.assert_array_equal(raw.raw_image_visible, before)
         assert raw.camera_whitebalance[:3] == pytest.approx([1 / 0.55, 1.0, 1 / 0.75], rel=1e-4)
+
+
+def test_values_exiv2_cannot_write_are_left_out(tmp_path):
+    """Text of a damaged file that is not UTF-8, or a number too big for its type (fuzzing found
+    the first as an internal error)."""
+    from rawisp.metadata import Metadata, read_metadata
+    from rawisp.write import write_image
+
+    meta = Metadata(exif={"Exif.Image.Make": (2, "Ac\udcffme"), "Exif.Photo.ISOSpeedRatings": (3, "70000"),
+                          "Exif.Image.Model": (2, "Model 1")})
+    path = write_image(tmp_path / "x.jpg", np.zeros((8, 8, 3), np.uint8), "jpeg", metadata=meta)
+    back = read_metadata(path)
+    assert back.model == "Model 1" and back.make is None and back.iso is None
