@@ -241,7 +241,7 @@ def read_metadata(path: str | PathLike[str], libraw: LibRawFacts | None = None) 
         _sidecar_gps(sidecar, out)
     merged = _merged_xmp(xmp, sidecar)
     packet = _xmp_packet(merged) if merged is not None and merged.count() else ""
-    orientation = _parse_int(_printed_raw(exif, "Exif.Image.Orientation")) or 1
+    orientation = _parse_int(_stored_text(exif, "Exif.Image.Orientation")) or 1
     return Metadata(exif=dict(sorted(out.items())), xmp=packet,
                     xmp_values={d.key(): d.toString() for d in merged} if merged is not None else {},
                     orientation=orientation if orientation in range(1, 9) else 1, warnings=warnings)
@@ -329,7 +329,7 @@ def _maker_note_fallbacks(exif: exiv2.ExifData, out: dict[str, ExifValue]) -> No
             out["Exif.Photo.BodySerialNumber"] = (_ASCII, serial)
 
 
-def _printed_raw(exif: exiv2.ExifData | None, key: str) -> str | None:
+def _stored_text(exif: exiv2.ExifData | None, key: str) -> str | None:
     """The stored value of `key` as text, None when absent."""
     if exif is None or not _has(exif, key):
         return None
