@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import sys
@@ -33,8 +32,6 @@ from rawisp.threads import share_of_cpus
 from rawisp.render import TONES
 from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_suffix
 
-# exifread logs "File format not recognized." for CIFF/CR3/RAF/X3F files; rawisp says it itself
-logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
 
 def _default_memory_gib(jobs: int) -> float:
@@ -139,9 +136,12 @@ def main() -> None:
               help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
+@click.option("--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
+              help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), "
+                   "daylight, or R,G,B gains.")
 @_learned_options
 @_batch_options
-def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, denoise,
+def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, wb, denoise,
             device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures, in OUT or beside each input."""
     from rawisp.pipeline import RenderOptions
@@ -184,7 +184,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
     threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                            threads=threads, long_edge=long_edge)
+                            threads=threads, long_edge=long_edge, wb=wb)
     if engine in ("learned", "both"):
         _check_engine(engine_options)
     if engine == "both":
@@ -475,13 +475,26 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
     sys.exit(1 if failed or not ok else 0)
 
 
+def _parse_wb(value: str):
+    from rawisp.whitebalance import parse_wb
+
+    try:
+        return parse_wb(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--wb") from None
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(inputs, recursive, as_json) -> None:
-    """Print the decoded metadata of RAW files (files, globs or folders, as rawisp develop)."""
-    from rawisp.decode import DecodeError, decode
+    """Print the decoded metadata of RAW files (files, globs or folders, as rawisp develop).
+
+    A file whose frame cannot be decoded still gets a record of its header (shot fields only,
+    with the reason under "error") when its metadata can be read; the exit status is then 1.
+    """
+    from rawisp.decode import DecodeError, decode, read_header
 
     files = [path for path, _ in collect_inputs(inputs, recursive)]
     if not files:
@@ -493,6 +506,9 @@ def info(inputs, recursive, as_json) -> None:
         except DecodeError as exc:
             click.echo(f"rawisp: {path}: {exc}", err=True)
             failed += 1
+            meta = read_header(path) if path.is_file() else None
+            if meta is not None and (meta.make or meta.model or meta.date):
+                records.append({"file": str(path), "error": str(exc), **_describe_shot(meta)})
             continue
         records.append(_describe(raw))
     if as_json:
@@ -508,7 +524,6 @@ def info(inputs, recursive, as_json) -> None:
 
 def _describe(raw) -> dict:
     """A JSON-friendly summary of a decoded RawImage."""
-    meta = raw.metadata
     h, w = raw.shape
     return {
         "file": raw.path,
@@ -517,19 +532,34 @@ def _describe(raw) -> dict:
         "black": [float(v) for v in raw.black.ravel()],
         "white": raw.white,
         "wb_gains": [round(float(v), 4) for v in raw.wb],
+        "wb_source": raw.wb_source,
         "srgb_from_cam": [[round(float(v), 4) for v in row] for row in raw.srgb_from_cam],
         "orientation": raw.orientation,
         "noise_profile": list(raw.noise) if raw.noise else None,
+        **_describe_shot(raw.metadata),
+        "warnings": raw.warnings,
+    }
+
+
+def _describe_shot(meta) -> dict:
+    """A JSON-friendly summary of a Metadata record ("date": DateTimeOriginal, else CreateDate, else
+    ModifyDate)."""
+    xmp = meta.xmp_values
+    return {
         "make": meta.make,
         "model": meta.model,
         "lens": meta.lens_model,
-        "date": meta.datetime_original,
+        "date": meta.date,
         "exposure_s": str(meta.exposure_time) if meta.exposure_time else None,
         "f_number": float(meta.f_number) if meta.f_number else None,
         "iso": meta.iso,
         "focal_mm": float(meta.focal_length) if meta.focal_length else None,
+        "serial": meta.serial_number,
         "gps": bool(meta.gps),
-        "warnings": raw.warnings,
+        "rating": xmp.get("Xmp.xmp.Rating"),
+        "label": xmp.get("Xmp.xmp.Label"),
+        "title": xmp.get("Xmp.dc.title"),
+        "keywords": xmp.get("Xmp.dc.subject"),
     }
 
 
