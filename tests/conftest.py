@@ -14,11 +14,10 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from rawisp import synth
-from rawisp.chart import COLORCHECKER_SRGB8
+from rawisp.chart import COLORCHECKER_SRGB8, pink_noise
 from rawisp.cli import main
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
-CFAS = ("RGGB", "BGGR", "GRBG", "GBRG")
 OTHER_CAM_FROM_SRGB = np.array([[0.62, 0.30, 0.08], [0.20, 0.70, 0.10], [0.02, 0.18, 0.80]])
 EXIF = {
     "ExposureTime": Fraction(1, 250),
@@ -33,19 +32,6 @@ EXIF = {
 }
 
 
-def smooth_field(h: int, w: int, rng: np.random.Generator, beta: float) -> np.ndarray:
-    """Gaussian noise with a 1/f^beta spectrum, scaled to [0, 1] (1st..99th percentile, clipped)."""
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None]
-    f = np.hypot(fy, fx)
-    f[0, 0] = 1.0
-    spectrum = np.fft.rfft2(rng.standard_normal((h, w))) / f**beta
-    spectrum[0, 0] = 0
-    field = np.fft.irfft2(spectrum, s=(h, w))
-    lo, hi = np.percentile(field, [1, 99])
-    return np.clip((field - lo) / (hi - lo), 0, 1)
-
-
 def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A natural-looking sRGB image (h, w, 3) float64 in [0, 1].
 
@@ -53,7 +39,7 @@ def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     edges of random colour (objects), and a +-7.5 % 1/f texture multiplied over everything.
     """
     rng = np.random.default_rng(seed)
-    img = 0.15 + 0.7 * np.stack([smooth_field(h, w, rng, 2.0) for _ in range(3)], axis=-1)
+    img = 0.15 + 0.7 * np.stack([pink_noise(h, w, rng, 2.0) for _ in range(3)], axis=-1)
     y, x = np.mgrid[0:h, 0:w]
     for _ in range(6):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
@@ -61,7 +47,7 @@ def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
         colour = rng.uniform(0.05, 0.95, 3)
         alpha = np.clip(radius - np.hypot(y - cy, x - cx) + 0.5, 0, 1)[..., None]
         img = img * (1 - alpha) + colour * alpha
-    texture = smooth_field(h, w, rng, 1.0) - 0.5
+    texture = pink_noise(h, w, rng, 1.0) - 0.5
     return np.clip(img * (1 + 0.15 * texture[..., None]), 0, 1)
 
 
@@ -86,12 +72,6 @@ def patch_means(img: np.ndarray, margin: int = 4) -> np.ndarray:
             block = img[r * PATCH + margin:(r + 1) * PATCH - margin, c * PATCH + margin:(c + 1) * PATCH - margin]
             out[r, c] = block.reshape(-1, 3).astype(np.float64).mean(axis=0)
     return out
-
-
-def psnr(out: np.ndarray, truth: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB of ``out`` against ``truth`` (same scale)."""
-    mse = np.mean((np.asarray(out, np.float64) - np.asarray(truth, np.float64)) ** 2)
-    return float(10 * np.log10(peak**2 / mse))
 
 
 def read_image(path: Path) -> np.ndarray:

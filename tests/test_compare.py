@@ -12,16 +12,19 @@ from conftest import EXIF, lines_naming, natural_image, read_image, summary
 from PIL import Image
 
 from rawisp import compare, develop
-from rawisp.batch import Job
-from rawisp.compare import (
-    GAP, MARGIN, MIN_COLUMN, TILE_GAP, CompareOptions, Rect, caption_height, compare_file, label_height, plan_crops,
-    plan_layout, title_height,
-)
+from rawisp.batch import Job, Status
+from rawisp.compare import CompareOptions, compare_file
+from rawisp.crops import Rect, plan_crops
 from rawisp.decode import decode
-from rawisp.develop import DevelopBothTask, RenderOptions, develop_file, render_picture
-from rawisp.evaluate import Noise, evaluate
+from rawisp.develop import develop_file
+from rawisp.engines import make_engine
+from rawisp.evaluate import evaluate
+from rawisp.layout import GAP, MARGIN, MIN_COLUMN, TILE_GAP, caption_height, label_height, plan_layout, title_height
 from rawisp.normalise import normalise
-from rawisp.reconstruct import EngineOptions, make_engine, reconstruct
+from rawisp.pipeline import RenderOptions, render_picture
+from rawisp.protocol import Noise
+from rawisp.reconstruct import EngineOptions, reconstruct
+from rawisp.tasks import DevelopBothTask
 
 PNG = RenderOptions(fmt="png")
 
@@ -34,7 +37,7 @@ def engines():
 def developed(path: Path, engine, render: RenderOptions = PNG) -> np.ndarray:
     """The upright 8-bit development of ``path`` by ``engine``, as compare makes it."""
     raw = decode(path)
-    return render_picture(raw, reconstruct(raw, engine, normalise(raw)), render)
+    return render_picture(raw, reconstruct(normalise(raw), engine), render)
 
 
 def region(img: np.ndarray, r: Rect) -> np.ndarray:
@@ -262,7 +265,7 @@ def test_engine_both_decodes_once_and_writes_both(make_dng, tmp_path, monkeypatc
     outs = [tmp_path / "b.learned.png", tmp_path / "b.classical.png", tmp_path / "b.compare.jpg"]
     task = DevelopBothTask(EngineOptions(threads=1), PNG, side_by_side=True)
     outcome = task(Job(source, outs[0], tuple(outs[1:])))
-    assert outcome.status == "done"
+    assert outcome.status == Status.DONE
     assert len(calls) == 1
     assert all(p.is_file() for p in outs)
     assert {"decode", "reconstruct learned", "reconstruct classical"} <= set(outcome.seconds)

@@ -354,7 +354,6 @@ def test_bad_arguments_raise_value_error(tmp_path, img, fmt, kw):
 @pytest.mark.skipif(not KISSX4.exists(), reason=f"{KISSX4} not available")
 def test_read_metadata_canon_dng():
     meta = read_metadata(KISSX4)
-    print(meta)
     assert (meta.make, meta.model) == ("Canon", "Canon EOS Kiss X4")
     assert meta.orientation == 1
     # this DNG stores zeros and empty strings, which mean "unknown"
@@ -364,7 +363,6 @@ def test_read_metadata_canon_dng():
 @pytest.mark.skipif(not GOPRO.exists(), reason=f"{GOPRO} not available")
 def test_read_metadata_gopro_dng():
     meta = read_metadata(GOPRO)
-    print(meta)
     assert (meta.make, meta.model) == ("GoPro", "HERO8 Black")
     assert meta.orientation == 2
     assert meta.exposure_time == Fraction(1, 240) and meta.iso == 317

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rawisp.contract import PLANE_CHANNEL
 from rawisp.train.model import bilinear_demosaic
 from rawisp.train.procedural import colour_augment, procedural
 
@@ -119,7 +120,7 @@ def synthesise(lin: torch.Tensor, m: torch.Tensor, neutral: torch.Tensor, shot: 
     normalised raw units; levels ``(N,)`` white minus black in DN (quantisation step 1/levels).
     """
     cam = torch.einsum("nij,njhw->nihw", m, lin)
-    n4 = neutral[:, [0, 1, 1, 2]]
+    n4 = neutral[:, list(PLANE_CHANNEL)]
     # The runtime's gains are normalised so the smallest is 1 (normalise.py): when a neutral value
     # exceeds green's, every gain, and so the white-balanced picture, is scaled up by k.
     k = n4.amax(dim=1)

@@ -8,16 +8,16 @@
 #   C bilinear skips + Malvar-He-Cutler base
 # Scored on the validation sets training logs (held-out photos at three noise levels, the same
 # crops colour-decorrelated, procedural images); `rawisp eval` on the held-out photos after.
-#   docs/experiments/arch_ab.sh runs/arch_ab 1500
+#   tools/experiments/arch_ab.sh runs/arch_ab 700
 set -euo pipefail
-out=${1:-runs/arch_ab}; budget=${2:-1500}
+out=${1:-runs/arch_ab}; budget=${2:-700}
 data=../shared/data/train
 D="--data $data/cbsd432 --data $data/imagenet_sample_1000 --data $data/sun_hays80"
 common="--init models/lwisp.onnx --cpu-budget $budget --lr 5e-4 --clean-fraction 0.3 --procedural-fraction 0.25
-        --colour-fraction 0.25 --neutral-above-green 0.05 --seed 5 --threads 1 --val-every 250"
+        --colour-fraction 0.25 --neutral-above-green 0.05 --seed 5 --threads 1 --val-every 200"
 mkdir -p "$out"
 run() {  # name, model flags
-  nohup nice -n 10 rawisp train $D $common $2 --out "$out/$1.onnx" --run-dir "$out/$1" \
+  nohup nice -n 2 rawisp train $D $common $2 --out "$out/$1.onnx" --run-dir "$out/$1" \
       > "$out/$1.out" 2>&1 &
   echo $! >> "$out/pids"
 }
