@@ -136,7 +136,7 @@ def _round_up(n: int, stride: int) -> int:
     return int(math.ceil(n / stride) * stride)
 
 
-def _ramp(length: int, margin: int, blend: int, scale: int) -> np.ndarray:
+def tile_weights(length: int, margin: int, blend: int, scale: int) -> np.ndarray:
     """1-D tile weight at ``scale`` x packed resolution: 0 in the margins, linear ramps of
     ``blend`` that sum to 1 with the neighbour's, 1 in between."""
     m, b, n = margin * scale, blend * scale, length * scale
@@ -208,8 +208,8 @@ class Learned:
         total_h, total_w = (ny - 1) * t.step + th, (nx - 1) * t.step + tw
         padded = np.pad(packed.planes, ((0, 0), (pad, total_h - h - pad), (pad, total_w - w - pad)), mode="reflect")
         out = np.zeros((SCALE * h, SCALE * w, 3), np.float32)
-        wy = _ramp(th, t.margin, t.blend, SCALE)
-        wx = _ramp(tw, t.margin, t.blend, SCALE)
+        wy = tile_weights(th, t.margin, t.blend, SCALE)
+        wx = tile_weights(tw, t.margin, t.blend, SCALE)
         for iy in range(ny):
             for ix in range(nx):
                 y0, x0 = iy * t.step, ix * t.step

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+import exiv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from PIL import Image
+from PIL import Image, ImageCms
 
 from rawisp import synth
 from rawisp.chart import COLORCHECKER_SRGB8, pink_noise
@@ -30,6 +32,48 @@ EXIF = {
     "Copyright": "(c) 2024 rawisp",
     "GPS": {"lat": -33.856784, "lon": 151.215297, "alt": -12.5},
 }
+XMP_PACKET = """<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"
+ xmp:Rating="4" xmp:Label="Green">
+<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Harbour at dusk</rdf:li></rdf:Alt></dc:title>
+<dc:subject><rdf:Bag><rdf:li>harbour</rdf:li><rdf:li>dusk, blue hour</rdf:li></rdf:Bag></dc:subject>
+</rdf:Description></rdf:RDF></x:xmpmeta>
+<?xpacket end="w"?>"""
+# every tag rawisp carries from a source to its outputs (issue 12), as synth.write_dng takes them
+FULL_EXIF = {
+    **EXIF,
+    "ModifyDate": "2024:05:07 10:00:00",
+    "ImageDescription": "A synthetic scene",
+    "CreateDate": "2024:05:06 07:08:09",
+    "SubSecTimeOriginal": "250",
+    "SerialNumber": "SN-0042",
+    "LensInfo": (24, 70, 2.8, 2.8),
+    "ExposureCompensation": Fraction(-2, 3),
+    "ExposureProgram": 3,
+    "MeteringMode": 5,
+    "Flash": 16,
+    "WhiteBalance": 1,
+    "FocalLengthIn35mmFormat": 52,
+    "XMP": XMP_PACKET,
+}
+
+
+_GROUP_NAMES = {"Image": "Image", "Photo": "EXIF", "GPSInfo": "GPS"}
+
+
+def read_exif(path: Path) -> dict[str, str]:
+    """IFD0, Exif and GPS tags of a file read by exiv2, named as exifread names them ("Image Make",
+    "EXIF ExposureTime", "GPS GPSLatitude"), values as exiv2's text ("1/250", "14/5", "400")."""
+    image = exiv2.ImageFactory.open(str(path))
+    image.readMetadata()
+    return {f"{_GROUP_NAMES[d.groupName()]} {d.tagName()}": d.toString() for d in image.exifData()
+            if d.groupName() in _GROUP_NAMES}
+
+
+def rational(text: str, index: int = 0) -> float:
+    """Value `index` of exiv2 rational text ("33/1 51/1 244224/10000") as a float."""
+    return float(Fraction(text.split()[index]))
 
 
 def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -72,6 +116,22 @@ def patch_means(img: np.ndarray, margin: int = 4) -> np.ndarray:
             block = img[r * PATCH + margin:(r + 1) * PATCH - margin, c * PATCH + margin:(c + 1) * PATCH - margin]
             out[r, c] = block.reshape(-1, 3).astype(np.float64).mean(axis=0)
     return out
+
+
+# sRGB's primaries and white adapted to the ICC's D50 connection space (IEC 61966-2-1 profiles), XYZ
+SRGB_D50_COLORANTS = {"red": (0.4361, 0.2225, 0.0139), "green": (0.3851, 0.7169, 0.0971),
+                      "blue": (0.1431, 0.0606, 0.7139), "media_white_point": (0.9642, 1.0, 0.8249)}
+
+
+def assert_srgb_profile(icc: bytes) -> None:
+    """``icc`` is an RGB display profile with sRGB's colorants and white (to 4 decimals)."""
+    assert icc[36:40] == b"acsp"  # the ICC signature
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile
+    assert "sRGB" in profile.profile_description
+    assert (profile.xcolor_space.strip(), profile.connection_space.strip()) == ("RGB", "XYZ")
+    for name, xyz in SRGB_D50_COLORANTS.items():
+        value = getattr(profile, name if name == "media_white_point" else f"{name}_colorant")[0]
+        assert value == pytest.approx(xyz, abs=6e-4), name
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -24,7 +24,7 @@ from rawisp.chart import make_chart
 from rawisp.decode import decode
 from rawisp.pipeline import RenderOptions, render_picture
 from rawisp.metrics import psnr
-from rawisp.learned import BLEND, Learned, ModelError, _ramp, default_model_path, denoise_strength, plan_tiling
+from rawisp.learned import BLEND, Learned, ModelError, default_model_path, denoise_strength, plan_tiling, tile_weights
 from rawisp.noise import estimate_noise
 from rawisp.normalise import normalise
 from rawisp.classical import Classical
@@ -72,7 +72,7 @@ def test_planned_tile_weights_sum_to_one(margin, stride, blend):
         n = max(1, -(-(length + 2 * pad - t.tile) // t.step) + 1)
         total = np.zeros((n - 1) * t.step + t.tile)
         for i in range(n):
-            total[i * t.step:i * t.step + t.tile] += _ramp(t.tile, t.margin, t.blend, 1)
+            total[i * t.step:i * t.step + t.tile] += tile_weights(t.tile, t.margin, t.blend, 1)
         np.testing.assert_allclose(total[pad:pad + length], 1.0, atol=1e-6, err_msg=str(t))
 
 

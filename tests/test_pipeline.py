@@ -171,6 +171,32 @@ def test_streamed_classical_develop_equals_rendering_the_whole_frame(make_dng, t
         np.testing.assert_array_equal(tifffile.imread(result.output), streamed)
 
 
+class WholeFrame:
+    """The classical engine without its strip-by-strip capability: reconstructs whole frames only."""
+
+    name, version = "whole-frame", "bilinear"
+
+    def __call__(self, packed):
+        return Classical(1)(packed)
+
+
+@pytest.mark.parametrize("engine,stages", [
+    (Classical(1), ["decode", "normalise", "render", "write"]),  # streamed: reconstructed inside render
+    (WholeFrame(), ["decode", "normalise", "reconstruct", "render", "write"]),
+])
+def test_the_timing_hook_hears_every_stage_in_order(make_dng, tmp_path, engine, stages):
+    from rawisp.develop import develop_file
+    from rawisp.pipeline import RenderOptions, Stopwatch
+
+    path, _ = make_dng("t.dng", natural_image(40, 56, seed=1))
+    heard = []
+    watch = Stopwatch(lambda stage, seconds: heard.append((stage, seconds)))
+    result = develop_file(path, tmp_path / "t.png", engine, RenderOptions(fmt="png", threads=1), watch)
+    assert [stage for stage, _ in heard] == stages
+    assert all(seconds >= 0 for _, seconds in heard)
+    assert result.seconds == dict(heard)
+
+
 @settings(deadline=None, max_examples=60)
 @given(st.sampled_from(BAYER_PATTERNS), st.integers(2, 25), st.integers(2, 25), st.integers(0, 2**32 - 1))
 def test_pack_unpack_exact_inverse(cfa, h, w, seed):
