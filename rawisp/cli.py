@@ -579,7 +579,19 @@ def _describe_shot(meta) -> dict:
               help="Teacher checkpoint for heterogeneous distillation.")
 @click.option("--as-teacher", is_flag=True, help="Train a teacher: it sees the clean mosaic.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from this checkpoint's weights (fine-tuning).")
+              help="Start from this checkpoint's (or .onnx model's) weights (fine-tuning).")
+@click.option("--skip", type=click.Choice(["subpixel", "bilinear"]), default="subpixel", show_default=True,
+              help="Decoder upsampling before each U-Net skip.")
+@click.option("--base", type=click.Choice(["bilinear", "mhc"]), default="bilinear", show_default=True,
+              help="Fixed demosaic the network corrects (mhc: Malvar-He-Cutler).")
+@click.option("--procedural-fraction", type=Finite(0, 1), default=0.0, show_default=True,
+              help="Share of crops replaced by procedural images (dead leaves, gratings, grids, text).")
+@click.option("--colour-fraction", type=Finite(0, 1), default=0.0, show_default=True,
+              help="Share of photo crops with decorrelated colours (saturation, hue, channel order).")
+@click.option("--neutral-above-green", type=Finite(0, 1), default=0.0, show_default=True,
+              help="Share of crops whose as-shot neutral has R or B above G.")
+@click.option("--cpu-budget", type=Finite(0, 10**7), default=0.0, show_default=True,
+              help="Train for this many seconds of process CPU time instead of --iterations (equal-cost A/B).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, help="torch threads (0: default).")
 @click.option("--val-every", type=click.IntRange(1, 10**8), default=250, show_default=True,
@@ -592,7 +604,8 @@ def _describe_shot(meta) -> dict:
 @click.option("--val-holdout", type=click.IntRange(1, 100000), default=40, show_default=True,
               help="Photos held out of training for validation.")
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
-          threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout) -> None:
+          threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,
+          procedural_fraction, colour_fraction, neutral_above_green, cpu_budget) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -603,7 +616,9 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
                       lr=lr, loss=loss, widths=tuple(int(w) for w in widths.split(",")), teacher=teacher,
                       teacher_mode=as_teacher, init=init, seed=seed, threads=threads, val_every=val_every,
                       val_holdout=val_holdout, clean_fraction=clean_fraction, hard_fraction=hard_fraction,
-                      device=train_device)
+                      device=train_device, skip=skip, base=base, procedural_fraction=procedural_fraction,
+                      colour_fraction=colour_fraction, neutral_above_green=neutral_above_green,
+                      cpu_budget=cpu_budget)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 
