@@ -2,11 +2,12 @@
 
 One function per stage, in order::
 
-    decode.decode          file -> RawImage (mosaic in DN, levels, white balance, matrix, EXIF)
+    decode.decode          file -> RawImage (mosaic in DN, levels, white balance, matrix, EXIF/XMP)
     normalise.normalise    RawImage -> Packed (RGGB planes at half resolution, white-balanced)
     reconstruct.reconstruct  Packed -> camera RGB (H, W, 3), by an engine (classical or learned)
-    render.render          camera RGB -> sRGB pixels; then turned upright (metadata.apply_orientation)
-    write.write_image      pixels + EXIF + ICC -> file
+    render.render          camera RGB -> sRGB pixels; scaled down (resize.downscale, --long-edge);
+                           then turned upright (metadata.apply_orientation)
+    write.write_image      pixels + ICC -> file, EXIF/XMP put in by exiv2
 
 :func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
 whole-file developments (:mod:`rawisp.develop`), the comparison picture (:mod:`rawisp.compare`) and
@@ -23,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rawisp import __version__
 from rawisp.decode import RawImage
-from rawisp.metadata import apply_orientation, exif_bytes
+from rawisp.metadata import apply_orientation
 from rawisp.normalise import normalise
 from rawisp.reconstruct import Engine, reconstruct
 from rawisp.render import render
+from rawisp.resize import downscale
+from rawisp.whitebalance import WhiteBalanceChoice
 from rawisp.write import write_image
 
 BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff16": 16}
@@ -44,6 +46,8 @@ class RenderOptions:
     tone: str = "default"
     overwrite: bool = False
     threads: int = 0  # rendering threads (0: all CPUs); the CLI gives each of -j workers its share
+    wb: WhiteBalanceChoice = "camera"  # "camera", "auto", "daylight" or (R, G, B) gains: rawisp.whitebalance
+    long_edge: int | None = None  # scale down to this long edge in pixels (see rawisp.resize); None: full size
 
 
 class Stopwatch:
@@ -76,16 +80,22 @@ class Picture:
 
 def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
     """Camera RGB (an array, or rows on demand: see :func:`rawisp.render.render`) -> upright sRGB
-    pixels in the output format's bit depth (uint8 or uint16)."""
-    pixels = render(rgb, raw.srgb_from_cam, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt],
+    pixels in the output format's bit depth (uint8 or uint16), scaled down to ``options.long_edge``
+    when longer (:mod:`rawisp.resize`)."""
+    bits = BITS[options.fmt]
+    smaller = options.long_edge is not None and max(rgb.shape[:2]) > options.long_edge
+    # a picture to be scaled is rendered at 16 bits: quantising twice to 8 would add error
+    pixels = render(rgb, raw.srgb_from_cam, exposure=options.exposure, tone=options.tone, bits=16 if smaller else bits,
                     threads=options.threads)
+    if smaller:
+        pixels = downscale(pixels, options.long_edge, bits)
     return apply_orientation(pixels, raw.orientation)
 
 
 def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: RenderOptions) -> Path:
-    """Write upright pixels with the source's EXIF (Orientation 1, Software rawisp)."""
-    exif = exif_bytes(raw.metadata, f"rawisp {__version__}")
-    return write_image(output, pixels, options.fmt, quality=options.quality, exif=exif, overwrite=options.overwrite)
+    """Write upright pixels with the source's EXIF and XMP (Orientation 1, Software rawisp)."""
+    return write_image(output, pixels, options.fmt, quality=options.quality, metadata=raw.metadata,
+                       overwrite=options.overwrite)
 
 
 def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[RenderOptions], *,
