@@ -76,7 +76,9 @@ def main() -> None:
               help="both: NAME.learned.EXT and NAME.classical.EXT from one decode.")
 @click.option("--side-by-side", is_flag=True,
               help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "dng"]), default="jpeg", show_default=True,
+              help="dng: a linear DNG (demosaicked, denoised camera RGB with the source's colour calibration) "
+                   "to go on editing in a RAW editor; --exposure and --tone do not apply to it.")
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
@@ -93,11 +95,11 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure
     files = collect_inputs(inputs, recursive)
     if not files:
         raise click.UsageError("no RAW files found in the given inputs")
+    suffix = ".dng" if fmt == "dng" else output_suffix(fmt)
     if engine == "both":
-        suffix = output_suffix(fmt)
         suffixes = [".learned" + suffix, ".classical" + suffix] + [".compare.jpg"] * side_by_side
     else:
-        suffixes = [output_suffix(fmt)]
+        suffixes = [suffix]
     try:
         jobs_list, notices = plan_jobs(files, out_dir, lambda rel: suffixes)
     except BatchError as exc:

@@ -11,6 +11,7 @@ import numpy as np
 from rawisp import __version__
 from rawisp.batch import Job, Outcome
 from rawisp.decode import RawImage, decode
+from rawisp.dng import write_dng
 from rawisp.metadata import apply_orientation, exif_bytes
 from rawisp.normalise import normalise
 from rawisp.reconstruct import Classical, Engine, EngineOptions, make_engine, reconstruct
@@ -22,7 +23,7 @@ BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff16": 16}
 
 @dataclass
 class RenderOptions:
-    """Look and output format of developed pictures."""
+    """Look and output format of developed pictures (``fmt`` "dng": a linear DNG, no look applied)."""
 
     fmt: str = "jpeg"
     quality: int = 92
@@ -82,10 +83,13 @@ def develop_file(source: Path, output: Path, engine: Engine, options: RenderOpti
     else:
         rgb = reconstruct(raw, engine, packed)
         clock.lap("reconstruct")
-    pixels = render_picture(raw, rgb, options)
-    del rgb, packed
-    clock.lap("render")
-    path = save_picture(raw, pixels, output, options)
+    if options.fmt == "dng":
+        path = write_dng(output, raw, rgb, overwrite=options.overwrite)  # the look is the editor's
+    else:
+        pixels = render_picture(raw, rgb, options)
+        del rgb, packed
+        clock.lap("render")
+        path = save_picture(raw, pixels, output, options)
     clock.lap("write")
     warnings = list(raw.warnings)
     if raw.rgb is not None:
@@ -134,7 +138,10 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
         side, rgb = develop_side(raw, packed, engine)
         clock.seconds[f"reconstruct {engine.name}"] = side.seconds
         clock.lap("other")
-        if wanted(outputs[engine.name]):
+        if wanted(outputs[engine.name]) and options.fmt == "dng":
+            written.append(write_dng(outputs[engine.name], raw, rgb, overwrite=options.overwrite))
+            clock.lap("write")
+        elif wanted(outputs[engine.name]):
             pixels = render_picture(raw, rgb, options)
             clock.lap("render")
             written.append(save_picture(raw, pixels, outputs[engine.name], options))

@@ -200,8 +200,8 @@ def _quantise(raw_norm: np.ndarray, black: np.ndarray, white: int) -> np.ndarray
     return np.clip(dn, 0, min(white, 65535)).astype(np.uint16)
 
 
-def _color_matrix1(cam_from_srgb: np.ndarray) -> np.ndarray:
-    """ColorMatrix1 (XYZ -> camera) making LibRaw's rgb_cam equal inv(cam_from_srgb)."""
+def color_matrix_from(cam_from_srgb: np.ndarray) -> np.ndarray:
+    """ColorMatrix1 (XYZ -> camera, D65) making LibRaw's rgb_cam equal inv(cam_from_srgb)."""
     cam_from_srgb = np.asarray(cam_from_srgb, dtype=np.float64)
     if not np.allclose(cam_from_srgb.sum(axis=1), 1, atol=1e-6):
         raise ValueError("cam_from_srgb rows must sum to 1 (sRGB white -> camera white)")
@@ -228,7 +228,7 @@ def _dng_tags(
         (50713, _SHORT, [2, 2]),  # BlackLevelRepeatDim
         (50714, _LONG, black.ravel().tolist()),  # BlackLevel
         (50717, _LONG, [white]),  # WhiteLevel
-        (50721, _SRATIONAL, _rationals(_color_matrix1(cam_from_srgb).ravel(), signed=True)),
+        (50721, _SRATIONAL, _rationals(color_matrix_from(cam_from_srgb).ravel(), signed=True)),
         (50728, _RATIONAL, _rationals(neutral)),  # AsShotNeutral
         (50778, _SHORT, [21]),  # CalibrationIlluminant1: D65
         (_PLACEHOLDER[_EXIF_IFD], _LONG, [0]),

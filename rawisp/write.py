@@ -72,12 +72,21 @@ def write_image(
     is False, and OSError naming `path` when it cannot be written (no
     permission, disk full, a parent that is a file, ...).
     """
+    return write_file(path, _encode(img, fmt, quality, exif), overwrite=overwrite)
+
+
+def write_file(path: str | PathLike[str], data: bytes, *, overwrite: bool = False,
+               finish: Callable[[Path], None] | None = None) -> Path:
+    """Write the encoded file `data` to `path` atomically; returns the path.
+
+    finish: called with the hidden .part file once `data` is in it and before it gets its final
+    name (e.g. to add metadata in place). Errors as `write_image`.
+    """
     path = Path(path)
-    data = _encode(img, fmt, quality, exif)
     if not overwrite and path.exists():
         raise _exists(path)
     try:
-        _store(path, data, overwrite)
+        _store(path, data, overwrite, finish)
     except OutputExistsError:
         raise
     except OSError as exc:
@@ -188,8 +197,8 @@ def _exists(path: Path) -> OutputExistsError:
     return OutputExistsError(errno.EEXIST, "output exists (overwrite not allowed)", str(path))
 
 
-def _store(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write `data` to a hidden .part file beside `path`, fsync, move it in."""
+def _store(path: Path, data: bytes, overwrite: bool, finish: Callable[[Path], None] | None = None) -> None:
+    """Write `data` to a hidden .part file beside `path`, let `finish` edit it, fsync, move it in."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # mkdir's error when the parent is a file
@@ -198,7 +207,9 @@ def _store(path: Path, data: bytes, overwrite: bool) -> None:
     try:
         with open(part, "xb") as fh:  # O_EXCL; mode 0o666 minus umask
             fh.write(data)
-            fh.flush()
+        if finish is not None:
+            finish(part)
+        with open(part, "rb+") as fh:
             os.fsync(fh.fileno())
         _commit(part, path, overwrite)
     finally:
