@@ -18,7 +18,7 @@ from rawisp import editors
 from rawisp.chart import make_chart
 from rawisp.decode import decode
 from rawisp.dng import THUMBNAIL_SIDE, WHITE, camera_frame
-from rawisp.evaluate import ciede2000, psnr, srgb_to_lab
+from rawisp.evaluate import psnr
 from rawisp.metadata import apply_orientation
 from rawisp.normalise import white_balance_gains
 from rawisp.reconstruct import make_engine, reconstruct
@@ -126,12 +126,6 @@ def test_exiftool_validates(chart_dngs):
         assert "Validate                        : OK" in out.stdout, out.stdout
 
 
-def _flat_delta_e(reference: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> float:
-    shape = tuple(min(a, b) for a, b in zip(reference.shape[:2], candidate.shape[:2]))
-    pair = [editors.centre_crop(x, shape) for x in (reference, candidate, mask)]
-    return float(ciede2000(srgb_to_lab(pair[0]), srgb_to_lab(pair[1]))[pair[2]].mean())
-
-
 @pytest.mark.parametrize("editor", editors.EDITORS)
 def test_editors_develop_the_dng_like_the_original(chart_dngs, chart, tmp_path, editor):
     """Each editor, its look switched off, develops rawisp's DNG of the chart as it develops the
@@ -145,7 +139,7 @@ def test_editors_develop_the_dng_like_the_original(chart_dngs, chart, tmp_path, 
     candidate = editors.develop_with(editor, dngs["classical"], tmp_path, neutral=True)
     assert candidate.shape == (CHART_SIZE[0], CHART_SIZE[1], 3)  # upright
     assert 0 <= candidate.shape[0] - reference.shape[0] <= 8 and 0 <= candidate.shape[1] - reference.shape[1] <= 8
-    assert _flat_delta_e(reference, candidate, mask) < 2
+    assert editors.flat_delta_e(reference, candidate, mask) < 2
 
 
 REAL = ["real/canon_kissx4_colorchart_crop.tinydng.dng", "real/canon_eos_d30.imagemeta.CRW",
@@ -195,13 +189,7 @@ def test_real_files_round_trip(real_dngs, name):
     if not original.warnings:
         a, b = (editors.develop_with("rawpy", p, dng.parent) for p in (source, dng))
         assert a.shape == b.shape
-        assert _block_delta_e(a, b) < 2
-
-
-def _block_delta_e(a: np.ndarray, b: np.ndarray, k: int = 16) -> float:
-    h, w = a.shape[0] // k * k, a.shape[1] // k * k
-    blocks = [x[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3)) for x in (a, b)]
-    return float(ciede2000(srgb_to_lab(blocks[0]), srgb_to_lab(blocks[1])).mean())
+        assert editors.block_delta_e(a, b) < 2
 
 
 @pytest.mark.parametrize("editor", ["darktable", "rawtherapee"])
