@@ -198,10 +198,11 @@ def test_editors_open_dngs_of_real_files(real_dngs, tmp_path, editor):
     frame is left to rawpy) and develop it to the original's upright size."""
     if reason := editors.missing(editor):
         pytest.skip(reason)
-    for source, dng in real_dngs.values():
+    for source, dng, *_ in real_dngs.values():
         if dng.stat().st_size > 40e6:
             continue
         picture = editors.develop_with(editor, dng, tmp_path)
-        h, w = decode(source).shape
-        upright = (h, w) if decode(source).orientation < 5 else (w, h)
-        assert picture.shape == (*upright, 3) and picture.std() > 0.01, dng
+        original = decode(source)
+        upright = original.shape if original.orientation < 5 else original.shape[::-1]
+        assert all(0 <= a - b <= 8 for a, b in zip(upright, picture.shape)), (dng, picture.shape)
+        assert picture.std() > 0.01, dng
