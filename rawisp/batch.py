@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -52,12 +53,20 @@ class Job:
         return (self.output, *self.also)
 
 
+class Status(StrEnum):
+    """How one job ended."""
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
 @dataclass
 class Outcome:
-    """The end of one job: status is "done", "skipped" or "failed"."""
+    """The end of one job."""
 
     job: Job
-    status: str
+    status: Status
     message: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -179,22 +188,22 @@ def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) ->
     try:
         outcome = task(job)
     except DecodeError as exc:
-        outcome = Outcome(job, "failed", str(exc))
+        outcome = Outcome(job, Status.FAILED, str(exc))
     except FileExistsError:
-        outcome = Outcome(job, "skipped", "output exists")
+        outcome = Outcome(job, Status.SKIPPED, "output exists")
     except MemoryError:
-        outcome = Outcome(job, "failed", _out_of_memory(memory_bytes))
+        outcome = Outcome(job, Status.FAILED, _out_of_memory(memory_bytes))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if not reason.startswith("cannot write output"):  # rawisp.write's errors already say so
             reason = f"cannot write output: {reason}"
-        outcome = Outcome(job, "failed", f"{reason} ({exc.filename or job.output})")
+        outcome = Outcome(job, Status.FAILED, f"{reason} ({exc.filename or job.output})")
     except Exception as exc:  # any other bug must still end as one line, never kill the batch
         text = " ".join(str(exc).split())
         if any(sign in text for sign in _ALLOCATION_FAILED):  # native code (onnxruntime) out of memory
-            outcome = Outcome(job, "failed", _out_of_memory(memory_bytes))
+            outcome = Outcome(job, Status.FAILED, _out_of_memory(memory_bytes))
         else:
-            outcome = Outcome(job, "failed", f"internal error: {type(exc).__name__}: {text[:500]}")
+            outcome = Outcome(job, Status.FAILED, f"internal error: {type(exc).__name__}: {text[:500]}")
     conn.send(outcome)
     conn.close()
 
@@ -241,7 +250,7 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
     temporary files removed, and KeyboardInterrupt propagates.
     """
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["rawisp.develop"])  # children start with the pipeline imported
+    ctx.set_forkserver_preload(["rawisp.tasks"])  # children start with the pipeline imported
     pending = list(jobs)
     outcomes: list[Outcome] = []
     running: list[_Running] = []
@@ -259,7 +268,7 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
                 for output in job.outputs:  # temporary files of an earlier run that was killed
                     _remove_partial(output)
                 if not overwrite and all(p.exists() for p in job.outputs):
-                    finish(Outcome(job, "skipped", "output exists"))
+                    finish(Outcome(job, Status.SKIPPED, "output exists"))
                     continue
                 parent_conn, child_conn = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child, args=(task, job, child_conn, memory_bytes), daemon=True)
@@ -303,8 +312,8 @@ def _poll(r: _Running, timeout: float) -> Outcome | None:
         r.process.join()
         for output in r.job.outputs:
             _remove_partial(output)
-        return Outcome(r.job, "failed", f"timed out after {timeout:g} s (see --timeout)")
+        return Outcome(r.job, Status.FAILED, f"timed out after {timeout:g} s (see --timeout)")
     r.process.join()
     for output in r.job.outputs:  # what the crashed writer left
         _remove_partial(output)
-    return Outcome(r.job, "failed", _crash_reason(r.process.exitcode))
+    return Outcome(r.job, Status.FAILED, _crash_reason(r.process.exitcode))

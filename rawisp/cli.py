@@ -19,8 +19,13 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 import click
 
 from rawisp import __version__
-from rawisp.batch import BatchError, Job, Outcome, check_output_dir, collect_inputs, merge_jobs, plan_jobs, run_batch
-from rawisp.reconstruct import ENGINES, EngineOptions, make_engine
+from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, merge_jobs, plan_jobs,
+                          run_batch)
+from rawisp.colour import BAYER_PATTERNS
+from rawisp.engines import ENGINES, make_engine
+from rawisp.protocol import CAMERAS, DEFAULT_CAMERA
+from rawisp.reconstruct import EngineOptions
+from rawisp.threads import share_of_cpus
 from rawisp.render import TONES
 from rawisp.write import FORMATS, output_suffix
 
@@ -42,11 +47,17 @@ def _stack(*decorators):
     return apply
 
 
+def _device_option(dest: str = "device", help: str | None = None):
+    """The --device option: where the engine (or training) runs."""
+    return click.option("--device", dest, type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                        show_default=True, help=help)
+
+
 _learned_options = _stack(
     click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine."),
     click.option("--denoise", default="auto", show_default=True,
                  help="Learned engine noise level: auto (from the file), off, or a strength multiplier."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    _device_option(),
     click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
                  help="Learned engine tile side in packed pixels."),
 )
@@ -88,7 +99,8 @@ def main() -> None:
 def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, device, tile,
             recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
-    from rawisp.develop import DevelopBothTask, DevelopTask, RenderOptions
+    from rawisp.pipeline import RenderOptions
+    from rawisp.tasks import DevelopBothTask, DevelopTask
 
     if side_by_side and engine != "both":
         raise click.UsageError("--side-by-side needs --engine both")
@@ -112,7 +124,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure
         sys.exit(1)
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
                             threads=threads)
@@ -145,11 +157,11 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
     progress = not quiet and sys.stderr.isatty()
 
     def report(outcome: Outcome) -> None:
-        if outcome.status == "failed":
+        if outcome.status == Status.FAILED:
             click.echo(f"rawisp: {outcome.job.source}: {outcome.message}", err=True)
         for warning in outcome.warnings:
             click.echo(f"rawisp: {outcome.job.source}: warning: {warning}", err=True)
-        if outcome.status == "done" and on_done is not None:
+        if outcome.status == Status.DONE and on_done is not None:
             on_done(outcome)
 
     start = time.perf_counter()
@@ -159,14 +171,14 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
     except KeyboardInterrupt:
         click.echo("rawisp: interrupted; finished outputs are kept, unfinished ones were removed", err=True)
         sys.exit(130)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    click.echo(f"{counts['done']} {verb}, {counts['skipped']} skipped, {counts['failed']} failed "
+    counts = {s: sum(o.status == s for o in outcomes) for s in Status}
+    click.echo(f"{counts[Status.DONE]} {verb}, {counts[Status.SKIPPED]} skipped, {counts[Status.FAILED]} failed "
                f"in {time.perf_counter() - start:.1f} s")
-    sys.exit(1 if counts["failed"] else 0)
+    sys.exit(1 if counts[Status.FAILED] else 0)
 
 
 def _parse_crop(ctx, param, values):
-    from rawisp.compare import parse_rect
+    from rawisp.crops import parse_rect
 
     try:
         return tuple(parse_rect(v) for v in values)
@@ -214,9 +226,10 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     (or --crop), reconstruct timings, and with --diff the amplified difference. One line per input
     tells the crops (as --crop values) and, for --ground-truth inputs, PSNR/SSIM of each side.
     """
-    from rawisp.compare import CompareError, CompareOptions, CompareTask, eval_camera
-    from rawisp.develop import RenderOptions
-    from rawisp.evaluate import EvalError, find_images, parse_noise
+    from rawisp.compare import CompareError, CompareOptions, eval_camera
+    from rawisp.pipeline import RenderOptions
+    from rawisp.protocol import EvalError, find_images, parse_noise
+    from rawisp.tasks import CompareTask
 
     if not inputs and not truths:
         raise click.UsageError("give RAW files and/or --ground-truth images")
@@ -249,7 +262,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
         raise click.UsageError(str(exc)) from None
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     _check_engine(engine_options)
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
@@ -275,8 +288,8 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
               help="Learned engine with this ONNX model (a row of its own), repeatable.")
 @click.option("--noise", default="clean,mid,high", show_default=True,
               help="Noise levels: presets clean, mid, high and/or SHOT:READ (variance = SHOT*x + READ^2).")
-@click.option("--cfa", type=click.Choice(["RGGB", "BGGR", "GRBG", "GBRG"]), default="RGGB", show_default=True)
-@click.option("--camera", type=click.Choice(["identity", "synthetic"]), default="identity", show_default=True,
+@click.option("--cfa", type=click.Choice(BAYER_PATTERNS), default="RGGB", show_default=True)
+@click.option("--camera", type=click.Choice(list(CAMERAS)), default=DEFAULT_CAMERA, show_default=True,
               help="Camera matrix of the synthetic camera: identity (camera RGB = linear sRGB, as the published "
                    "reference figures are measured) or a realistic synthetic camera matrix.")
 @click.option("--noise-profile/--no-noise-profile", default=True, show_default=True,
@@ -289,14 +302,15 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
               help="Also write the table to FILE (.csv or .json).")
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the synthetic DNGs in this folder (default: a temporary folder).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option()
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, border, per_image, out_file, keep,
                  device, jobs, quiet) -> None:
     """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
-    from rawisp.evaluate import (EvalError, check_report_path, engine_specs, evaluate, find_images, format_table,
-                                 parse_noise, write_report)
+    from rawisp.eval_report import check_report_path, format_table, write_report
+    from rawisp.evaluate import engine_specs, evaluate
+    from rawisp.protocol import EvalError, find_images, parse_noise
 
     start = time.perf_counter()
     try:
@@ -307,7 +321,7 @@ def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, bor
         if not images:
             raise EvalError(f"{gt_dir}: no PNG, TIFF or JPEG images")
         names = engines or (() if models else ("learned", "classical"))
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = share_of_cpus(jobs)
         specs = engine_specs(names, models, EngineOptions(device=device, threads=threads))
         rows = evaluate(images, specs, noises, cfa=cfa, border=border, camera=camera, keep=keep, jobs=jobs,
                         progress=not quiet, noise_profile=noise_profile)
@@ -350,7 +364,7 @@ def _parse_size(ctx, param, value):
               help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 512].")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="Engine threads; 0: all CPUs, as rawisp develop with one job.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option()
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
 @click.option("--compare-peers", is_flag=True,
               help="Also time rawpy postprocess (LibRaw AHD) + JPEG write, darktable-cli and rawtherapee-cli.")
@@ -367,7 +381,8 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
 
     Prints per-stage seconds, total, MP/s and peak resident memory per engine, each run in a fresh process.
     """
-    from rawisp.bench import DEFAULT_SIZE, BenchConfig, BenchError, format_report, run_bench
+    from rawisp.bench import DEFAULT_SIZE, BenchConfig, BenchError, RowStatus, run_bench
+    from rawisp.bench_report import format_report
 
     if file is not None and size is not None:
         raise click.UsageError("--size only applies to the synthetic frame; give FILE or --size, not both")
@@ -384,8 +399,8 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=2) + "\n")
-    ok = [r for r in report["results"] if r["status"] == "ok"]
-    failed = [r for r in report["results"] if r["status"] == "failed"]
+    ok = [r for r in report["results"] if r["status"] == RowStatus.OK]
+    failed = [r for r in report["results"] if r["status"] == RowStatus.FAILED]
     sys.exit(1 if failed or not ok else 0)
 
 
@@ -427,7 +442,7 @@ def _describe(raw) -> dict:
         "black": [float(v) for v in raw.black.ravel()],
         "white": raw.white,
         "wb_gains": [round(float(v), 4) for v in raw.wb],
-        "cam_to_srgb": [[round(float(v), 4) for v in row] for row in raw.cam_to_srgb],
+        "srgb_from_cam": [[round(float(v), 4) for v in row] for row in raw.srgb_from_cam],
         "orientation": raw.orientation,
         "noise_profile": list(raw.noise) if raw.noise else None,
         "make": meta.make,
@@ -464,8 +479,7 @@ def _describe(raw) -> dict:
 @click.option("--threads", type=int, default=0, help="torch threads (0: default).")
 @click.option("--val-every", type=click.IntRange(1), default=250, show_default=True,
               help="Validate and checkpoint every N iterations.")
-@click.option("--device", "train_device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="auto: CUDA when torch sees a GPU.")
+@_device_option("train_device", help="auto: CUDA when torch sees a GPU.")
 @click.option("--clean-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Share of training crops without noise.")
 @click.option("--hard-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,

@@ -19,14 +19,10 @@ import numpy as np
 import rawpy
 import tifffile
 
+from rawisp.colour import BAYER_PATTERNS, SRGB_TO_XYZ
+from rawisp.tiff import NOISE_PROFILE
 from rawisp.metadata import Metadata, flip_to_orientation, read_metadata
 
-# linear sRGB (D65) -> XYZ
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
-NOISE_PROFILE_TAG = 51041
-BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 
 class DecodeError(Exception):
@@ -48,7 +44,7 @@ class RawImage:
     black: np.ndarray  # (2, 2) float black level in DN at each 2x2 position
     white: float  # DN
     wb: np.ndarray  # (3,) as-shot white-balance gains R, G, B with G = 1
-    cam_to_srgb: np.ndarray  # (3, 3) white-balanced camera RGB -> linear sRGB, rows sum to 1
+    srgb_from_cam: np.ndarray  # (3, 3) white-balanced camera RGB -> linear sRGB, rows sum to 1 (synth: cam_from_srgb)
     orientation: int  # EXIF orientation 1..8 of the stored pixels
     noise: tuple[float, float] | None  # (shot, read std) in normalised raw units, if the file says
     metadata: Metadata = field(default_factory=Metadata)
@@ -137,9 +133,9 @@ def _from_libraw(raw: rawpy.RawPy, path: Path) -> RawImage:
     # must not make LibRaw allocate for it
     _check_size(path, raw.sizes.width * raw.sizes.height)
     wb, warnings = _white_balance(raw)
-    cam_to_srgb, matrix_warning = _colour_matrix(raw)
+    srgb_from_cam, matrix_warning = _colour_matrix(raw)
     warnings += matrix_warning
-    common = dict(path=str(path), wb=wb, cam_to_srgb=cam_to_srgb,
+    common = dict(path=str(path), wb=wb, srgb_from_cam=srgb_from_cam,
                   orientation=flip_to_orientation(raw.sizes.flip), noise=None, warnings=warnings)
     cfa = _bayer_pattern(raw)
     if cfa is None:
@@ -249,7 +245,7 @@ def _dng_noise_profile(path: Path) -> tuple[float, float] | None:
     try:
         with tifffile.TiffFile(path) as tif:
             for page in tif.pages:
-                tag = page.tags.get(NOISE_PROFILE_TAG)
+                tag = page.tags.get(NOISE_PROFILE)
                 if tag is not None:
                     s, o = float(tag.value[0]), float(tag.value[1])
                     if not (s <= 1.0 and o <= 1.0):  # NaN, or noise above the full range: corrupt

@@ -32,18 +32,17 @@ from rawisp import __version__
 from rawisp.decode import RawImage
 from rawisp.normalise import white_balance_gains
 from rawisp.render import render
-from rawisp.synth import color_matrix_from
+from rawisp.synth import colour_matrix_from
+from rawisp.tiff import ASCII, BYTE, LONG, RATIONAL, SHORT, SRATIONAL, SUB_IFDS
 from rawisp.write import write_file
 
 SUFFIX = ".dng"
 WHITE = 65535  # white level of the stored frame: 1.0 of the source's normalised raw
-STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 MiB)
+STRIPBYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 MiB)
 THUMBNAIL_SIDE = 256  # long side of the IFD0 thumbnail in pixels
 LINEAR_RAW = 34892  # PhotometricInterpretation of demosaicked raw data
 STRIP_ROWS = 256  # rows of the engine output converted at a time
 
-# TIFF field types
-_BYTE, _ASCII, _SHORT, _LONG, _SRATIONAL = 1, 2, 3, 4, 10
 _D65 = 21  # EXIF LightSource code of the CalibrationIlluminant
 
 # DNG tags copied verbatim from a DNG source's IFD0: they describe the camera's colour response
@@ -64,20 +63,21 @@ _DEFAULT_CROP_ORIGIN, _DEFAULT_CROP_SIZE = 50719, 50720
 Tag = tuple[int, int, int, object, bool]  # tifffile extratag: code, type, count, value, write once
 
 
-def write_dng(path: str | os.PathLike, raw: RawImage, rgb, *, overwrite: bool = False) -> Path:
-    """Write the engine output ``rgb`` of ``raw`` as a linear DNG at ``path`` (atomically).
+def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, *, overwrite: bool = False) -> Path:
+    """Write ``frame`` (see :func:`camera_frame`) of ``raw`` as a linear DNG at ``path``, atomically.
 
-    rgb: (H, W, 3) linear white-balanced camera RGB as the engines give it (1.0 = white after the
-    gains of :func:`rawisp.normalise.white_balance_gains`), or rows on demand (see
-    :func:`rawisp.render.render`). Raises OutputExistsError / OSError as
-    :func:`rawisp.write.write_file` does.
+    Raises OutputExistsError / OSError as :func:`rawisp.write.write_file` does.
     """
-    return write_file(path, encode_dng(raw, camera_frame(rgb, raw.wb)), overwrite=overwrite)
+    return write_file(path, encode_dng(raw, frame), overwrite=overwrite)
 
 
 def camera_frame(rgb, wb: np.ndarray) -> np.ndarray:
     """Engine output -> the stored frame: (H, W, 3) uint16 linear camera RGB before white balance,
-    0 = black, :data:`WHITE` = the source's white level (values outside clipped)."""
+    0 = black, :data:`WHITE` = the source's white level (values outside clipped).
+
+    rgb: (H, W, 3) linear white-balanced camera RGB as the engines give it (1.0 = white after the
+    gains of :func:`rawisp.normalise.white_balance_gains`), or rows on demand (see
+    :func:`rawisp.render.render`)."""
     scale = (WHITE / white_balance_gains(wb)).astype(np.float32)
     h = rgb.shape[0]
     frame = np.empty((h, rgb.shape[1], 3), np.uint16)
@@ -95,7 +95,7 @@ def encode_dng(raw: RawImage, frame: np.ndarray) -> bytes:
         tif.write(thumbnail(raw, frame), photometric="rgb", subfiletype=1, subifds=1, metadata=None,
                   software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
         tif.write(frame, photometric=LINEAR_RAW, subfiletype=0, metadata=None,
-                  rowsperstrip=max(1, STRIP_BYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
+                  rowsperstrip=max(1, STRIPBYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
     return _subifds_as_long(buf.getbuffer())
 
 
@@ -105,8 +105,8 @@ def _subifds_as_long(data: memoryview) -> bytes:
     4-byte offsets, so only the entry's type field changes."""
     ifd0 = struct.unpack_from("<I", data, 4)[0]
     for entry in range(ifd0 + 2, ifd0 + 2 + 12 * struct.unpack_from("<H", data, ifd0)[0], 12):
-        if struct.unpack_from("<H", data, entry)[0] == 330:
-            struct.pack_into("<H", data, entry + 2, _LONG)
+        if struct.unpack_from("<H", data, entry)[0] == SUB_IFDS:
+            struct.pack_into("<H", data, entry + 2, LONG)
     return bytes(data)
 
 
@@ -120,7 +120,7 @@ def thumbnail(raw: RawImage, frame: np.ndarray) -> np.ndarray:
     else:
         small = frame[:h, :w].reshape(h // step, step, w // step, step, 3).mean(axis=(1, 3), dtype=np.float32)
     rgb = small * (white_balance_gains(raw.wb) / WHITE).astype(np.float32)
-    return render(rgb, raw.cam_to_srgb, threads=1)
+    return render(rgb, raw.srgb_from_cam, threads=1)
 
 
 def ifd0_tags(raw: RawImage) -> list[Tag]:
@@ -129,15 +129,15 @@ def ifd0_tags(raw: RawImage) -> list[Tag]:
     colour = source_colour_tags(raw.path) or libraw_colour_tags(raw)
     make, model = meta.make or "", meta.model or ""
     tags: list[Tag] = [
-        (50706, _BYTE, 4, (1, 4, 0, 0), True),  # DNGVersion
-        (50707, _BYTE, 4, (1, 3, 0, 0), True),  # DNGBackwardVersion: readers of 1.3 read it all
-        (274, _SHORT, 1, (raw.orientation,), True),
+        (50706, BYTE, 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50707, BYTE, 4, (1, 3, 0, 0), True),  # DNGBackwardVersion: readers of 1.3 read it all
+        (274, SHORT, 1, (raw.orientation,), True),
     ]
     if not any(tag[0] == 50708 for tag in colour):
-        tags.append((50708, _ASCII, 0, f"{make} {model}".strip() or "rawisp", True))  # UniqueCameraModel
+        tags.append((50708, ASCII, 0, f"{make} {model}".strip() or "rawisp", True))  # UniqueCameraModel
     for code, text in ((271, make), (272, model), (315, meta.artist), (33432, meta.copyright)):
         if text:
-            tags.append((code, _ASCII, 0, text, True))
+            tags.append((code, ASCII, 0, text, True))
     return tags + colour
 
 
@@ -145,11 +145,11 @@ def raw_ifd_tags(raw: RawImage, shape: tuple[int, int]) -> list[Tag]:
     """Levels and default crop of the LinearRaw IFD."""
     origin, size = _source_default_crop(raw.path, shape) or ((0, 0), (shape[1], shape[0]))
     return [
-        (50713, _SHORT, 2, (1, 1), True),  # BlackLevelRepeatDim
-        (50714, _SHORT, 3, (0, 0, 0), True),  # BlackLevel per sample
-        (50717, _SHORT, 3, (WHITE,) * 3, True),  # WhiteLevel per sample
-        (_DEFAULT_CROP_ORIGIN, _LONG, 2, origin, True),
-        (_DEFAULT_CROP_SIZE, _LONG, 2, size, True),
+        (50713, SHORT, 2, (1, 1), True),  # BlackLevelRepeatDim
+        (50714, SHORT, 3, (0, 0, 0), True),  # BlackLevel per sample
+        (50717, SHORT, 3, (WHITE,) * 3, True),  # WhiteLevel per sample
+        (_DEFAULT_CROP_ORIGIN, LONG, 2, origin, True),
+        (_DEFAULT_CROP_SIZE, LONG, 2, size, True),
     ]
 
 
@@ -165,12 +165,12 @@ def libraw_colour_tags(raw: RawImage) -> list[Tag]:
     except (rawpy.LibRawError, OSError):  # a source that is no longer readable: rawisp's matrix
         pass
     if not (np.isfinite(cam_xyz).all() and np.abs(cam_xyz).sum() > 0):
-        cam_xyz = color_matrix_from(np.linalg.inv(raw.cam_to_srgb))
+        cam_xyz = colour_matrix_from(np.linalg.inv(raw.srgb_from_cam))
     neutral = 1.0 / np.asarray(raw.wb, np.float64)
     return [
-        (50721, _SRATIONAL, 9, _rationals(cam_xyz.ravel()), True),  # ColorMatrix1
-        (50778, _SHORT, 1, (_D65,), True),  # CalibrationIlluminant1
-        (50728, 5, 3, _rationals(neutral / neutral[1]), True),  # AsShotNeutral (RATIONAL)
+        (50721, SRATIONAL, 9, _rationals(cam_xyz.ravel()), True),  # ColorMatrix1
+        (50778, SHORT, 1, (_D65,), True),  # CalibrationIlluminant1
+        (50728, RATIONAL, 3, _rationals(neutral / neutral[1]), True),  # AsShotNeutral
     ]
 
 
@@ -209,13 +209,13 @@ def source_colour_tags(path: str) -> list[Tag]:
                 value = value.ravel().tolist()
             elif not isinstance(value, (str, bytes, tuple, list)):
                 value = (value,)
-            tags.append((tag.code, int(tag.dtype), 0 if tag.dtype == _ASCII else tag.count, value, True))
+            tags.append((tag.code, int(tag.dtype), 0 if tag.dtype == ASCII else tag.count, value, True))
     return tags
 
 
 def _undefined(tag: tifffile.TiffTag) -> bool:
     """A (S)RATIONAL with a zero denominator: "unknown", as some converters write BaselineExposure."""
-    return tag.dtype in (5, _SRATIONAL) and 0 in np.ravel(tag.value)[1::2]
+    return tag.dtype in (RATIONAL, SRATIONAL) and 0 in np.ravel(tag.value)[1::2]
 
 
 def _source_default_crop(path: str, shape: tuple[int, int]) -> tuple[tuple, tuple] | None:

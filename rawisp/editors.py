@@ -82,7 +82,7 @@ def centre_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def flat_delta_e(reference: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> float:
     """Mean CIEDE2000 of two sRGB pictures over ``mask`` (see :func:`flat_mask`), both centre-cropped
     to their common size."""
-    from rawisp.evaluate import ciede2000, srgb_to_lab
+    from rawisp.metrics import ciede2000, srgb_to_lab
 
     shape = tuple(min(a, b) for a, b in zip(reference.shape[:2], candidate.shape[:2]))
     ref, cand, mask = (centre_crop(x, shape) for x in (reference, candidate, mask))
@@ -92,7 +92,7 @@ def flat_delta_e(reference: np.ndarray, candidate: np.ndarray, mask: np.ndarray)
 def block_delta_e(reference: np.ndarray, candidate: np.ndarray, block: int = 16) -> float:
     """Mean CIEDE2000 of the ``block`` x ``block`` pixel means of two sRGB pictures (centre-cropped to
     their common size): colour and exposure, not the fine detail where demosaickers differ."""
-    from rawisp.evaluate import ciede2000, srgb_to_lab
+    from rawisp.metrics import ciede2000, srgb_to_lab
 
     h, w = (min(a, b) // block * block for a, b in zip(reference.shape[:2], candidate.shape[:2]))
     means = [centre_crop(x, (h, w)).reshape(h // block, block, w // block, block, 3).mean(axis=(1, 3))

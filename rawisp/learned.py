@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from rawisp.noise import estimate_noise, sigma_planes
+from rawisp.contract import CARD_FORMAT, CHANNELS, SCALE, model_input
+from rawisp.noise import estimate_noise
 from rawisp.normalise import Packed
 from rawisp.reconstruct import EngineOptions
 
-CARD_FORMAT = "rawisp-lwisp/1"
 DEFAULT_MODEL = "lwisp.onnx"
 BLEND = 16  # packed pixels of cross-fade between tiles
 
@@ -82,8 +82,8 @@ def _check_graph(session: ort.InferenceSession, card: dict, model_path: Path) ->
         problems.append(f"output {[o.name for o in outputs]} != {want_out['name']!r}")
     elif outputs[0].shape[1] != want_out["channels"]:
         problems.append(f"output channels {outputs[0].shape[1]} != {want_out['channels']}")
-    if want_out.get("scale") != 2 or want_in["channels"] != 8:
-        problems.append("only 8-plane packed input and 2x output are supported")
+    if want_out.get("scale") != SCALE or want_in["channels"] != CHANNELS:
+        problems.append(f"only {CHANNELS}-plane packed input and {SCALE}x output are supported")
     if problems:
         raise ModelError(f"{model_path}: model does not match its card: {'; '.join(problems)}")
 
@@ -136,7 +136,7 @@ def _round_up(n: int, stride: int) -> int:
     return int(math.ceil(n / stride) * stride)
 
 
-def _ramp(length: int, margin: int, blend: int, scale: int) -> np.ndarray:
+def tile_weights(length: int, margin: int, blend: int, scale: int) -> np.ndarray:
     """1-D tile weight at ``scale`` x packed resolution: 0 in the margins, linear ramps of
     ``blend`` that sum to 1 with the neighbour's, 1 in between."""
     m, b, n = margin * scale, blend * scale, length * scale
@@ -156,7 +156,6 @@ class Learned:
     def __init__(self, session: ort.InferenceSession, card: dict, options: EngineOptions) -> None:
         self.session = session
         self.card = card
-        self.options = options
         self.version = f"{card['name']} ({card.get('training', {}).get('iterations', '?')} it)"
         self.provider = session.get_providers()[0]
         self.threads = options.threads
@@ -208,17 +207,16 @@ class Learned:
         nx = max(1, math.ceil((w + 2 * pad - tw) / t.step) + 1)
         total_h, total_w = (ny - 1) * t.step + th, (nx - 1) * t.step + tw
         padded = np.pad(packed.planes, ((0, 0), (pad, total_h - h - pad), (pad, total_w - w - pad)), mode="reflect")
-        out = np.zeros((2 * h, 2 * w, 3), np.float32)
-        wy = _ramp(th, t.margin, t.blend, 2)
-        wx = _ramp(tw, t.margin, t.blend, 2)
+        out = np.zeros((SCALE * h, SCALE * w, 3), np.float32)
+        wy = tile_weights(th, t.margin, t.blend, SCALE)
+        wx = tile_weights(tw, t.margin, t.blend, SCALE)
         for iy in range(ny):
             for ix in range(nx):
                 y0, x0 = iy * t.step, ix * t.step
                 planes = padded[:, y0:y0 + th, x0:x0 + tw]
-                x = np.concatenate([planes, sigma_planes(planes, packed.gains, shot, read)])[None]
-                pred = self.run(np.ascontiguousarray(x, dtype=np.float32))[0].transpose(1, 2, 0)
+                pred = self.run(model_input(planes, packed.gains, shot, read))[0].transpose(1, 2, 0)
                 pred *= wy[:, None, None] * wx[None, :, None]
-                _accumulate(out, pred, 2 * (y0 - pad), 2 * (x0 - pad))
+                _accumulate(out, pred, SCALE * (y0 - pad), SCALE * (x0 - pad))
         return out
 
 

@@ -18,10 +18,11 @@ from rawisp import editors
 from rawisp.chart import make_chart
 from rawisp.decode import decode
 from rawisp.dng import THUMBNAIL_SIDE, WHITE, camera_frame
-from rawisp.evaluate import psnr
+from rawisp.metrics import psnr
 from rawisp.metadata import apply_orientation
-from rawisp.normalise import white_balance_gains
-from rawisp.reconstruct import make_engine, reconstruct
+from rawisp.engines import make_engine
+from rawisp.normalise import normalise, white_balance_gains
+from rawisp.reconstruct import reconstruct
 from tests.conftest import DATA
 
 CHART_SIZE = (360, 240)  # small: darktable and RawTherapee take seconds per file on 2 cores
@@ -82,7 +83,7 @@ def test_pixels_are_the_engine_output_before_white_balance(chart_dngs, engine):
     """Stored frame == engine output / white-balance gains, in 16 bits (max error half a step)."""
     source, dngs = chart_dngs
     raw = decode(source)
-    rgb = reconstruct(raw, make_engine(engine))
+    rgb = reconstruct(normalise(raw), make_engine(engine))
     _, main = _raw_page(dngs[engine])
     stored = main.asarray().astype(np.float64) / WHITE
     expected = np.clip(rgb / white_balance_gains(raw.wb), 0, 1)
@@ -97,7 +98,7 @@ def test_rawisp_and_rawpy_read_it_back(chart_dngs):
     original, copy = decode(source), decode(dngs["classical"])
     assert copy.mosaic is None and copy.shape == original.shape and copy.orientation == 6
     assert np.allclose(copy.wb, original.wb, atol=1e-4)
-    assert np.allclose(copy.cam_to_srgb, original.cam_to_srgb, atol=1e-4)
+    assert np.allclose(copy.srgb_from_cam, original.srgb_from_cam, atol=1e-4)
     info = subprocess.run(["rawisp", "info", "--json", str(dngs["classical"])], capture_output=True, text=True)
     assert info.returncode == 0 and json.loads(info.stdout)[0]["sensor"] == "non-Bayer (LibRaw demosaic)"
     with rawpy.imread(str(dngs["classical"])) as raw:
@@ -178,7 +179,7 @@ def test_real_files_round_trip(real_dngs, name):
     original, copy = decode(source), decode(dng)
     assert copy.shape == original.shape and copy.orientation == original.orientation
     assert np.allclose(copy.wb, original.wb, rtol=1e-3)
-    assert np.allclose(copy.cam_to_srgb, original.cam_to_srgb, atol=2e-3)
+    assert np.allclose(copy.srgb_from_cam, original.srgb_from_cam, atol=2e-3)
     if shutil.which("exiftool"):
         out = subprocess.run(["exiftool", "-validate", "-warning", "-a", str(dng)], capture_output=True, text=True)
         problems = [line for line in out.stdout.splitlines()

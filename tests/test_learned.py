@@ -17,16 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import natural_image, psnr, read_image
+from conftest import natural_image, read_image
 
 from rawisp import synth
 from rawisp.chart import make_chart
 from rawisp.decode import decode
-from rawisp.develop import RenderOptions, render_picture
-from rawisp.learned import BLEND, Learned, ModelError, _ramp, default_model_path, denoise_strength, plan_tiling
+from rawisp.pipeline import RenderOptions, render_picture
+from rawisp.metrics import psnr
+from rawisp.learned import BLEND, Learned, ModelError, default_model_path, denoise_strength, plan_tiling, tile_weights
 from rawisp.noise import estimate_noise
 from rawisp.normalise import normalise
-from rawisp.reconstruct import Classical, EngineOptions
+from rawisp.classical import Classical
+from rawisp.colour import srgb_decode
+from rawisp.reconstruct import EngineOptions
 
 NOISE = (2e-3, 1e-3)  # (shot, read): sigma planes that are not zero, so they are tiled too
 
@@ -69,7 +72,7 @@ def test_planned_tile_weights_sum_to_one(margin, stride, blend):
         n = max(1, -(-(length + 2 * pad - t.tile) // t.step) + 1)
         total = np.zeros((n - 1) * t.step + t.tile)
         for i in range(n):
-            total[i * t.step:i * t.step + t.tile] += _ramp(t.tile, t.margin, t.blend, 1)
+            total[i * t.step:i * t.step + t.tile] += tile_weights(t.tile, t.margin, t.blend, 1)
         np.testing.assert_allclose(total[pad:pad + length], 1.0, atol=1e-6, err_msg=str(t))
 
 
@@ -309,12 +312,12 @@ def test_learned_beats_classical_on_clean_scene(tmp_path, scene):
     raw, packed, truth = packed_dng(tmp_path / "c.dng", srgb, cfa="GRBG")
     assert raw.noise[1] < 1e-4  # the DNG says: clean
     learned, classical = load()(packed), Classical()(packed)
-    linear = psnr(learned, truth, 1.0), psnr(classical, truth, 1.0)
+    linear = psnr(learned, truth, border=0), psnr(classical, truth, border=0)
     assert linear[0] > linear[1], f"{scene}, linear camera RGB: learned {linear[0]:.2f} dB, classical {linear[1]:.2f} dB"
     # rendered, tone linear (sRGB encoding weighs the shadows more); shipped model: +10 dB chart, +1.7 dB natural
     options = RenderOptions(fmt="png16", tone="linear")
     want = render_picture(raw, truth, options)
-    rendered = [psnr(render_picture(raw, rgb, options), want, 65535.0) for rgb in (learned, classical)]
+    rendered = [psnr(render_picture(raw, rgb, options), want, border=0) for rgb in (learned, classical)]
     margin = {"chart": 3.0, "natural": 0.5}[scene]
     assert rendered[0] > rendered[1] + margin, f"{scene}, sRGB: learned {rendered[0]:.2f}, classical {rendered[1]:.2f}"
 
@@ -337,7 +340,7 @@ def test_denoise_setting_scales_the_noise_fed_to_the_model(tmp_path):
 def test_without_profile_the_noise_is_estimated(tmp_path):
     """No NoiseProfile: estimate_noise feeds the model, and it finds the noise that was added."""
     shot, read = 3e-3, 1e-3
-    cam = synth.srgb_to_linear(natural_image(240, 320, seed=6)) @ synth.DEFAULT_CAM_FROM_SRGB.T
+    cam = srgb_decode(natural_image(240, 320, seed=6)) @ synth.DEFAULT_CAM_FROM_SRGB.T
     neutral = np.array([0.55, 1.0, 0.75])
     mosaic = synth.add_noise(synth.mosaic(cam * neutral, "BGGR"), shot, read, np.random.default_rng(0))
     path = tmp_path / "n.dng"
@@ -358,7 +361,7 @@ def test_denoise_changes_the_output_and_auto_helps_on_a_noisy_frame(tmp_path):
     outputs = {setting: load(denoise=setting, tile=4096)(packed) for setting in ("off", "auto", "3")}
     assert np.abs(outputs["auto"] - outputs["off"]).mean() > 1e-4
     assert np.abs(outputs["3"] - outputs["auto"]).mean() > 1e-4
-    scores = {k: psnr(v, truth, 1.0) for k, v in outputs.items()}
+    scores = {k: psnr(v, truth, border=0) for k, v in outputs.items()}
     assert scores["auto"] > scores["off"], scores
 
 

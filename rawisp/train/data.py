@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rawisp.contract import PLANE_CHANNEL
 from rawisp.train.model import bilinear_demosaic
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
@@ -118,7 +119,7 @@ def synthesise(lin: torch.Tensor, m: torch.Tensor, neutral: torch.Tensor, shot: 
     """
     cam = torch.einsum("nij,njhw->nihw", m, lin)
     target = cam.clamp(0.0, 1.0)
-    n4 = neutral[:, [0, 1, 1, 2]]
+    n4 = neutral[:, list(PLANE_CHANNEL)]
     raw_clean = pack_rggb(cam) * n4[:, :, None, None]
     noise = torch.randn(raw_clean.shape, generator=gen) if gen is not None else torch.randn_like(raw_clean)
     std = (shot[:, None, None, None] * raw_clean.clamp_min(0) + read[:, None, None, None] ** 2).sqrt()

@@ -13,12 +13,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from rawisp.protocol import NOISE_PRESETS
 from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_to_linear, synthesise
 from rawisp.train.losses import psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
 
-# validation noise presets (normalised units): the evaluation protocol's clean / mid / high
-VAL_NOISE = {"clean": (0.0, 0.0), "mid": (1e-3, 5e-4), "high": (6e-3, 2e-3)}
+VAL_NOISE = NOISE_PRESETS  # validation at the evaluation protocol's clean / mid / high (normalised units)
 VAL_CROP = 128  # side of the validation centre crops (full resolution)
 
 

@@ -1,13 +1,13 @@
 """The LW-ISP network: a small U-Net on packed Bayer planes with fine-grained attention.
 
-Input  ``(N, 8, h, w)``: 4 packed planes (R, G1, G2, B; linear, white-balanced, 1.0 = clip)
+Input  ``(N, 8, h, w)`` (see :mod:`rawisp.contract`): 4 packed planes (R, G1, G2, B; linear, white-balanced, 1.0 = clip)
 followed by 4 planes of the noise standard deviation of each packed value (same units).
 Output ``(N, 3, 2h, 2w)``: linear, white-balanced camera RGB at full resolution.
 
 The network predicts a residual over a fixed bilinear demosaic computed inside the graph, so an
 untrained network already demosaicks and training only has to learn the correction.
 Every operation is local (no global pooling), so tiled inference with enough overlap gives the
-same answer as whole-frame inference; ``h`` and ``w`` must be multiples of ``STRIDE``.
+same answer as whole-frame inference; ``h`` and ``w`` must be multiples of ``rawisp.contract.STRIDE``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-STRIDE = 4  # two stride-2 downsamplings in the packed domain
+from rawisp.contract import CHANNELS, SCALE
 
 
 def bilinear_demosaic(packed: torch.Tensor) -> torch.Tensor:
@@ -98,7 +98,7 @@ class UpsamplingBlock(nn.Module):
 
     def __init__(self, channels: int, full_channels: int = 8) -> None:
         super().__init__()
-        self.expand = nn.Conv2d(channels, 4 * full_channels, 3, padding=1)
+        self.expand = nn.Conv2d(channels, SCALE**2 * full_channels, 3, padding=1)
         self.refine = nn.Sequential(
             nn.Conv2d(full_channels + 3, full_channels, 3, padding=1),
             nn.LeakyReLU(0.1, inplace=True),
@@ -109,14 +109,14 @@ class UpsamplingBlock(nn.Module):
         nn.init.zeros_(self.refine[-1].bias)
 
     def forward(self, feats: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        full = F.pixel_shuffle(self.expand(feats), 2)
+        full = F.pixel_shuffle(self.expand(feats), SCALE)
         return self.refine(torch.cat([full, base], dim=1))
 
 
 class LWISP(nn.Module):
     """LW-ISP-style U-Net; ``widths`` are the channels at 1/2, 1/4 and 1/8 of full resolution."""
 
-    def __init__(self, widths: tuple[int, int, int] = (24, 48, 96), in_channels: int = 8) -> None:
+    def __init__(self, widths: tuple[int, int, int] = (24, 48, 96), in_channels: int = CHANNELS) -> None:
         super().__init__()
         c1, c2, c3 = widths
         self.widths = tuple(widths)
@@ -161,7 +161,7 @@ def gflop_per_mp(model: nn.Module, size: int = 64) -> float:
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
-        model(torch.zeros(1, 8, size, size))
+        model(torch.zeros(1, CHANNELS, size, size))
     for h in handles:
         h.remove()
     out_pixels = (2 * size) ** 2

@@ -1,6 +1,6 @@
 """How rawpy, darktable and RawTherapee develop rawisp's linear DNG against the original.
 
-    python examples/dng_editors.py [--size 600x400] [--real FILE ...] [--work DIR]
+    python tools/dng_editors.py [--size 600x400] [--real FILE ...] [--work DIR]
 
 Makes the synthetic chart DNG (Orientation 6), writes rawisp's DNG of it with each engine, then
 develops original and DNG with every installed editor, with its defaults and with its look switched

@@ -2,7 +2,8 @@
 
 `rawisp train` exports an ONNX file and a card with the recipe, the stages and the validation
 PSNR. The figures measured afterwards (Kodak24 eval, 24 MP bench) and the A/B studies of the
-examples (distil_ab.sh, loss_ab.sh, mining_ab.sh) are added here, from the JSON reports the commands wrote:
+experiments (tools/experiments/: distil_ab.sh, loss_ab.sh, mining_ab.sh) are added here, from the JSON
+reports the commands wrote:
 
     rawisp eval ../shared/data/test/kodak24 --engine learned --engine classical \\
         --engine libraw-ahd --engine libraw-dht --engine libraw-dcb --engine libraw-aahd \\
@@ -12,7 +13,7 @@ examples (distil_ab.sh, loss_ab.sh, mining_ab.sh) are added here, from the JSON 
         --out runs/kodak24_est.json -j 2
     rawisp bench --engine classical --engine learned --model runs/s3/lwisp.onnx \\
         --compare-peers --repeat 3 --json runs/bench.json
-    python examples/update_card.py runs/s3/lwisp.onnx --row learned:lwisp.onnx \\
+    python tools/update_card.py runs/s3/lwisp.onnx --row learned:lwisp.onnx \\
         --kodak runs/kodak24.json --kodak-no-profile runs/kodak24_est.json --bench runs/bench.json
 
 The A/B results, the known defects and the note on the training device are carried over from
