@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -29,8 +28,6 @@ from rawisp.threads import share_of_cpus
 from rawisp.render import TONES
 from rawisp.write import FORMATS, output_suffix
 
-# exifread logs "File format not recognized." for CIFF/CR3/RAF/X3F files; rawisp says it itself
-logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
 
 def _default_memory_gib(jobs: int) -> float:
@@ -94,9 +91,12 @@ def main() -> None:
 @click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
+@click.option("--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
+              help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), "
+                   "daylight, or R,G,B gains.")
 @_learned_options
 @_batch_options
-def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, device, tile,
+def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, wb, denoise, device, tile,
             recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
     from rawisp.pipeline import RenderOptions
@@ -127,7 +127,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure
     threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                            threads=threads)
+                            threads=threads, wb=wb)
     if engine in ("learned", "both"):
         _check_engine(engine_options)
     if engine == "both":
@@ -404,12 +404,25 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
     sys.exit(1 if failed or not ok else 0)
 
 
+def _parse_wb(value: str):
+    from rawisp.whitebalance import parse_wb
+
+    try:
+        return parse_wb(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--wb") from None
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(files, as_json) -> None:
-    """Print the decoded metadata of RAW files."""
-    from rawisp.decode import DecodeError, decode
+    """Print the decoded metadata of RAW files.
+
+    A file whose frame cannot be decoded still gets a record of its header (shot fields only,
+    with the reason under "error") when its metadata can be read; the exit status is then 1.
+    """
+    from rawisp.decode import DecodeError, decode, read_header
 
     records, failed = [], 0
     for path in files:
@@ -418,6 +431,9 @@ def info(files, as_json) -> None:
         except DecodeError as exc:
             click.echo(f"rawisp: {path}: {exc}", err=True)
             failed += 1
+            meta = read_header(path) if path.is_file() else None
+            if meta is not None and (meta.make or meta.model or meta.date):
+                records.append({"file": str(path), "error": str(exc), **_describe_shot(meta)})
             continue
         records.append(_describe(raw))
     if as_json:
@@ -433,7 +449,6 @@ def info(files, as_json) -> None:
 
 def _describe(raw) -> dict:
     """A JSON-friendly summary of a decoded RawImage."""
-    meta = raw.metadata
     h, w = raw.shape
     return {
         "file": raw.path,
@@ -442,19 +457,34 @@ def _describe(raw) -> dict:
         "black": [float(v) for v in raw.black.ravel()],
         "white": raw.white,
         "wb_gains": [round(float(v), 4) for v in raw.wb],
+        "wb_source": raw.wb_source,
         "srgb_from_cam": [[round(float(v), 4) for v in row] for row in raw.srgb_from_cam],
         "orientation": raw.orientation,
         "noise_profile": list(raw.noise) if raw.noise else None,
+        **_describe_shot(raw.metadata),
+        "warnings": raw.warnings,
+    }
+
+
+def _describe_shot(meta) -> dict:
+    """A JSON-friendly summary of a Metadata record ("date": DateTimeOriginal, else CreateDate, else
+    ModifyDate)."""
+    xmp = meta.xmp_values
+    return {
         "make": meta.make,
         "model": meta.model,
         "lens": meta.lens_model,
-        "date": meta.datetime_original,
+        "date": meta.date,
         "exposure_s": str(meta.exposure_time) if meta.exposure_time else None,
         "f_number": float(meta.f_number) if meta.f_number else None,
         "iso": meta.iso,
         "focal_mm": float(meta.focal_length) if meta.focal_length else None,
+        "serial": meta.serial_number,
         "gps": bool(meta.gps),
-        "warnings": raw.warnings,
+        "rating": xmp.get("Xmp.xmp.Rating"),
+        "label": xmp.get("Xmp.xmp.Label"),
+        "title": xmp.get("Xmp.dc.title"),
+        "keywords": xmp.get("Xmp.dc.subject"),
     }
 
 

@@ -186,7 +186,7 @@ def compare_file(source: Path, output: Path, engines: Sequence[Engine], render: 
                  options: CompareOptions) -> Compared:
     """Decode ``source`` once and write its comparison picture to ``output``."""
     watch = Stopwatch()
-    raw = decode(source)
+    raw = decode(source, render.wb)
     watch.lap("decode")
     return compare_raw(raw, output, engines, render, options, watch=watch)
 

@@ -35,7 +35,7 @@ def develop_file(source: Path, output: Path, engine: Engine, options: RenderOpti
     streams (classical) is computed strip by strip inside render, so it has no reconstruct figure.
     """
     watch = watch or Stopwatch()
-    raw = decode(source)
+    raw = decode(source, options.wb)
     watch.lap("decode")
     # running the generator to its end frees the packed planes before the write
     [picture] = raw_to_pixels(raw, [engine], [options], watch=watch, stream=True)
@@ -64,7 +64,7 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
     if not todo:
         raise FileExistsError("every output exists")
     watch = watch or Stopwatch()
-    raw = decode(source)
+    raw = decode(source, options.wb)
     watch.lap("decode")
     eight_bit = replace(options, fmt="jpeg")
     looks = [options] + ([eight_bit] if side_by_side and BITS[options.fmt] != 8 else [])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import tifffile
 
 from rawisp import __version__
 from rawisp.decode import RawImage
+from rawisp.metadata import embed_metadata
 from rawisp.normalise import white_balance_gains
 from rawisp.render import render
 from rawisp.synth import colour_matrix_from
@@ -68,7 +70,10 @@ def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, *, over
 
     Raises OutputExistsError / OSError as :func:`rawisp.write.write_file` does.
     """
-    return write_file(path, encode_dng(raw, frame), overwrite=overwrite)
+    # the sensor's EXIF CFAPattern does not describe a demosaicked image
+    meta = replace(raw.metadata, exif={k: v for k, v in raw.metadata.exif.items() if k != "Exif.Photo.CFAPattern"})
+    data = embed_metadata(encode_dng(raw, frame), meta, f"rawisp {__version__}", picture=False)
+    return write_file(path, data, overwrite=overwrite)
 
 
 def camera_frame(rgb, wb: np.ndarray) -> np.ndarray:
@@ -94,7 +99,7 @@ def encode_dng(raw: RawImage, frame: np.ndarray) -> bytes:
     with tifffile.TiffWriter(buf, byteorder="<", bigtiff=False) as tif:
         tif.write(thumbnail(raw, frame), photometric="rgb", subfiletype=1, subifds=1, metadata=None,
                   software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
-        tif.write(frame, photometric=LINEAR_RAW, subfiletype=0, metadata=None,
+        tif.write(frame, photometric=LINEAR_RAW, subfiletype=0, metadata=None, software=False,
                   rowsperstrip=max(1, STRIPBYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
     return _subifds_as_long(buf.getbuffer())
 
@@ -135,7 +140,7 @@ def ifd0_tags(raw: RawImage) -> list[Tag]:
     ]
     if not any(tag[0] == 50708 for tag in colour):
         tags.append((50708, ASCII, 0, f"{make} {model}".strip() or "rawisp", True))  # UniqueCameraModel
-    for code, text in ((271, make), (272, model), (315, meta.artist), (33432, meta.copyright)):
+    for code, text in ((271, make), (272, model)):  # the rest of the EXIF comes by exiv2
         if text:
             tags.append((code, ASCII, 0, text, True))
     return tags + colour

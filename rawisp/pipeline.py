@@ -2,11 +2,12 @@
 
 One function per stage, in order::
 
-    decode.decode          file -> RawImage (mosaic in DN, levels, white balance, matrix, EXIF)
+    decode.decode          file -> RawImage (mosaic in DN, levels, white balance, matrix, EXIF/XMP)
     normalise.normalise    RawImage -> Packed (RGGB planes at half resolution, white-balanced)
     reconstruct.reconstruct  Packed -> camera RGB (H, W, 3), by an engine (classical or learned)
     render.render          camera RGB -> sRGB pixels; then turned upright (metadata.apply_orientation)
-    write.write_image      pixels + EXIF + ICC -> file (dng.write_dng: camera RGB -> linear DNG)
+    write.write_image      pixels + ICC -> file, EXIF/XMP put in by exiv2
+                           (or dng.write_dng: camera RGB before white balance -> linear DNG)
 
 :func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
 whole-file developments (:mod:`rawisp.develop`), the comparison picture (:mod:`rawisp.compare`) and
@@ -23,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rawisp import __version__
 from rawisp.decode import RawImage
 from rawisp.dng import camera_frame, write_dng
-from rawisp.metadata import apply_orientation, exif_bytes
+from rawisp.metadata import apply_orientation
 from rawisp.normalise import normalise
 from rawisp.reconstruct import Engine, reconstruct
 from rawisp.render import render
+from rawisp.whitebalance import WhiteBalanceChoice
 from rawisp.write import write_image
 
 BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff16": 16, "dng": 16}
@@ -45,6 +46,7 @@ class RenderOptions:
     tone: str = "default"
     overwrite: bool = False
     threads: int = 0  # rendering threads (0: all CPUs); the CLI gives each of -j workers its share
+    wb: WhiteBalanceChoice = "camera"  # "camera", "auto", "daylight" or (R, G, B) gains: rawisp.whitebalance
 
 
 class Stopwatch:
@@ -87,12 +89,12 @@ def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np
 
 
 def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: RenderOptions) -> Path:
-    """Write upright pixels with the source's EXIF (Orientation 1, Software rawisp), or a DNG
-    frame as a linear DNG (:func:`rawisp.dng.write_dng`)."""
+    """Write upright pixels with the source's EXIF and XMP (Orientation 1, Software rawisp), or a
+    DNG frame as a linear DNG (:func:`rawisp.dng.write_dng`)."""
     if options.fmt == "dng":
         return write_dng(output, raw, pixels, overwrite=options.overwrite)
-    exif = exif_bytes(raw.metadata, f"rawisp {__version__}")
-    return write_image(output, pixels, options.fmt, quality=options.quality, exif=exif, overwrite=options.overwrite)
+    return write_image(output, pixels, options.fmt, quality=options.quality, metadata=raw.metadata,
+                       overwrite=options.overwrite)
 
 
 def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[RenderOptions], *,

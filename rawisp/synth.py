@@ -136,7 +136,26 @@ def _exif_tags(exif: dict[str, Any]) -> list[Tag]:
         tags.append((37386, RATIONAL, _rationals([exif["FocalLength"]])))
     if "LensModel" in exif:
         tags.append((42036, ASCII, _ascii(exif["LensModel"])))
+    for key, (code, ftype) in _MORE_EXIF.items():
+        if key in exif:
+            value = exif[key]
+            if ftype == ASCII:
+                tags.append((code, ftype, _ascii(value)))
+            elif ftype in (RATIONAL, SRATIONAL):
+                values = value if isinstance(value, (list, tuple)) else [value]
+                tags.append((code, ftype, _rationals(values, signed=ftype == SRATIONAL)))
+            else:
+                tags.append((code, ftype, [int(value)]))
     return tags
+
+
+# further Exif-IFD keys of write_dng's `exif` (exiftool's names): (tag, type)
+_MORE_EXIF = {
+    "CreateDate": (36868, ASCII), "SubSecTimeOriginal": (37521, ASCII), "SerialNumber": (42033, ASCII),
+    "LensInfo": (42034, RATIONAL), "ExposureCompensation": (37380, SRATIONAL), "ExposureProgram": (34850, SHORT),
+    "MeteringMode": (37383, SHORT), "Flash": (37385, SHORT), "WhiteBalance": (41987, SHORT),
+    "FocalLengthIn35mmFormat": (41989, SHORT),
+}
 
 
 def _dms(degrees: float) -> list[int]:
@@ -209,9 +228,11 @@ def _dng_tags(
     if noise is not None:
         shot, read = noise
         tags.append((NOISE_PROFILE, DOUBLE, [float(shot), float(read) ** 2] * 3))  # NoiseProfile
-    for key, code in (("Artist", 315), ("Copyright", 33432)):
+    for key, code in (("Artist", 315), ("Copyright", 33432), ("ModifyDate", 306), ("ImageDescription", 270)):
         if key in exif:
             tags.append((code, ASCII, _ascii(exif[key])))
+    if "XMP" in exif:
+        tags.append((700, BYTE, exif["XMP"].encode()))  # XMLPacket
     if "GPS" in exif:
         tags.append((_PLACEHOLDER[GPS_IFD], LONG, [0]))
     return tags
@@ -260,7 +281,9 @@ def write_dng(
     exif: optional "ExposureTime" (s, float or Fraction), "FNumber", "ISO",
         "FocalLength" (mm), "DateTimeOriginal" ("YYYY:MM:DD HH:MM:SS"),
         "LensModel", "Artist", "Copyright", "GPS" ({"lat": deg, "lon": deg,
-        "alt": m}; south/west/below sea level negative).
+        "alt": m}; south/west/below sea level negative), "ModifyDate",
+        "ImageDescription", "XMP" (an XMP packet, str), and the Exif-IFD tags
+        named in _MORE_EXIF ("LensInfo": 4 numbers; "ExposureCompensation" EV).
     make, model: Make and Model; UniqueCameraModel is "make model".
     """
     raw_norm = np.asarray(raw_norm, dtype=np.float64)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+import exiv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
@@ -31,6 +32,48 @@ EXIF = {
     "Copyright": "(c) 2024 rawisp",
     "GPS": {"lat": -33.856784, "lon": 151.215297, "alt": -12.5},
 }
+XMP_PACKET = """<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"
+ xmp:Rating="4" xmp:Label="Green">
+<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Harbour at dusk</rdf:li></rdf:Alt></dc:title>
+<dc:subject><rdf:Bag><rdf:li>harbour</rdf:li><rdf:li>dusk, blue hour</rdf:li></rdf:Bag></dc:subject>
+</rdf:Description></rdf:RDF></x:xmpmeta>
+<?xpacket end="w"?>"""
+# every tag rawisp carries from a source to its outputs (issue 12), as synth.write_dng takes them
+FULL_EXIF = {
+    **EXIF,
+    "ModifyDate": "2024:05:07 10:00:00",
+    "ImageDescription": "A synthetic scene",
+    "CreateDate": "2024:05:06 07:08:09",
+    "SubSecTimeOriginal": "250",
+    "SerialNumber": "SN-0042",
+    "LensInfo": (24, 70, 2.8, 2.8),
+    "ExposureCompensation": Fraction(-2, 3),
+    "ExposureProgram": 3,
+    "MeteringMode": 5,
+    "Flash": 16,
+    "WhiteBalance": 1,
+    "FocalLengthIn35mmFormat": 52,
+    "XMP": XMP_PACKET,
+}
+
+
+_GROUP_NAMES = {"Image": "Image", "Photo": "EXIF", "GPSInfo": "GPS"}
+
+
+def read_exif(path: Path) -> dict[str, str]:
+    """IFD0, Exif and GPS tags of a file read by exiv2, named as exifread names them ("Image Make",
+    "EXIF ExposureTime", "GPS GPSLatitude"), values as exiv2's text ("1/250", "14/5", "400")."""
+    image = exiv2.ImageFactory.open(str(path))
+    image.readMetadata()
+    return {f"{_GROUP_NAMES[d.groupName()]} {d.tagName()}": d.toString() for d in image.exifData()
+            if d.groupName() in _GROUP_NAMES}
+
+
+def rational(text: str, index: int = 0) -> float:
+    """Value `index` of exiv2 rational text ("33/1 51/1 244224/10000") as a float."""
+    return float(Fraction(text.split()[index]))
 
 
 def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:

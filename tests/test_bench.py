@@ -9,11 +9,12 @@ import json
 import time
 from pathlib import Path
 
-import exifread
 import numpy as np
 import pytest
 import rawpy
 from click.testing import CliRunner
+
+from conftest import read_exif
 
 from rawisp import bench, bench_scene
 from rawisp.bench import BenchConfig, run_bench, run_child
@@ -116,8 +117,7 @@ def test_bench_frame_is_cached_realistic_14_bit(cache):
         assert raw.white_level == bench_scene.BENCH_WHITE
         assert list(raw.black_level_per_channel) == [bench_scene.BENCH_BLACK] * 4
         mosaic = raw.raw_image_visible.astype(np.float64)
-    with open(path, "rb") as fh:
-        tags = exifread.process_file(fh, details=False)
+    tags = read_exif(path)
     assert str(tags["EXIF ISOSpeedRatings"]) == "400" and "EXIF ExposureTime" in tags
     # content everywhere: every 32x32 block of the green sites varies more than noise alone would
     green = mosaic[0::2, 1::2]

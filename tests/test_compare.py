@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import exifread
 import numpy as np
 import pytest
-from conftest import EXIF, lines_naming, natural_image, read_image, summary
+from conftest import EXIF, lines_naming, natural_image, read_exif, read_image, summary
 from PIL import Image
 
 from rawisp import compare, develop
@@ -230,8 +229,7 @@ def test_cli_exif_survives(cli, make_dng, tmp_path):
     result = cli("compare", source, "-o", tmp_path / "out")
     assert result.exit_code == 0, result.stderr
     output = tmp_path / "out" / "e.compare.jpg"
-    with open(output, "rb") as fh:
-        tags = exifread.process_file(fh, details=False)
+    tags = read_exif(output)
     assert str(tags["Image Make"]) == "Acme" and str(tags["Image Model"]) == "Model 1"
     assert str(tags["EXIF DateTimeOriginal"]) == EXIF["DateTimeOriginal"]
     with Image.open(output) as im:
@@ -266,9 +264,9 @@ def test_engine_both_decodes_once_and_writes_both(make_dng, tmp_path, monkeypatc
     calls = []
     real = develop.decode
 
-    def counting(path):
+    def counting(path, *args):
         calls.append(path)
-        return real(path)
+        return real(path, *args)
 
     monkeypatch.setattr(develop, "decode", counting)
     monkeypatch.setattr(compare, "decode", counting)
