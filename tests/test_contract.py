@@ -39,15 +39,13 @@ def runtime_planes(tmp_path, cam: np.ndarray, neutral) -> np.ndarray:
     return contract.model_input(packed.planes, packed.gains, *packed.noise)
 
 
-def test_training_and_runtime_build_the_same_input(tmp_path):
-    """G is the largest value of the as-shot neutral (green gain 1), as for most daylight captures.
-
-    (With R or B above G the runtime normalises the gains so that the smallest is 1 and the
-    training synthesis does not yet; that case is being fixed on the training side.)"""
+@pytest.mark.parametrize("neutral", [(0.55, 1.0, 0.75), (1.25, 1.0, 0.6)])
+def test_training_and_runtime_build_the_same_input(tmp_path, neutral):
+    """G the largest value of the as-shot neutral (green gain 1, most daylight captures), and R above
+    G: both sides normalise the gains so that the smallest is 1 (green's gain is then 1.25)."""
     torch = pytest.importorskip("torch", reason="the training side needs torch")
     from rawisp.train.data import noise_sigma, synthesise
 
-    neutral = (0.55, 1.0, 0.75)
     cam, dn = capture(neutral)
     lin = torch.from_numpy(cam.transpose(2, 0, 1)[None].astype(np.float32))
     zero = torch.zeros(1)
@@ -55,7 +53,7 @@ def test_training_and_runtime_build_the_same_input(tmp_path):
     batch = synthesise(lin, torch.eye(3)[None], torch.tensor([neutral], dtype=torch.float32), zero, zero,
                        torch.tensor([float(LEVELS)]), torch.Generator().manual_seed(0))
     packed = batch.x[:, :4]
-    gains = 1 / torch.tensor([neutral], dtype=torch.float32)[:, list(contract.PLANE_CHANNEL)]
+    gains = max(neutral) / torch.tensor([neutral], dtype=torch.float32)[:, list(contract.PLANE_CHANNEL)]
     sigma = noise_sigma(packed, gains, torch.tensor([SHOT]), torch.tensor([READ]))
     training = torch.cat([packed, sigma], dim=1).numpy()
 
@@ -63,7 +61,7 @@ def test_training_and_runtime_build_the_same_input(tmp_path):
     assert training.shape == runtime.shape == (1, contract.CHANNELS, 16, 24)
     # the expected packed planes, written out from the DN: R G1 G2 B sites of each 2x2, white-balanced
     expected = np.stack([dn[0::2, 0::2, 0], dn[0::2, 1::2, 1], dn[1::2, 0::2, 1], dn[1::2, 1::2, 2]]) / LEVELS
-    expected = np.minimum(expected / np.asarray(neutral)[[0, 1, 1, 2], None, None], 1.0)
+    expected = np.minimum(expected * max(neutral) / np.asarray(neutral)[[0, 1, 1, 2], None, None], 1.0)
     np.testing.assert_allclose(runtime[0, :4], expected, rtol=1e-5, atol=1e-7)
     assert (runtime[0, :4] == 1).sum() >= 4 and (runtime[0, :4] < 0).any()  # clipped and below-black values
     np.testing.assert_allclose(training, runtime, rtol=1e-5, atol=1e-7)
