@@ -137,6 +137,7 @@ def test_exiftool_validates(chart_dngs):
         assert "Validate                        : OK" in out.stdout, out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("editor", editors.EDITORS)
 def test_editors_develop_the_dng_like_the_original(chart_dngs, chart, tmp_path, editor):
     """Each editor, its look switched off, develops rawisp's DNG of the chart as it develops the
@@ -183,6 +184,7 @@ def _exiftool_problems(path: Path) -> set[str]:
             if line.startswith(("Warning", "Error"))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [Path(n).name for n in REAL])
 def test_real_files_round_trip(real_dngs, name):
     """From every real file: a DNG that exiftool validates, that rawisp reads back with the source's
@@ -208,6 +210,7 @@ def test_real_files_round_trip(real_dngs, name):
         assert editors.block_delta_e(a, b) < 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("editor", ["darktable", "rawtherapee"])
 def test_editors_open_dngs_of_real_files(real_dngs, tmp_path, editor):
     """darktable and RawTherapee open the DNG of every real file (the small ones; the 12 MP GoPro
