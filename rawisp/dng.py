@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,12 +34,12 @@ from rawisp.metadata import embed_metadata
 from rawisp.normalise import white_balance_gains
 from rawisp.render import render
 from rawisp.synth import colour_matrix_from
-from rawisp.tiff import ASCII, BYTE, LONG, RATIONAL, SHORT, SRATIONAL, SUB_IFDS
+from rawisp.tiff import ASCII, BYTE, LONG, RATIONAL, SHORT, SRATIONAL
 from rawisp.write import write_file
 
 SUFFIX = ".dng"
 WHITE = 65535  # white level of the stored frame: 1.0 of the source's normalised raw
-STRIPBYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 MiB)
+STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 MiB)
 THUMBNAIL_SIDE = 256  # long side of the IFD0 thumbnail in pixels
 LINEAR_RAW = 34892  # PhotometricInterpretation of demosaicked raw data
 STRIP_ROWS = 256  # rows of the engine output converted at a time
@@ -70,7 +69,8 @@ def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, *, over
 
     Raises OutputExistsError / OSError as :func:`rawisp.write.write_file` does.
     """
-    # the sensor's EXIF CFAPattern does not describe a demosaicked image
+    # the sensor's EXIF CFAPattern does not describe a demosaicked image. (exiv2's rewrite also types
+    # the SubIFDs entry LONG, as Adobe does; tifffile's type IFD is legal but exiftool flags it.)
     meta = replace(raw.metadata, exif={k: v for k, v in raw.metadata.exif.items() if k != "Exif.Photo.CFAPattern"})
     data = embed_metadata(encode_dng(raw, frame), meta, f"rawisp {__version__}", picture=False)
     return write_file(path, data, overwrite=overwrite)
@@ -100,19 +100,8 @@ def encode_dng(raw: RawImage, frame: np.ndarray) -> bytes:
         tif.write(thumbnail(raw, frame), photometric="rgb", subfiletype=1, subifds=1, metadata=None,
                   software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
         tif.write(frame, photometric=LINEAR_RAW, subfiletype=0, metadata=None, software=False,
-                  rowsperstrip=max(1, STRIPBYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
-    return _subifds_as_long(buf.getbuffer())
-
-
-def _subifds_as_long(data: memoryview) -> bytes:
-    """The file with IFD0's SubIFDs entry typed LONG, as Adobe writes it and exiftool expects
-    (tifffile types it IFD, which TIFF allows but ``exiftool -validate`` flags). Both types are
-    4-byte offsets, so only the entry's type field changes."""
-    ifd0 = struct.unpack_from("<I", data, 4)[0]
-    for entry in range(ifd0 + 2, ifd0 + 2 + 12 * struct.unpack_from("<H", data, ifd0)[0], 12):
-        if struct.unpack_from("<H", data, entry)[0] == SUB_IFDS:
-            struct.pack_into("<H", data, entry + 2, LONG)
-    return bytes(data)
+                  rowsperstrip=max(1, STRIP_BYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
+    return buf.getvalue()
 
 
 def thumbnail(raw: RawImage, frame: np.ndarray) -> np.ndarray:
