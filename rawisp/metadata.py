@@ -230,9 +230,10 @@ def read_metadata(path: str | PathLike[str], libraw: LibRawFacts | None = None) 
     f-number, focal length, date, lens), which also overrides an exposure time, f-number or
     focal length that differs from LibRaw's by more than a factor of 2 (exiv2 decodes CRW long
     exposures as 1 s). When neither gives a make or model, an X3F or Kyocera RAW header read by
-    rawisp.vendorheaders fills in make, model, serial, date, ISO and exposure. The sidecar is ``NAME.xmp`` or ``NAME.EXT.xmp`` beside the file; its
-    properties (rating, label, title, description, keywords, GPS, ...) win over the file's own,
-    and its GPS position replaces the file's EXIF GPS. Files exiv2 cannot open give a Metadata
+    rawisp.vendorheaders fills in make, model, serial, date, ISO and exposure. The sidecar is
+    ``NAME.xmp`` or ``NAME.EXT.xmp`` beside the file; its properties (rating, label, title,
+    description, keywords, GPS, ...) win over the file's own, and its GPS position replaces the
+    file's EXIF GPS. Files exiv2 cannot open give a Metadata
     with only LibRaw's (or the vendor header's) readings.
     """
     warnings: list[str] = []
