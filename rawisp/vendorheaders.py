@@ -2,9 +2,10 @@
 Kyocera Contax N Digital RAW.
 
 These are the last resort of `rawisp.metadata.read_metadata`, used only when exiv2 and LibRaw
-found no make or model. Each reader takes the file's first bytes (X3F: the whole file, whose
-section directory is at its end) and returns a `HeaderFacts`, or None when the bytes are not of
-its format. A header cut short gives what was read before the cut.
+found no make or model. Each reader returns a `HeaderFacts`, or None when the file is not of its
+format; the Kyocera reader takes the file's first 156 bytes, the X3F reader the open file (it reads
+the section directory at the end and the property sections only). A header cut short gives what
+was read before the cut.
 
 X3F (little-endian; layout as in Sigma's X3F format notes and exiftool's SigmaRaw module): the file
 starts with "FOVb"; its last 4 bytes give the offset of the section directory "SECd" (version,
@@ -23,11 +24,13 @@ exposure code at 56 (2^(code/8)/16000 s), f-number code at 88 (2^(code/16)), foc
 
 from __future__ import annotations
 
+import math
+import os
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from os import PathLike
-from pathlib import Path
+from typing import BinaryIO
 
 
 @dataclass
@@ -52,17 +55,18 @@ class HeaderFacts:
 _KYOCERA_SIGNATURE = (25, b"ARECOYK")
 _KYOCERA_ISO = (25, 32, 40, 50, 64, 80, 100, 125, 160, 200, 250, 320, 400)  # codes 7..19
 _KYOCERA_ISO_FIRST_CODE = 7
-_X3F_MAX_BYTES = 1 << 30  # X3F sections are found from the end: read whole files up to this size
+_YEAR_10000 = 253402300800  # Unix seconds; later TIME values are damage
+_KYOCERA_MAX_CODE = 255  # exposure and f-number codes are one byte's worth; larger ones are damage
+_X3F_MAX_PROPERTY_BYTES = 1 << 20  # a property list is a few kB; a damaged length must not read the file
 
 
 def read_vendor_header(path: str | PathLike[str]) -> HeaderFacts | None:
     """The HeaderFacts of an X3F or Kyocera RAW file, None for other files or unreadable ones."""
-    path = Path(path)
     try:
         with open(path, "rb") as fh:
             start = fh.read(156)
-            if start[:4] == b"FOVb" and path.stat().st_size <= _X3F_MAX_BYTES:
-                return x3f_facts(start + fh.read())
+            if start[:4] == b"FOVb":
+                return x3f_facts(fh)
     except OSError:
         return None
     return kyocera_facts(start)
@@ -71,14 +75,15 @@ def read_vendor_header(path: str | PathLike[str]) -> HeaderFacts | None:
 # --- Sigma X3F -------------------------------------------------------------------------------------
 
 
-def x3f_facts(data: bytes) -> HeaderFacts | None:
-    """HeaderFacts from the PROP sections of an X3F file's bytes; None if not X3F."""
-    if data[:4] != b"FOVb":
+def x3f_facts(fh: BinaryIO) -> HeaderFacts | None:
+    """HeaderFacts from the PROP sections of an open X3F file; None if not X3F."""
+    fh.seek(0)
+    if fh.read(4) != b"FOVb":
         return None
-    props = x3f_properties(data)
+    props = x3f_properties(fh)
     timestamp = None
     seconds = _number(props.get("TIME"))
-    if seconds is not None and seconds > 0:
+    if seconds is not None and seconds < _YEAR_10000:
         timestamp = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y:%m:%d %H:%M:%S")
     return HeaderFacts(make=props.get("CAMMANUF"), model=props.get("CAMMODEL"), serial=props.get("CAMSERIAL"),
                        timestamp=timestamp, iso=_number(props.get("ISO")),
@@ -86,20 +91,25 @@ def x3f_facts(data: bytes) -> HeaderFacts | None:
                        focal_length=_number(props.get("FLENGTH")))
 
 
-def x3f_properties(data: bytes) -> dict[str, str]:
-    """Name -> value of every property in the PROP sections of an X3F file's bytes (blank values
+def x3f_properties(fh: BinaryIO) -> dict[str, str]:
+    """Name -> value of every property in the PROP sections of an open X3F file (blank values
     left out); {} when the directory cannot be found."""
     props: dict[str, str] = {}
     try:
-        (directory,) = struct.unpack_from("<I", data, len(data) - 4)
-        if data[directory:directory + 4] != b"SECd":
+        fh.seek(-4, os.SEEK_END)
+        (directory,) = struct.unpack("<I", fh.read(4))
+        fh.seek(directory)
+        head = fh.read(12)
+        if head[:4] != b"SECd":
             return props
-        (count,) = struct.unpack_from("<I", data, directory + 8)
+        (count,) = struct.unpack_from("<I", head, 8)
+        entries = fh.read(12 * count)
         for index in range(count):
-            offset, length, kind = struct.unpack_from("<II4s", data, directory + 12 + 12 * index)
+            offset, length, kind = struct.unpack_from("<II4s", entries, 12 * index)
             if kind == b"PROP":
-                props.update(_x3f_property_list(data[offset:offset + length]))
-    except struct.error:  # cut short: keep what was read
+                fh.seek(offset)
+                props.update(_x3f_property_list(fh.read(min(length, _X3F_MAX_PROPERTY_BYTES))))
+    except (struct.error, OSError):  # cut short (or a seek before the start): keep what was read
         pass
     return props
 
@@ -127,10 +137,12 @@ def _c_string(text: str, start: int) -> str:
 
 
 def _number(text: str | None) -> float | None:
+    """A positive, finite number, else None (damaged text, or 0 for "unknown")."""
     try:
-        return float(text) if text else None
+        value = float(text) if text else 0.0
     except ValueError:
         return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 # --- Kyocera RAW -----------------------------------------------------------------------------------
@@ -145,11 +157,12 @@ def kyocera_facts(data: bytes) -> HeaderFacts | None:
     (f_code,) = struct.unpack_from(">I", data, 88)
     (focal,) = struct.unpack_from(">I", data, 112)
     iso_index = iso_code - _KYOCERA_ISO_FIRST_CODE
+    plausible = range(1, _KYOCERA_MAX_CODE + 1)
     return HeaderFacts(make=_reversed_text(data, 25, 7), model=_reversed_text(data, 12, 12),
                        timestamp=_reversed_text(data, 33, 20),
                        iso=_KYOCERA_ISO[iso_index] if 0 <= iso_index < len(_KYOCERA_ISO) else None,
-                       exposure_time=2 ** (exposure_code / 8) / 16000 if exposure_code else None,
-                       f_number=2 ** (f_code / 16) if f_code else None, focal_length=focal or None,
+                       exposure_time=2 ** (exposure_code / 8) / 16000 if exposure_code in plausible else None,
+                       f_number=2 ** (f_code / 16) if f_code in plausible else None, focal_length=focal or None,
                        lens=_text(data[124:156]))
 
 
