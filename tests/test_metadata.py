@@ -183,6 +183,7 @@ def expected_in_output(source: Path) -> dict[str, tuple[bool, object]]:
 
 @needs_data
 @needs_exiftool
+@pytest.mark.slow  # three develops of every real file (12 MP GoPro frames among them)
 @pytest.mark.parametrize("source", real_sources(), ids=lambda p: p.name)
 def test_real_files_keep_their_metadata(source, tmp_path):
     """Every listed tag the source has anywhere (EXIF, XMP, exiftool's composite and maker-note
