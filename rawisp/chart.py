@@ -169,11 +169,10 @@ def _text_panel(h: int, w: int) -> np.ndarray:
     return np.asarray(image, dtype=np.float64) / 255
 
 
-def _filtered_noise(
-    h: int, w: int, rng: np.random.Generator, beta: float, stretch: float = 1.0
-) -> np.ndarray:
-    """Gaussian noise with a 1/f^beta spectrum, features elongated `stretch`-fold along y,
-    scaled to about [0, 1] (1st..99th percentile)."""
+def pink_noise(h: int, w: int, rng: np.random.Generator, beta: float, stretch: float = 1.0) -> np.ndarray:
+    """Gaussian noise with a 1/f^beta spectrum (h, w) float64, features elongated `stretch`-fold
+    along y, scaled to [0, 1] (1st..99th percentile, clipped): the 1/f field of the project's
+    synthetic scenes (chart textures, bench frame, test images)."""
     fy = np.fft.fftfreq(h)[:, None] * stretch
     fx = np.fft.rfftfreq(w)[None] / stretch
     f = np.hypot(fy, fx)
@@ -188,21 +187,21 @@ def _filtered_noise(
 def _texture(h: int, w: int, kind: int, rng: np.random.Generator) -> np.ndarray:
     """Natural-ish textures: 0 foliage, 1 wood grain, 2 woven fabric, 3 stone."""
     if kind == 0:
-        n = _filtered_noise(h, w, rng, 1.0)
+        n = pink_noise(h, w, rng, 1.0)
         return _mix((0.10, 0.20, 0.05), (0.55, 0.70, 0.20), n)
     if kind == 1:
-        n = _filtered_noise(h, w, rng, 1.2, stretch=4.0)  # streaks along y
+        n = pink_noise(h, w, rng, 1.2, stretch=4.0)  # streaks along y
         return _mix((0.30, 0.22, 0.10), (0.80, 0.72, 0.40), n)
     if kind == 2:
         return _weave(h, w, rng)
-    n = 0.7 * _filtered_noise(h, w, rng, 1.6) + 0.3 * _filtered_noise(h, w, rng, 0.5)
+    n = 0.7 * pink_noise(h, w, rng, 1.6) + 0.3 * pink_noise(h, w, rng, 0.5)
     return _mix((0.35, 0.33, 0.30), (0.78, 0.74, 0.66), n)
 
 
 def _weave(h: int, w: int, rng: np.random.Generator, period: float = 4.0) -> np.ndarray:
     """Basket weave of red horizontal and blue vertical threads, `period` px apart."""
     y, x = np.mgrid[0:h, 0:w] / period
-    y = y + 0.3 * _filtered_noise(h, w, rng, 2.0)  # slightly wavy threads
+    y = y + 0.3 * pink_noise(h, w, rng, 2.0)  # slightly wavy threads
     warp_on_top = (np.floor(x) + np.floor(y)) % 2 == 0
     warp = (0.45 + 0.55 * np.sin(np.pi * (y % 1)))[..., None] * np.array([0.75, 0.12, 0.15])
     weft = (0.45 + 0.55 * np.sin(np.pi * (x % 1)))[..., None] * np.array([0.20, 0.30, 0.80])

@@ -1,13 +1,14 @@
-"""The classical engine: bilinear demosaicking of RGGB-packed planes, vectorised."""
+"""The classical engine: bilinear demosaicking of RGGB-packed planes, vectorised; the whole frame
+at once, or strip by strip as rendering reads it (:class:`BilinearRows`)."""
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from rawisp.normalise import Packed
+from rawisp.threads import thread_count
 
 BLOCK_ROWS = 256  # packed rows per work item; numpy releases the GIL, so blocks run in parallel
 
@@ -22,7 +23,7 @@ def bilinear(planes: np.ndarray, threads: int = 0) -> np.ndarray:
     h, w = planes.shape[1:]
     out = np.empty((2 * h, 2 * w, 3), np.float32)
     blocks = [(y, min(y + BLOCK_ROWS, h)) for y in range(0, h, BLOCK_ROWS)]
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(thread_count(threads)) as pool:
         list(pool.map(lambda rows: bilinear_band(planes, *rows, out=out[2 * rows[0]:2 * rows[1]]), blocks))
     return out
 
@@ -64,7 +65,7 @@ def bilinear_band(planes: np.ndarray, y0: int, y1: int, out: np.ndarray | None =
 class BilinearRows:
     """The classical development of a frame as rows computed on demand: ``rows[y0:y1]`` gives
     the camera RGB ``(y1 - y0, W, 3)`` float32 of those output rows, equal to the same rows of
-    :func:`develop`.
+    :class:`Classical`.
 
     Rendering reads a frame strip by strip, so handing it this instead of the whole array never
     holds the 12-bytes-a-pixel float frame, nor pays to page it in (0.13 s for the 288 MB of a
@@ -88,6 +89,23 @@ class BilinearRows:
         return band[skip:skip + y1 - y0, left:left + width]
 
 
-def develop(packed: Packed, threads: int = 0) -> np.ndarray:
-    """Classical reconstruction: linear white-balanced camera RGB ``(H, W, 3)`` at full resolution."""
-    return packed.crop(bilinear(packed.planes, threads))
+class Classical:
+    """The classical engine: bilinear demosaicking (the fallback and the comparison baseline).
+
+    Call it on a Packed frame for the whole frame's linear white-balanced camera RGB ``(H, W, 3)``
+    float32, or ask :meth:`rows` for the same values computed strip by strip as they are read.
+    """
+
+    name = "classical"
+    version = "bilinear"
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+
+    def __call__(self, packed: Packed) -> np.ndarray:
+        return packed.crop(bilinear(packed.planes, self.threads))
+
+    def rows(self, packed: Packed) -> BilinearRows:
+        """The same camera RGB, computed strip by strip as rendering reads it (never the whole
+        float frame: the streaming capability :func:`rawisp.pipeline.raw_to_pixels` uses)."""
+        return BilinearRows(packed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import sys
@@ -20,18 +19,66 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 import click
 
 from rawisp import __version__
-from rawisp.batch import BatchError, Job, Outcome, check_output_dir, collect_inputs, merge_jobs, plan_jobs, run_batch
-from rawisp.reconstruct import ENGINES, EngineOptions, make_engine
-from rawisp.render import TONES
-from rawisp.write import FORMATS, output_suffix
+from tqdm import tqdm
 
-# exifread logs "File format not recognized." for CIFF/CR3/RAF/X3F files; rawisp says it itself
-logging.getLogger("exifread").setLevel(logging.CRITICAL)
+from rawisp import naming
+from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, merge_jobs, plan_jobs,
+                          run_batch, subfolder_hint)
+from rawisp.colour import BAYER_PATTERNS
+from rawisp.dng import SUFFIX as DNG_SUFFIX
+from rawisp.engines import ENGINES, make_engine
+from rawisp.protocol import CAMERAS, DEFAULT_CAMERA
+from rawisp.reconstruct import EngineOptions
+from rawisp.threads import share_of_cpus
+from rawisp.render import TONES
+from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_suffix
+
 
 
 def _default_memory_gib(jobs: int) -> float:
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return round(max(4.0, 0.8 * total / max(jobs, 1)), 1)
+
+
+class Finite(click.FloatRange):
+    """A number in [min, max]: click's FloatRange lets "nan" through (every comparison with NaN is
+    false), and "inf" wherever a bound is open; both are refused here with the usual error."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class FormatChoice(click.ParamType):
+    """An output format by its name or a usual alias (jpg, tif, tiff; any case): the format's name.
+    ``extra`` formats are written by other modules than rawisp.write (develop's "dng")."""
+
+    name = "format"
+
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
+        self.extra = extra
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join([*FORMATS, *self.extra, *FORMAT_ALIASES]) + "]"
+
+    def convert(self, value, param, ctx):
+        if value.lower() in self.extra:
+            return value.lower()
+        try:
+            return format_name(value)
+        except ValueError:
+            self.fail(f"{value!r} is not one of {', '.join([*FORMATS, *self.extra, *FORMAT_ALIASES])}.", param, ctx)
+
+
+# upper bounds of options whose natural range is open: far beyond any real use, low enough that
+# the value cannot overflow what it feeds (setrlimit, float arithmetic, allocation sizes)
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_MEMORY_GIB = 65536.0
+MAX_EV = 10.0
 
 
 def _stack(*decorators):
@@ -43,6 +90,12 @@ def _stack(*decorators):
     return apply
 
 
+def _device_option(dest: str = "device", help: str | None = None):
+    """The --device option: where the engine (or training) runs."""
+    return click.option("--device", dest, type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                        show_default=True, help=help)
+
+
 _learned_options = _stack(
     click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine."),
     click.option("--denoise", default="auto", show_default=True,
@@ -51,17 +104,21 @@ _learned_options = _stack(
     click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
                  help="darktable's noiseprofiles.json [default: $RAWISP_NOISE_PROFILES, else darktable's "
                       "installed file, if any]."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-    click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
+    _device_option(),
+    click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
                  help="Learned engine tile side in packed pixels."),
 )
+_wb_option = click.option(
+    "--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
+    help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), daylight, "
+         "or R,G,B gains.")
 _batch_options = _stack(
     click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs."),
     click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them)."),
-    click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True,
+    click.option("--timeout", type=Finite(1, MAX_TIMEOUT_S), default=900, show_default=True,
                  help="Seconds allowed per file."),
-    click.option("--max-memory", type=click.FloatRange(0.5), default=None,
+    click.option("--max-memory", type=Finite(0.5, MAX_MEMORY_GIB), default=None,
                  help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4]."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 )
@@ -75,51 +132,75 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder (sub-folders of folder inputs are recreated inside it).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (sub-folders of folder inputs are recreated inside it) [default: beside each "
+                   "input].")
 @click.option("--engine", type=click.Choice([*ENGINES, "both"]), default="learned", show_default=True,
               help="both: NAME.learned.EXT and NAME.classical.EXT from one decode.")
 @click.option("--side-by-side", is_flag=True,
               help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=FormatChoice(extra=("dng",)), default="jpeg", show_default=True,
+              help="jpg = jpeg; tif and tiff = tiff16 (TIFF is written 16-bit); dng: a linear DNG (demosaicked, "
+                   "denoised camera RGB with the source's colour calibration) to go on editing in a RAW editor, "
+                   "--exposure, --tone and --long-edge do not apply to it.")
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
-@click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV.")
+@click.option("--name", "template", default=None, metavar="TEMPLATE",
+              help="Output file name, extension added: fields " + ", ".join(f"{{{f}}}" for f in naming.FIELDS)
+                   + f" [default: {naming.DEFAULT}; with --engine both {naming.DEFAULT_BOTH}].")
+@click.option("--long-edge", type=click.IntRange(16, 65535), default=None, metavar="PIXELS",
+              help="Scale down (never up) to this long edge, area-averaged in linear light after rendering.")
+@click.option("--exposure", type=Finite(-MAX_EV, MAX_EV), default=0.0, show_default=True,
+              help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
+@_wb_option
 @_learned_options
 @_batch_options
-def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, denoise, noise_profiles,
-            device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
-    """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
-    from rawisp.develop import DevelopBothTask, DevelopTask, RenderOptions
+def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, wb, denoise,
+            noise_profiles, device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
+    """Develop RAW files (files, globs or folders) into sRGB pictures, in OUT or beside each input."""
+    from rawisp.pipeline import RenderOptions
+    from rawisp.tasks import DevelopBothTask, DevelopTask
 
     if side_by_side and engine != "both":
         raise click.UsageError("--side-by-side needs --engine both")
+    template = template or (naming.DEFAULT_BOTH if engine == "both" else naming.DEFAULT)
+    try:
+        naming.check_template(template, engines=2 if engine == "both" else 1)
+    except naming.TemplateError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--name'") from None
     files = collect_inputs(inputs, recursive)
     if not files:
-        raise click.UsageError("no RAW files found in the given inputs")
-    if engine == "both":
-        suffix = output_suffix(fmt)
-        suffixes = [".learned" + suffix, ".classical" + suffix] + [".compare.jpg"] * side_by_side
-    else:
-        suffixes = [output_suffix(fmt)]
+        raise click.UsageError("no RAW files found in the given inputs" + ("" if recursive else subfolder_hint(inputs)))
+    suffix = DNG_SUFFIX if fmt == "dng" else output_suffix(fmt)
+    outputs = [(e, fmt, suffix) for e in (("learned", "classical") if engine == "both" else (engine,))]
+    outputs += [("compare", "jpeg", ".jpg")] * side_by_side
+
+    def names(rel: Path, stem: str) -> list[str]:
+        return [naming.output_name(template, rel, stem, e, f, x) for e, f, x in outputs]
+
     try:
-        jobs_list, notices = plan_jobs(files, out_dir, lambda rel: suffixes)
+        jobs_list, notices = plan_jobs(files, out_dir, names)
     except BatchError as exc:
         raise click.UsageError(str(exc)) from None
     jobs_list = merge_jobs(jobs_list)
+    # one clear line now, rather than one per file after the work
+    folders = [out_dir] if out_dir is not None else [f for f in dict.fromkeys(j.output.parent for j in jobs_list)
+                                                      if f.is_dir()]
     try:
-        check_output_dir(out_dir)  # one clear line now, rather than one per file after the work
+        for folder in folders:
+            check_output_dir(folder)
     except BatchError as exc:
-        click.echo(f"rawisp: {exc}", err=True)
+        click.echo(f"rawisp: {exc}" + ("" if out_dir else " (outputs go beside their inputs; -o names another folder)"),
+                   err=True)
         sys.exit(1)
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise,
                                    noise_profiles=noise_profiles)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                            threads=threads)
+                            threads=threads, long_edge=long_edge, wb=wb)
     if engine in ("learned", "both"):
         _check_engine(engine_options)
     if engine == "both":
@@ -147,30 +228,40 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
     ``on_done(outcome)`` is called for each finished file (to print what it produced)."""
     memory = max_memory if max_memory is not None else _default_memory_gib(workers)
     progress = not quiet and sys.stderr.isatty()
+    counts = dict.fromkeys(Status, 0)
+
+    def say(line: str) -> None:
+        tqdm.write(line, file=sys.stderr)  # above the progress bar, which is then drawn again
 
     def report(outcome: Outcome) -> None:
-        if outcome.status == "failed":
-            click.echo(f"rawisp: {outcome.job.source}: {outcome.message}", err=True)
+        counts[outcome.status] += 1
+        if outcome.status == Status.FAILED:
+            say(f"rawisp: {outcome.job.source}: {outcome.message}")
+        elif outcome.status == Status.SKIPPED:
+            say(f"rawisp: {outcome.job.source}: skipped, {outcome.job.output} exists (--overwrite replaces it)")
         for warning in outcome.warnings:
-            click.echo(f"rawisp: {outcome.job.source}: warning: {warning}", err=True)
-        if outcome.status == "done" and on_done is not None:
+            say(f"rawisp: {outcome.job.source}: warning: {warning}")
+        if outcome.status == Status.DONE and on_done is not None:
             on_done(outcome)
+
+    def tally() -> str:
+        return f"{counts[Status.DONE]} {verb}, {counts[Status.SKIPPED]} skipped, {counts[Status.FAILED]} failed"
 
     start = time.perf_counter()
     try:
-        outcomes = run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
-                             overwrite=overwrite, progress=progress, report=report)
+        run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
+                  overwrite=overwrite, progress=progress, report=report)
     except KeyboardInterrupt:
-        click.echo("rawisp: interrupted; finished outputs are kept, unfinished ones were removed", err=True)
+        left = len(jobs_list) - sum(counts.values())
+        click.echo(f"rawisp: interrupted: {tally()}, {left} not done; finished outputs are kept, unfinished ones "
+                   "were removed", err=True)
         sys.exit(130)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    click.echo(f"{counts['done']} {verb}, {counts['skipped']} skipped, {counts['failed']} failed "
-               f"in {time.perf_counter() - start:.1f} s")
-    sys.exit(1 if counts["failed"] else 0)
+    click.echo(f"{tally()} in {time.perf_counter() - start:.1f} s")
+    sys.exit(1 if counts[Status.FAILED] else 0)
 
 
 def _parse_crop(ctx, param, values):
-    from rawisp.compare import parse_rect
+    from rawisp.crops import parse_rect
 
     try:
         return tuple(parse_rect(v) for v in values)
@@ -202,15 +293,17 @@ def _parse_crop(ctx, param, values):
 @click.option("--view-width", type=click.IntRange(64, 8000), default=1200, show_default=True,
               help="Width of each downscaled full view.")
 @click.option("--diff", is_flag=True, help="Add a column with |learned - classical| amplified.")
-@click.option("--diff-gain", type=click.FloatRange(1, 255), default=8, show_default=True,
+@click.option("--diff-gain", type=Finite(1, 255), default=8, show_default=True,
               help="Amplification of the difference map.")
-@click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV (RAW inputs).")
+@click.option("--exposure", type=Finite(-MAX_EV, MAX_EV), default=0.0, show_default=True,
+              help="Exposure change in EV (RAW inputs).")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="Tone of RAW inputs (ground-truth inputs use linear, as rawisp eval).")
+@_wb_option
 @_learned_options
 @_batch_options
 def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
-            diff_gain, exposure, tone, model, denoise, noise_profiles, device, tile, recursive, jobs, overwrite,
+            diff_gain, exposure, tone, wb, model, denoise, noise_profiles, device, tile, recursive, jobs, overwrite,
             timeout, max_memory, quiet) -> None:
     """Classical and learned development of each RAW side by side, in one labelled picture.
 
@@ -218,9 +311,10 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     (or --crop), reconstruct timings, and with --diff the amplified difference. One line per input
     tells the crops (as --crop values) and, for --ground-truth inputs, PSNR/SSIM of each side.
     """
-    from rawisp.compare import CompareError, CompareOptions, CompareTask, eval_camera
-    from rawisp.develop import RenderOptions
-    from rawisp.evaluate import EvalError, find_images, parse_noise
+    from rawisp.compare import CompareError, CompareOptions, eval_camera
+    from rawisp.pipeline import RenderOptions
+    from rawisp.protocol import EvalError, find_images, parse_noise
+    from rawisp.tasks import CompareTask
 
     if not inputs and not truths:
         raise click.UsageError("give RAW files and/or --ground-truth images")
@@ -248,17 +342,17 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
         raise click.UsageError("no RAW files found in the given inputs")
     suffix = output_suffix(fmt)
     try:
-        jobs_list, notices = plan_jobs(files + truth_files, out_dir, lambda rel: [".compare" + suffix])
+        jobs_list, notices = plan_jobs(files + truth_files, out_dir, lambda rel, stem: [stem + ".compare" + suffix])
     except BatchError as exc:
         raise click.UsageError(str(exc)) from None
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise,
                                    noise_profiles=noise_profiles)
     _check_engine(engine_options)
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                           threads=threads)
+                           threads=threads, wb=wb)
     options = CompareOptions(view_width=view_width, crop_count=crop_count, crop_size=crop_size, crops=crops,
                              zoom=zoom, diff=diff, diff_gain=diff_gain)
     task = CompareTask(engine_options, render, options, frozenset(str(p.absolute()) for p, _ in truth_files), noise,
@@ -280,30 +374,31 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
               help="Learned engine with this ONNX model (a row of its own), repeatable.")
 @click.option("--noise", default="clean,mid,high", show_default=True,
               help="Noise levels: presets clean, mid, high and/or SHOT:READ (variance = SHOT*x + READ^2).")
-@click.option("--cfa", type=click.Choice(["RGGB", "BGGR", "GRBG", "GBRG"]), default="RGGB", show_default=True)
-@click.option("--camera", type=click.Choice(["identity", "synthetic"]), default="identity", show_default=True,
+@click.option("--cfa", type=click.Choice(BAYER_PATTERNS), default="RGGB", show_default=True)
+@click.option("--camera", type=click.Choice(list(CAMERAS)), default=DEFAULT_CAMERA, show_default=True,
               help="Camera matrix of the synthetic camera: identity (camera RGB = linear sRGB, as the published "
                    "reference figures are measured) or a realistic synthetic camera matrix.")
 @click.option("--noise-profile/--no-noise-profile", default=True, show_default=True,
               help="Write the noise into each DNG's NoiseProfile (clean: its 1-DN rounding), as cameras do; "
-                   "without it the learned engine estimates the noise from the pixels.")
+                   "without it the learned engine chooses the noise as for vendor RAW files.")
 @click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
               help="darktable's noiseprofiles.json for the learned engine (the protocol's camera is in none).")
-@click.option("--border", type=click.IntRange(0), default=10, show_default=True,
+@click.option("--border", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="Pixels left out of the scores at each edge.")
 @click.option("--per-image", is_flag=True, help="One row per image as well as the means.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the table to FILE (.csv or .json).")
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the synthetic DNGs in this folder (default: a temporary folder).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_device_option()
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, noise_profiles, border, per_image,
                  out_file, keep, device, jobs, quiet) -> None:
     """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
-    from rawisp.evaluate import (EvalError, check_report_path, engine_specs, evaluate, find_images, format_table,
-                                 parse_noise, write_report)
+    from rawisp.eval_report import check_report_path, format_table, write_report
+    from rawisp.evaluate import engine_specs, evaluate
+    from rawisp.protocol import EvalError, find_images, parse_noise
 
     start = time.perf_counter()
     try:
@@ -314,7 +409,7 @@ def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, noi
         if not images:
             raise EvalError(f"{gt_dir}: no PNG, TIFF or JPEG images")
         names = engines or (() if models else ("learned", "classical"))
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = share_of_cpus(jobs)
         specs = engine_specs(names, models, EngineOptions(device=device, threads=threads,
                                                           noise_profiles=noise_profiles))
         rows = evaluate(images, specs, noises, cfa=cfa, border=border, camera=camera, keep=keep, jobs=jobs,
@@ -342,6 +437,8 @@ def _parse_size(ctx, param, value):
         raise click.BadParameter("expected WIDTHxHEIGHT, e.g. 6000x4000") from None
     if width < 16 or height < 16:
         raise click.BadParameter("the frame must be at least 16x16 pixels")
+    if width > 64000 or height > 64000:  # LibRaw's limit
+        raise click.BadParameter("the frame must be at most 64000 pixels a side")
     return width, height
 
 
@@ -352,36 +449,39 @@ def _parse_size(ctx, param, value):
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Runs per engine, each in a fresh process; median and min-max are reported.")
 @click.option("--warmup", type=click.IntRange(0, 10), default=0, show_default=True, help="Untimed runs first.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
-              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 512].")
+              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 768].")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="Engine threads; 0: all CPUs, as rawisp develop with one job.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
+@_device_option()
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="ONNX model for the learned engine (repeatable: one row per model, e.g. fp32 and int8).")
 @click.option("--compare-peers", is_flag=True,
               help="Also time rawpy postprocess (LibRaw AHD) + JPEG write, darktable-cli and rawtherapee-cli.")
 @click.option("--size", callback=_parse_size, metavar="WxH",
               help="Size of the synthetic frame used without FILE [default: 6000x4000].")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the cached synthetic frame [default: ~/.cache/rawisp].")
-@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds allowed per run.")
+@click.option("--timeout", type=Finite(1, MAX_TIMEOUT_S), default=900, show_default=True,
+              help="Seconds allowed per run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, model, compare_peers, size, cache_dir,
+def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, models, compare_peers, size, cache_dir,
           timeout, json_path, quiet) -> None:
     """Measure speed and peak memory of developing FILE (default: a synthetic 24 MP frame, cached).
 
     Prints per-stage seconds, total, MP/s and peak resident memory per engine, each run in a fresh process.
     """
-    from rawisp.bench import DEFAULT_SIZE, BenchConfig, BenchError, format_report, run_bench
+    from rawisp.bench import DEFAULT_SIZE, BenchConfig, BenchError, RowStatus, run_bench
+    from rawisp.bench_report import format_report
 
     if file is not None and size is not None:
         raise click.UsageError("--size only applies to the synthetic frame; give FILE or --size, not both")
     config = BenchConfig(source=file, size=size or DEFAULT_SIZE, cache_dir=cache_dir,
                          engines=tuple(engines) or ("classical", "learned"), tiles=tuple(tiles), fmt=fmt,
-                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, model=model,
+                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, models=models,
                          compare_peers=compare_peers, timeout=timeout)
     progress = None if quiet else (lambda message: click.echo(f"rawisp bench: {message}", err=True))
     try:
@@ -392,21 +492,36 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=2) + "\n")
-    ok = [r for r in report["results"] if r["status"] == "ok"]
-    failed = [r for r in report["results"] if r["status"] == "failed"]
+    ok = [r for r in report["results"] if r["status"] == RowStatus.OK]
+    failed = [r for r in report["results"] if r["status"] == RowStatus.FAILED]
     sys.exit(1 if failed or not ok else 0)
 
 
+def _parse_wb(value: str):
+    from rawisp.whitebalance import parse_wb
+
+    try:
+        return parse_wb(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--wb") from None
+
+
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--denoise", default="auto", show_default=True, help="As for develop: the noise the learned engine uses.")
 @click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
               help="darktable's noiseprofiles.json [default: $RAWISP_NOISE_PROFILES, else darktable's installed file].")
-def info(files, as_json, denoise, noise_profiles) -> None:
-    """Print the decoded metadata of RAW files and the noise the learned engine would use."""
+def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
+    """Print the decoded metadata of RAW files (files, globs or folders, as rawisp develop) and the
+    noise the learned engine would use, with its source.
+
+    A file whose frame cannot be decoded still gets a record of its header (shot fields only,
+    with the reason under "error") when its metadata can be read; the exit status is then 1.
+    """
     from rawisp.camera_noise import ProfileError, profiles_path
-    from rawisp.decode import DecodeError, decode
+    from rawisp.decode import DecodeError, decode, read_header
     from rawisp.learned import denoise_strength
     from rawisp.noise_net import NoiseNet
 
@@ -417,6 +532,10 @@ def info(files, as_json, denoise, noise_profiles) -> None:
         click.echo(f"rawisp: {exc}", err=True)
         sys.exit(1)
     estimator = NoiseNet(threads=os.cpu_count() or 1)
+
+    files = [path for path, _ in collect_inputs(inputs, recursive)]
+    if not files:
+        raise click.UsageError("no RAW files found in the given inputs" + ("" if recursive else subfolder_hint(inputs)))
     records, failed = [], 0
     for path in files:
         try:
@@ -424,6 +543,9 @@ def info(files, as_json, denoise, noise_profiles) -> None:
         except DecodeError as exc:
             click.echo(f"rawisp: {path}: {exc}", err=True)
             failed += 1
+            meta = read_header(path) if path.is_file() else None
+            if meta is not None and (meta.make or meta.model or meta.date):
+                records.append({"file": str(path), "error": str(exc), **_describe_shot(meta)})
             continue
         records.append({**_describe(raw), **_describe_noise(raw, estimator, profiles, strength)})
     if as_json:
@@ -439,7 +561,6 @@ def info(files, as_json, denoise, noise_profiles) -> None:
 
 def _describe(raw) -> dict:
     """A JSON-friendly summary of a decoded RawImage."""
-    meta = raw.metadata
     h, w = raw.shape
     return {
         "file": raw.path,
@@ -448,18 +569,11 @@ def _describe(raw) -> dict:
         "black": [float(v) for v in raw.black.ravel()],
         "white": raw.white,
         "wb_gains": [round(float(v), 4) for v in raw.wb],
-        "cam_to_srgb": [[round(float(v), 4) for v in row] for row in raw.cam_to_srgb],
+        "wb_source": raw.wb_source,
+        "srgb_from_cam": [[round(float(v), 4) for v in row] for row in raw.srgb_from_cam],
         "orientation": raw.orientation,
         "noise_profile": list(raw.noise) if raw.noise else None,
-        "make": meta.make,
-        "model": meta.model,
-        "lens": meta.lens_model,
-        "date": meta.datetime_original,
-        "exposure_s": str(meta.exposure_time) if meta.exposure_time else None,
-        "f_number": float(meta.f_number) if meta.f_number else None,
-        "iso": meta.iso,
-        "focal_mm": float(meta.focal_length) if meta.focal_length else None,
-        "gps": bool(meta.gps),
+        **_describe_shot(raw.metadata),
         "warnings": raw.warnings,
     }
 
@@ -485,37 +599,71 @@ def _describe_noise(raw, estimator, profiles: Path | None, strength: float) -> d
             "noise_estimate": values(choice.estimate)}
 
 
+def _describe_shot(meta) -> dict:
+    """A JSON-friendly summary of a Metadata record ("date": DateTimeOriginal, else CreateDate, else
+    ModifyDate)."""
+    xmp = meta.xmp_values
+    return {
+        "make": meta.make,
+        "model": meta.model,
+        "lens": meta.lens_model,
+        "date": meta.date,
+        "exposure_s": str(meta.exposure_time) if meta.exposure_time else None,
+        "f_number": float(meta.f_number) if meta.f_number else None,
+        "iso": meta.iso,
+        "focal_mm": float(meta.focal_length) if meta.focal_length else None,
+        "serial": meta.serial_number,
+        "gps": bool(meta.gps),
+        "rating": xmp.get("Xmp.xmp.Rating"),
+        "label": xmp.get("Xmp.xmp.Label"),
+        "title": xmp.get("Xmp.dc.title"),
+        "keywords": xmp.get("Xmp.dc.subject"),
+    }
+
+
 @main.command()
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of sRGB training photos (repeatable). Never the test sets.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="ONNX file to write (card beside it).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Checkpoints and log [default: runs/<out name>]; an existing checkpoint is resumed.")
-@click.option("--iterations", type=click.IntRange(1), default=9000, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--patch", type=click.IntRange(32), default=128, show_default=True, help="Full-resolution crop side.")
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--iterations", type=click.IntRange(1, 10**8), default=9000, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option("--patch", type=click.IntRange(32, 4096), default=128, show_default=True, help="Full-resolution crop side.")
+@click.option("--lr", type=Finite(0, 1, min_open=True), default=2e-3, show_default=True)
 @click.option("--loss", type=click.Choice(["l1", "msssim", "lab"]), default="l1", show_default=True)
 @click.option("--widths", default="24,48,96", show_default=True, help="U-Net channels at 1/2, 1/4, 1/8 resolution.")
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Teacher checkpoint for heterogeneous distillation.")
 @click.option("--as-teacher", is_flag=True, help="Train a teacher: it sees the clean mosaic.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from this checkpoint's weights (fine-tuning).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=0, help="torch threads (0: default).")
-@click.option("--val-every", type=click.IntRange(1), default=250, show_default=True,
+              help="Start from this checkpoint's (or .onnx model's) weights (fine-tuning).")
+@click.option("--skip", type=click.Choice(["subpixel", "bilinear"]), default="subpixel", show_default=True,
+              help="Decoder upsampling before each U-Net skip.")
+@click.option("--base", type=click.Choice(["bilinear", "mhc"]), default="bilinear", show_default=True,
+              help="Fixed demosaic the network corrects (mhc: Malvar-He-Cutler).")
+@click.option("--procedural-fraction", type=Finite(0, 1), default=0.0, show_default=True,
+              help="Share of crops replaced by procedural images (dead leaves, gratings, grids, text).")
+@click.option("--colour-fraction", type=Finite(0, 1), default=0.0, show_default=True,
+              help="Share of photo crops with decorrelated colours (saturation, hue, channel order).")
+@click.option("--neutral-above-green", type=Finite(0, 1), default=0.0, show_default=True,
+              help="Share of crops whose as-shot neutral has R or B above G.")
+@click.option("--cpu-budget", type=Finite(0, 10**7), default=0.0, show_default=True,
+              help="Train for this many seconds of process CPU time instead of --iterations (equal-cost A/B).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, help="torch threads (0: default).")
+@click.option("--val-every", type=click.IntRange(1, 10**8), default=250, show_default=True,
               help="Validate and checkpoint every N iterations.")
-@click.option("--device", "train_device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="auto: CUDA when torch sees a GPU.")
-@click.option("--clean-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+@_device_option("train_device", help="auto: CUDA when torch sees a GPU.")
+@click.option("--clean-fraction", type=Finite(0, 1), default=0.2, show_default=True,
               help="Share of training crops without noise.")
-@click.option("--hard-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--hard-fraction", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of training crops mined: the hardest of 4 random crops for a bilinear demosaic.")
-@click.option("--val-holdout", type=click.IntRange(1), default=40, show_default=True,
+@click.option("--val-holdout", type=click.IntRange(1, 100000), default=40, show_default=True,
               help="Photos held out of training for validation.")
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
-          threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout) -> None:
+          threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,
+          procedural_fraction, colour_fraction, neutral_above_green, cpu_budget) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -526,7 +674,9 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
                       lr=lr, loss=loss, widths=tuple(int(w) for w in widths.split(",")), teacher=teacher,
                       teacher_mode=as_teacher, init=init, seed=seed, threads=threads, val_every=val_every,
                       val_holdout=val_holdout, clean_fraction=clean_fraction, hard_fraction=hard_fraction,
-                      device=train_device)
+                      device=train_device, skip=skip, base=base, procedural_fraction=procedural_fraction,
+                      colour_fraction=colour_fraction, neutral_above_green=neutral_above_green,
+                      cpu_budget=cpu_budget)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 

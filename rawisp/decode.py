@@ -19,14 +19,11 @@ import numpy as np
 import rawpy
 import tifffile
 
-from rawisp.metadata import Metadata, flip_to_orientation, read_metadata
+from rawisp.colour import BAYER_PATTERNS, SRGB_TO_XYZ
+from rawisp.metadata import LibRawFacts, Metadata, flip_to_orientation, libraw_facts, read_metadata
+from rawisp.tiff import NOISE_PROFILE
+from rawisp.whitebalance import WhiteBalanceChoice, white_balance
 
-# linear sRGB (D65) -> XYZ
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
-NOISE_PROFILE_TAG = 51041
-BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 
 class DecodeError(Exception):
@@ -47,12 +44,13 @@ class RawImage:
     cfa: str  # colours of the 2x2 at (0,0), (0,1), (1,0), (1,1), e.g. "RGGB"
     black: np.ndarray  # (2, 2) float black level in DN at each 2x2 position
     white: float  # DN
-    wb: np.ndarray  # (3,) as-shot white-balance gains R, G, B with G = 1
-    cam_to_srgb: np.ndarray  # (3, 3) white-balanced camera RGB -> linear sRGB, rows sum to 1
+    wb: np.ndarray  # (3,) white-balance gains R, G, B with G = 1 (see rawisp.whitebalance)
+    srgb_from_cam: np.ndarray  # (3, 3) white-balanced camera RGB -> linear sRGB, rows sum to 1 (synth: cam_from_srgb)
     orientation: int  # EXIF orientation 1..8 of the stored pixels
     noise: tuple[float, float] | None  # (shot, read std) in normalised raw units, if the file says
     metadata: Metadata = field(default_factory=Metadata)
     warnings: list[str] = field(default_factory=list)
+    wb_source: str = "as-shot"  # where ``wb`` came from: as-shot, LibRaw auto, daylight, user, unity
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -61,28 +59,76 @@ class RawImage:
         return data.shape[:2]
 
 
-def decode(path: str | Path) -> RawImage:
-    """Read ``path``; raise DecodeError with a one-line reason when it cannot be developed."""
+def decode(path: str | Path, wb: WhiteBalanceChoice = "camera") -> RawImage:
+    """Read ``path`` with the white balance ``wb`` (see rawisp.whitebalance); raise DecodeError
+    with a one-line reason when it cannot be developed."""
     path = Path(path)
     _check_file(path)
     try:
         with _libraw_quiet(), rawpy.imread(str(path)) as raw:
-            image = _from_libraw(raw, path)
+            image = _from_libraw(raw, path, wb)
+            facts = libraw_facts(raw)  # rawpy unpacks the frame for these: after the size check
     except DecodeError:
         raise
     except rawpy.LibRawFileUnsupportedError:
-        raise DecodeError("unsupported format (LibRaw cannot read it)") from None
+        raise DecodeError(_not_raw(path) or "unsupported format (LibRaw cannot read it)") from None
     except (rawpy.LibRawUnsufficientMemoryError, rawpy.LibRawMemPoolOverflowError):
         raise DecodeError("LibRaw ran out of memory decoding it") from None
     except (rawpy.LibRawIOError, rawpy.LibRawDataError):
-        raise DecodeError("truncated or corrupt file (LibRaw could not read the image data)") from None
+        raise DecodeError(_not_raw(path) or "truncated or corrupt file (LibRaw could not read the image data)") from None
     except rawpy.LibRawError as exc:
         raise DecodeError(f"LibRaw refused it: {_libraw_message(exc)}") from None
     except PermissionError:
         raise DecodeError("permission denied") from None
-    image.metadata = read_metadata(path)
+    image.metadata = read_metadata(path, facts)
+    image.warnings += image.metadata.warnings
     image.noise = _dng_noise_profile(path)
     return image
+
+
+# signatures of files people mistake for RAW files (a camera's JPEG, a renamed export...)
+_NOT_RAW_SIGNATURES = {
+    b"\xff\xd8\xff": "a JPEG picture",
+    b"\x89PNG\r\n\x1a\n": "a PNG picture",
+    b"GIF8": "a GIF picture",
+    b"%PDF-": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+}
+_TEXT_CONTROLS = set(range(32)) - {9, 10, 12, 13}  # bytes that do not occur in text (tab, LF, FF, CR do)
+
+
+def _not_raw(path: Path) -> str | None:
+    """"not a RAW file (what it is)" when a file LibRaw refused is recognisably something else,
+    else None (then it may well be a damaged RAW file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    for signature, kind in _NOT_RAW_SIGNATURES.items():
+        if head.startswith(signature):
+            return f"not a RAW file ({kind})"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return None
+    if head and not _TEXT_CONTROLS.intersection(head):
+        return "not a RAW file (it holds text)"
+    return None
+
+
+def read_header(path: str | Path) -> Metadata:
+    """The metadata of ``path`` without its pixels, for files whose frame cannot be decoded: exiv2's
+    reading plus LibRaw's where LibRaw can open the file."""
+    facts: LibRawFacts | None = None
+    try:
+        with _libraw_quiet(), rawpy.imread(str(path)) as raw:
+            _check_size(Path(path), raw.sizes.width * raw.sizes.height)  # rawpy unpacks for the facts
+            facts = libraw_facts(raw)
+    except (rawpy.LibRawError, OSError, DecodeError):
+        pass
+    return read_metadata(path, facts)
 
 
 def _check_file(path: Path) -> None:
@@ -132,14 +178,15 @@ def _libraw_message(exc: Exception) -> str:
     return (arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)).rstrip(".").lower()
 
 
-def _from_libraw(raw: rawpy.RawPy, path: Path) -> RawImage:
+def _from_libraw(raw: rawpy.RawPy, path: Path, choice: WhiteBalanceChoice) -> RawImage:
     # before anything that unpacks the pixels: a header claiming a huge frame in a small file
     # must not make LibRaw allocate for it
     _check_size(path, raw.sizes.width * raw.sizes.height)
-    wb, warnings = _white_balance(raw)
-    cam_to_srgb, matrix_warning = _colour_matrix(raw)
+    balance, warnings = white_balance(raw, choice)
+    wb = balance.gains
+    srgb_from_cam, matrix_warning = _colour_matrix(raw)
     warnings += matrix_warning
-    common = dict(path=str(path), wb=wb, cam_to_srgb=cam_to_srgb,
+    common = dict(path=str(path), wb=wb, srgb_from_cam=srgb_from_cam, wb_source=balance.source,
                   orientation=flip_to_orientation(raw.sizes.flip), noise=None, warnings=warnings)
     cfa = _bayer_pattern(raw)
     if cfa is None:
@@ -167,16 +214,6 @@ def _bayer_pattern(raw: rawpy.RawPy) -> str | None:
     desc = raw.color_desc.decode("ascii")
     cfa = "".join(desc[c] for c in raw.raw_colors_visible[:2, :2].ravel())
     return cfa if cfa in BAYER_PATTERNS else None  # e.g. "GGBR" of a corrupt CFAPattern is not Bayer
-
-
-def _white_balance(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
-    """As-shot gains (R, G, B) normalised to G = 1; daylight or unity when the file has none."""
-    for source, values in (("as-shot", raw.camera_whitebalance), ("daylight", raw.daylight_whitebalance)):
-        wb = np.asarray(values[:3], dtype=np.float64)
-        if np.all(wb > 0) and np.all(np.isfinite(wb)) and not np.allclose(wb, wb[1]):
-            warnings = [] if source == "as-shot" else ["no as-shot white balance; using the camera's daylight"]
-            return wb / wb[1], warnings
-    return np.ones(3), ["no white balance in the file; using unity gains"]
 
 
 def _colour_matrix(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
@@ -249,7 +286,7 @@ def _dng_noise_profile(path: Path) -> tuple[float, float] | None:
     try:
         with tifffile.TiffFile(path) as tif:
             for page in tif.pages:
-                tag = page.tags.get(NOISE_PROFILE_TAG)
+                tag = page.tags.get(NOISE_PROFILE)
                 if tag is not None:
                     s, o = float(tag.value[0]), float(tag.value[1])
                     if not (s <= 1.0 and o <= 1.0):  # NaN, or noise above the full range: corrupt

@@ -1,7 +1,8 @@
 """Noise level of a raw frame: from the file's noise profile or estimated from the data itself.
 
 The model is the usual heteroscedastic one: variance = shot * x + read^2, with x the normalised
-raw value (0 = black, 1 = white) before white balance.
+raw value (0 = black, 1 = white) before white balance; the learned model is fed its standard
+deviation per packed value, :func:`rawisp.contract.sigma_planes`.
 """
 
 from __future__ import annotations
@@ -84,10 +85,3 @@ def _fit_line(x: np.ndarray, var: np.ndarray, weight: np.ndarray) -> tuple[float
     if read2 < 0:
         shot, read2 = float(np.sum(weight * x * var) / np.sum(weight * x * x)), 0.0
     return float(shot), float(np.sqrt(read2))
-
-
-def sigma_planes(planes: np.ndarray, gains: np.ndarray, shot: float, read: float) -> np.ndarray:
-    """Noise std of each white-balanced packed value ``(4, h, w)`` (same units as the planes)."""
-    g = gains.astype(np.float32)[:, None, None]
-    var = np.float32(shot) * g * np.maximum(planes, 0) + (g * np.float32(read)) ** 2
-    return np.sqrt(var, dtype=np.float32)

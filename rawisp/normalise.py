@@ -1,19 +1,20 @@
-"""Black/white normalisation, white balance, and packing of any Bayer phase into RGGB planes."""
+"""Black/white normalisation, white balance, and packing of any Bayer phase into RGGB planes
+(the packed planes of the model contract, :mod:`rawisp.contract`)."""
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from rawisp.camera_noise import Camera
+from rawisp.contract import PLANE_CHANNEL
 from rawisp.decode import RawImage
+from rawisp.threads import thread_count
 
 # where R sits in the 2x2 of each CFA phase, as (row, column); the rest follows
 _R_SITE = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}
-_COLOUR_INDEX = {"R": 0, "G": 1, "B": 2}
 
 
 @dataclass
@@ -87,6 +88,11 @@ def plane_values(per_site: np.ndarray, cfa: str) -> np.ndarray:
     return rolled.reshape(4)
 
 
+def white_balance_gains(wb: np.ndarray) -> np.ndarray:
+    """The (R, G, B) gains normalisation applies: the as-shot ``wb`` scaled so the smallest is 1."""
+    return np.asarray(wb, np.float64) / np.min(wb)
+
+
 def normalise(raw: RawImage, threads: int = 0) -> Packed:
     """Black/white-normalise, white-balance and pack a Bayer frame (see :class:`Packed`).
 
@@ -94,7 +100,7 @@ def normalise(raw: RawImage, threads: int = 0) -> Packed:
     """
     views, offset = _plane_views(raw.mosaic, raw.cfa)
     black = plane_values(raw.black, raw.cfa).astype(np.float32)
-    gains = (raw.wb / raw.wb.min())[[0, 1, 1, 2]].astype(np.float32)
+    gains = white_balance_gains(raw.wb)[list(PLANE_CHANNEL)].astype(np.float32)
     scale = gains / (np.float32(raw.white) - black)
     out = np.empty((4, *views[0].shape), np.float32)
 
@@ -103,7 +109,7 @@ def normalise(raw: RawImage, threads: int = 0) -> Packed:
         out[i] *= scale[i]
         np.minimum(out[i], 1.0, out=out[i])
 
-    with ThreadPoolExecutor(min(4, threads or os.cpu_count() or 1)) as pool:  # numpy releases the GIL
+    with ThreadPoolExecutor(min(4, thread_count(threads))) as pool:  # numpy releases the GIL
         list(pool.map(one_plane, range(4)))
     meta = raw.metadata
     return Packed(planes=out, gains=gains, noise=raw.noise, offset=offset, shape=raw.shape,

@@ -1,6 +1,8 @@
-"""Reconstruction engines: packed Bayer planes -> linear white-balanced camera RGB, full resolution.
+"""Reconstruction: packed Bayer planes -> linear white-balanced camera RGB at full resolution.
 
-Every engine returns the same thing, so rendering is shared and comparisons are fair.
+Every engine returns the same thing, so rendering is shared and comparisons are fair. The engines
+are :class:`rawisp.classical.Classical` and :class:`rawisp.learned.Learned`; :mod:`rawisp.engines`
+builds them by name.
 """
 
 from __future__ import annotations
@@ -10,71 +12,36 @@ from typing import Protocol
 
 import numpy as np
 
-from rawisp import classical
-from rawisp.decode import RawImage
-from rawisp.normalise import Packed, normalise
-
-ENGINES = ("learned", "classical")
+from rawisp.normalise import Packed
 
 
 class Engine(Protocol):
-    """Anything that turns packed planes into ``(H, W, 3)`` float32 camera RGB."""
+    """Anything that turns packed planes into ``(H, W, 3)`` float32 camera RGB (full resolution)."""
 
     name: str
+    version: str
 
     def __call__(self, packed: Packed) -> np.ndarray: ...
 
 
-class Classical:
-    """Bilinear demosaicking (the fallback and the comparison baseline)."""
-
-    name = "classical"
-    version = "bilinear"
-
-    def __init__(self, threads: int = 0) -> None:
-        self.threads = threads
-
-    def __call__(self, packed: Packed) -> np.ndarray:
-        return classical.develop(packed, self.threads)
-
-    def rows(self, packed: Packed) -> classical.BilinearRows:
-        """The same camera RGB, computed strip by strip as rendering reads it."""
-        return classical.BilinearRows(packed)
-
-
 @dataclass
 class EngineOptions:
-    """How to build an engine: model file, onnxruntime device and threads, denoise override, and
-    darktable's noise-profile file (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed)."""
+    """How to build an engine: model file, onnxruntime device and threads (0: all CPUs), tile side
+    in packed pixels, denoise override (off, auto or a strength), darktable's noise-profile file
+    (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed)."""
 
     model: str | None = None
     device: str = "auto"
     threads: int = 0
-    tile: int = 512
+    tile: int = 768  # packed px: the fastest tile whose 24 MP develop peaks below 1.2 GB (docs/speed.md)
     denoise: str = "auto"
     noise_profiles: str | None = None
 
 
-def make_engine(name: str, options: EngineOptions | None = None) -> Engine:
-    """Build the engine called ``name`` (one of ENGINES)."""
-    options = options or EngineOptions()
-    if name == "classical":
-        return Classical(options.threads)
-    if name == "learned":
-        from rawisp.learned import Learned  # onnxruntime is only loaded when needed
-
-        return Learned.load(options)
-    raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
-
-
-def reconstruct(raw: RawImage, engine: Engine, packed: Packed | None = None) -> np.ndarray:
-    """Full-resolution linear white-balanced camera RGB ``(H, W, 3)`` of a decoded frame.
-
-    Non-Bayer frames were demosaicked by LibRaw at decode time and pass through unchanged.
-    """
-    if raw.rgb is not None:
-        return raw.rgb
-    rgb = engine(packed if packed is not None else normalise(raw))
+def reconstruct(packed: Packed, engine: Engine) -> np.ndarray:
+    """Full-resolution linear white-balanced camera RGB ``(H, W, 3)`` of a packed frame;
+    ValueError when the engine produced NaN or infinite values."""
+    rgb = engine(packed)
     # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
     if not np.isfinite(rgb.sum(dtype=np.float64)):
         raise ValueError(f"the {engine.name} engine produced NaN or infinite values")

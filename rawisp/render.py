@@ -8,27 +8,17 @@ of rows, so memory beyond the input and output stays small whatever the frame si
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
 
+from rawisp.colour import srgb_encode
+from rawisp.threads import thread_count
+
 TONES = ("default", "linear")
 LUT_SIZE = 1 << 16
 STRIP_ROWS = 256
-
-
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """Linear [0, 1] -> sRGB-encoded [0, 1] (IEC 61966-2-1), clipping outside [0, 1]."""
-    v = np.clip(linear, 0.0, 1.0)
-    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.power(v, 1 / 2.4) - 0.055)
-
-
-def srgb_decode(encoded: np.ndarray) -> np.ndarray:
-    """sRGB-encoded [0, 1] -> linear [0, 1]."""
-    v = np.clip(encoded, 0.0, 1.0)
-    return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4))
 
 
 def tone_curve(encoded: np.ndarray) -> np.ndarray:
@@ -86,7 +76,7 @@ def _fixed8(lut: np.ndarray) -> np.ndarray:
     return np.round(lut * (255 * 256)).astype(np.uint16)
 
 
-def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, tone: str = "default",
+def render(rgb: np.ndarray, srgb_from_cam: np.ndarray, *, exposure: float = 0.0, tone: str = "default",
            bits: int = 8, seed: int = 0, threads: int = 0) -> np.ndarray:
     """Render linear white-balanced camera RGB ``(H, W, 3)`` to sRGB ``uint8``/``uint16``.
 
@@ -102,7 +92,7 @@ def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, t
     lut = _encode_lut(tone, float(exposure), top)
     out = np.empty(rgb.shape, np.uint8 if bits == 8 else np.uint16)
     # the matrix also scales linear [0, top] to table positions [0, LUT_SIZE - 1]
-    matrix = (np.asarray(cam_to_srgb, np.float64).T * ((LUT_SIZE - 1) / top)).astype(np.float32)
+    matrix = (np.asarray(srgb_from_cam, np.float64).T * ((LUT_SIZE - 1) / top)).astype(np.float32)
     lut8 = _fixed8(lut) if bits == 8 else None
 
     def strip(y: int) -> None:
@@ -126,6 +116,6 @@ def render(rgb: np.ndarray, cam_to_srgb: np.ndarray, *, exposure: float = 0.0, t
         out[rows] = value.astype(out.dtype)
 
     # numpy releases the GIL in these operations, so strips render in parallel
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(thread_count(threads)) as pool:
         list(pool.map(strip, range(0, rgb.shape[0], STRIP_ROWS)))
     return out

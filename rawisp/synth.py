@@ -21,14 +21,9 @@ from typing import Any
 import numpy as np
 import tifffile
 
-SRGB_TO_XYZ: np.ndarray = np.array(
-    [
-        [0.4124564, 0.3575761, 0.1804375],
-        [0.2126729, 0.7151522, 0.0721750],
-        [0.0193339, 0.1191920, 0.9503041],
-    ]
-)
-"""Linear sRGB (D65) -> CIE XYZ (D65, Y of white = 1)."""
+from rawisp.colour import BAYER_PATTERNS, CHANNEL_INDEX, SRGB_TO_XYZ, srgb_decode
+from rawisp.tiff import (ASCII, BYTE, DOUBLE, EXIF_IFD, GPS_IFD, LONG, NOISE_PROFILE, RATIONAL, SHORT, SRATIONAL,
+                         TYPE_FORMAT, UNDEFINED)
 
 DEFAULT_CAM_FROM_SRGB: np.ndarray = np.array(
     [
@@ -39,42 +34,20 @@ DEFAULT_CAM_FROM_SRGB: np.ndarray = np.array(
 )
 """Linear sRGB -> white-balanced camera RGB; rows sum to 1 (white stays white)."""
 
-_CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
-_CHANNEL = {"R": 0, "G": 1, "B": 2}
-
-# TIFF field types, and the struct format of one number in a flat value list
-_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL, _DOUBLE = (
-    1, 2, 3, 4, 5, 7, 10, 12,
-)
-_FORMAT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i", _DOUBLE: "d"}
-
 # tifffile refuses to write the EXIF/GPS IFD pointers, so free neighbouring
 # codes hold their place (same sort position) and are renamed afterwards.
-_EXIF_IFD, _GPS_IFD = 34665, 34853
-_PLACEHOLDER = {_EXIF_IFD: _EXIF_IFD - 1, _GPS_IFD: _GPS_IFD - 1}
+_PLACEHOLDER = {EXIF_IFD: EXIF_IFD - 1, GPS_IFD: GPS_IFD - 1}
 
 Tag = tuple[int, int, Sequence[Any] | bytes]
 """(code, field type, values) of one TIFF entry; rationals as flat int pairs,
 ASCII and UNDEFINED as bytes."""
 
 
-def srgb_to_linear(v: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] -> linear light in [0, 1] (IEC 61966-2-1)."""
-    v = np.asarray(v, dtype=np.float64)
-    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0) + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(v: np.ndarray) -> np.ndarray:
-    """Linear light in [0, 1] -> sRGB-encoded values in [0, 1] (IEC 61966-2-1)."""
-    v = np.asarray(v, dtype=np.float64)
-    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0) ** (1 / 2.4) - 0.055)
-
-
 def cfa_channels(cfa: str) -> np.ndarray:
     """2x2 array of channel indices (R=0, G=1, B=2) for a CFA name like "RGGB"."""
-    if cfa not in _CFA_PATTERNS:
-        raise ValueError(f"cfa must be one of {_CFA_PATTERNS}, got {cfa!r}")
-    return np.array([_CHANNEL[c] for c in cfa]).reshape(2, 2)
+    if cfa not in BAYER_PATTERNS:
+        raise ValueError(f"cfa must be one of {BAYER_PATTERNS}, got {cfa!r}")
+    return np.array([CHANNEL_INDEX[c] for c in cfa]).reshape(2, 2)
 
 
 def mosaic(cam: np.ndarray, cfa: str = "RGGB") -> np.ndarray:
@@ -122,14 +95,14 @@ def _ascii(text: object) -> bytes:
 
 def _count(ftype: int, values: Sequence[Any] | bytes) -> int:
     """Number of TIFF values in `values` (rationals come as flat pairs)."""
-    return len(values) // 2 if ftype in (_RATIONAL, _SRATIONAL) else len(values)
+    return len(values) // 2 if ftype in (RATIONAL, SRATIONAL) else len(values)
 
 
 def _pack(ftype: int, values: Sequence[Any] | bytes) -> bytes:
     """Little-endian bytes of one entry's values."""
     if isinstance(values, bytes):
         return values
-    return struct.pack(f"<{len(values)}{_FORMAT[ftype]}", *values)
+    return struct.pack(f"<{len(values)}{TYPE_FORMAT[ftype]}", *values)
 
 
 def _ifd_bytes(tags: list[Tag], offset: int) -> bytes:
@@ -150,20 +123,39 @@ def _ifd_bytes(tags: list[Tag], offset: int) -> bytes:
 
 def _exif_tags(exif: dict[str, Any]) -> list[Tag]:
     """EXIF-IFD entries for the exposure keys of `exif` (see write_dng)."""
-    tags: list[Tag] = [(36864, _UNDEFINED, b"0231")]  # ExifVersion
+    tags: list[Tag] = [(36864, UNDEFINED, b"0231")]  # ExifVersion
     if "ExposureTime" in exif:
-        tags.append((33434, _RATIONAL, _rationals([exif["ExposureTime"]])))
+        tags.append((33434, RATIONAL, _rationals([exif["ExposureTime"]])))
     if "FNumber" in exif:
-        tags.append((33437, _RATIONAL, _rationals([exif["FNumber"]])))
+        tags.append((33437, RATIONAL, _rationals([exif["FNumber"]])))
     if "ISO" in exif:
-        tags.append((34855, _SHORT, [int(exif["ISO"])]))  # PhotographicSensitivity
+        tags.append((34855, SHORT, [int(exif["ISO"])]))  # PhotographicSensitivity
     if "DateTimeOriginal" in exif:
-        tags.append((36867, _ASCII, _ascii(exif["DateTimeOriginal"])))
+        tags.append((36867, ASCII, _ascii(exif["DateTimeOriginal"])))
     if "FocalLength" in exif:
-        tags.append((37386, _RATIONAL, _rationals([exif["FocalLength"]])))
+        tags.append((37386, RATIONAL, _rationals([exif["FocalLength"]])))
     if "LensModel" in exif:
-        tags.append((42036, _ASCII, _ascii(exif["LensModel"])))
+        tags.append((42036, ASCII, _ascii(exif["LensModel"])))
+    for key, (code, ftype) in _MORE_EXIF.items():
+        if key in exif:
+            value = exif[key]
+            if ftype == ASCII:
+                tags.append((code, ftype, _ascii(value)))
+            elif ftype in (RATIONAL, SRATIONAL):
+                values = value if isinstance(value, (list, tuple)) else [value]
+                tags.append((code, ftype, _rationals(values, signed=ftype == SRATIONAL)))
+            else:
+                tags.append((code, ftype, [int(value)]))
     return tags
+
+
+# further Exif-IFD keys of write_dng's `exif` (exiftool's names): (tag, type)
+_MORE_EXIF = {
+    "CreateDate": (36868, ASCII), "SubSecTimeOriginal": (37521, ASCII), "SerialNumber": (42033, ASCII),
+    "LensInfo": (42034, RATIONAL), "ExposureCompensation": (37380, SRATIONAL), "ExposureProgram": (34850, SHORT),
+    "MeteringMode": (37383, SHORT), "Flash": (37385, SHORT), "WhiteBalance": (41987, SHORT),
+    "FocalLengthIn35mmFormat": (41989, SHORT),
+}
 
 
 def _dms(degrees: float) -> list[int]:
@@ -176,13 +168,13 @@ def _dms(degrees: float) -> list[int]:
 
 def _gps_tags(gps: dict[str, float]) -> list[Tag]:
     """GPS-IFD entries for {"lat": deg, "lon": deg, "alt": m} (all optional)."""
-    tags: list[Tag] = [(0, _BYTE, [2, 3, 0, 0])]  # GPSVersionID
+    tags: list[Tag] = [(0, BYTE, [2, 3, 0, 0])]  # GPSVersionID
     if "lat" in gps:
-        tags += [(1, _ASCII, b"N\0" if gps["lat"] >= 0 else b"S\0"), (2, _RATIONAL, _dms(gps["lat"]))]
+        tags += [(1, ASCII, b"N\0" if gps["lat"] >= 0 else b"S\0"), (2, RATIONAL, _dms(gps["lat"]))]
     if "lon" in gps:
-        tags += [(3, _ASCII, b"E\0" if gps["lon"] >= 0 else b"W\0"), (4, _RATIONAL, _dms(gps["lon"]))]
+        tags += [(3, ASCII, b"E\0" if gps["lon"] >= 0 else b"W\0"), (4, RATIONAL, _dms(gps["lon"]))]
     if "alt" in gps:
-        tags += [(5, _BYTE, [int(gps["alt"] < 0)]), (6, _RATIONAL, _rationals([abs(gps["alt"])]))]
+        tags += [(5, BYTE, [int(gps["alt"] < 0)]), (6, RATIONAL, _rationals([abs(gps["alt"])]))]
     return tags
 
 
@@ -200,8 +192,8 @@ def _quantise(raw_norm: np.ndarray, black: np.ndarray, white: int) -> np.ndarray
     return np.clip(dn, 0, min(white, 65535)).astype(np.uint16)
 
 
-def _color_matrix1(cam_from_srgb: np.ndarray) -> np.ndarray:
-    """ColorMatrix1 (XYZ -> camera) making LibRaw's rgb_cam equal inv(cam_from_srgb)."""
+def colour_matrix_from(cam_from_srgb: np.ndarray) -> np.ndarray:
+    """ColorMatrix1 (XYZ -> camera, D65) making LibRaw's rgb_cam equal inv(cam_from_srgb)."""
     cam_from_srgb = np.asarray(cam_from_srgb, dtype=np.float64)
     if not np.allclose(cam_from_srgb.sum(axis=1), 1, atol=1e-6):
         raise ValueError("cam_from_srgb rows must sum to 1 (sRGB white -> camera white)")
@@ -215,32 +207,34 @@ def _dng_tags(
 ) -> list[Tag]:
     """IFD0 entries besides the image structure that tifffile writes itself."""
     tags: list[Tag] = [
-        (271, _ASCII, _ascii(make)),
-        (272, _ASCII, _ascii(model)),
-        (274, _SHORT, [orientation]),
-        (33421, _SHORT, [2, 2]),  # CFARepeatPatternDim
-        (33422, _BYTE, cfa_channels(cfa).ravel().tolist()),  # CFAPattern
-        (50706, _BYTE, [1, 4, 0, 0]),  # DNGVersion
-        (50707, _BYTE, [1, 3, 0, 0]),  # DNGBackwardVersion
-        (50708, _ASCII, _ascii(f"{make} {model}")),  # UniqueCameraModel
-        (50710, _BYTE, [0, 1, 2]),  # CFAPlaneColor
-        (50711, _SHORT, [1]),  # CFALayout: rectangular
-        (50713, _SHORT, [2, 2]),  # BlackLevelRepeatDim
-        (50714, _LONG, black.ravel().tolist()),  # BlackLevel
-        (50717, _LONG, [white]),  # WhiteLevel
-        (50721, _SRATIONAL, _rationals(_color_matrix1(cam_from_srgb).ravel(), signed=True)),
-        (50728, _RATIONAL, _rationals(neutral)),  # AsShotNeutral
-        (50778, _SHORT, [21]),  # CalibrationIlluminant1: D65
-        (_PLACEHOLDER[_EXIF_IFD], _LONG, [0]),
+        (271, ASCII, _ascii(make)),
+        (272, ASCII, _ascii(model)),
+        (274, SHORT, [orientation]),
+        (33421, SHORT, [2, 2]),  # CFARepeatPatternDim
+        (33422, BYTE, cfa_channels(cfa).ravel().tolist()),  # CFAPattern
+        (50706, BYTE, [1, 4, 0, 0]),  # DNGVersion
+        (50707, BYTE, [1, 3, 0, 0]),  # DNGBackwardVersion
+        (50708, ASCII, _ascii(f"{make} {model}")),  # UniqueCameraModel
+        (50710, BYTE, [0, 1, 2]),  # CFAPlaneColor
+        (50711, SHORT, [1]),  # CFALayout: rectangular
+        (50713, SHORT, [2, 2]),  # BlackLevelRepeatDim
+        (50714, LONG, black.ravel().tolist()),  # BlackLevel
+        (50717, LONG, [white]),  # WhiteLevel
+        (50721, SRATIONAL, _rationals(colour_matrix_from(cam_from_srgb).ravel(), signed=True)),
+        (50728, RATIONAL, _rationals(neutral)),  # AsShotNeutral
+        (50778, SHORT, [21]),  # CalibrationIlluminant1: D65
+        (_PLACEHOLDER[EXIF_IFD], LONG, [0]),
     ]
     if noise is not None:
         shot, read = noise
-        tags.append((51041, _DOUBLE, [float(shot), float(read) ** 2] * 3))  # NoiseProfile
-    for key, code in (("Artist", 315), ("Copyright", 33432)):
+        tags.append((NOISE_PROFILE, DOUBLE, [float(shot), float(read) ** 2] * 3))  # NoiseProfile
+    for key, code in (("Artist", 315), ("Copyright", 33432), ("ModifyDate", 306), ("ImageDescription", 270)):
         if key in exif:
-            tags.append((code, _ASCII, _ascii(exif[key])))
+            tags.append((code, ASCII, _ascii(exif[key])))
+    if "XMP" in exif:
+        tags.append((700, BYTE, exif["XMP"].encode()))  # XMLPacket
     if "GPS" in exif:
-        tags.append((_PLACEHOLDER[_GPS_IFD], _LONG, [0]))
+        tags.append((_PLACEHOLDER[GPS_IFD], LONG, [0]))
     return tags
 
 
@@ -251,7 +245,7 @@ def _append_ifd(fh, code: int, tags: list[Tag], pointer_offset: int) -> None:
     offset = fh.tell()
     fh.write(_ifd_bytes(tags, offset))
     fh.seek(pointer_offset - 8)  # entry = code, type, count, value
-    fh.write(struct.pack("<HHII", code, _LONG, 1, offset))
+    fh.write(struct.pack("<HHII", code, LONG, 1, offset))
 
 
 def write_dng(
@@ -287,7 +281,9 @@ def write_dng(
     exif: optional "ExposureTime" (s, float or Fraction), "FNumber", "ISO",
         "FocalLength" (mm), "DateTimeOriginal" ("YYYY:MM:DD HH:MM:SS"),
         "LensModel", "Artist", "Copyright", "GPS" ({"lat": deg, "lon": deg,
-        "alt": m}; south/west/below sea level negative).
+        "alt": m}; south/west/below sea level negative), "ModifyDate",
+        "ImageDescription", "XMP" (an XMP packet, str), and the Exif-IFD tags
+        named in _MORE_EXIF ("LensInfo": 4 numbers; "ExposureCompensation" EV).
     make, model: Make and Model; UniqueCameraModel is "make model".
     """
     raw_norm = np.asarray(raw_norm, dtype=np.float64)
@@ -308,9 +304,9 @@ def write_dng(
     with tifffile.TiffFile(path) as tif:
         pointers = {c: t.valueoffset for c, t in tif.pages[0].tags.items()}
     with open(path, "r+b") as fh:
-        _append_ifd(fh, _EXIF_IFD, _exif_tags(exif), pointers[_PLACEHOLDER[_EXIF_IFD]])
+        _append_ifd(fh, EXIF_IFD, _exif_tags(exif), pointers[_PLACEHOLDER[EXIF_IFD]])
         if "GPS" in exif:
-            _append_ifd(fh, _GPS_IFD, _gps_tags(exif["GPS"]), pointers[_PLACEHOLDER[_GPS_IFD]])
+            _append_ifd(fh, GPS_IFD, _gps_tags(exif["GPS"]), pointers[_PLACEHOLDER[GPS_IFD]])
 
 
 def _to_unit_float(srgb: np.ndarray) -> np.ndarray:
@@ -356,7 +352,7 @@ def srgb_to_dng(
     Returns the ground truth a perfect demosaicker reconstructs after white
     balance: white-balanced linear camera RGB (H, W, 3) float32, nominally [0, 1].
     """
-    lin = srgb_to_linear(_to_unit_float(srgb))
+    lin = srgb_decode(_to_unit_float(srgb))
     cam_from_srgb = np.asarray(cam_from_srgb, dtype=np.float64)
     truth = lin @ cam_from_srgb.T
     raw = mosaic(truth * np.asarray(neutral, dtype=np.float64), cfa)

@@ -1,21 +1,27 @@
 """Output files: JPEG, 8/16-bit PNG and 16-bit TIFF, written atomically.
 
-Every format embeds the sRGB ICC profile and, when given, the EXIF block from
-`rawisp.metadata.exif_bytes` (JPEG APP1, PNG eXIf chunk, TIFF IFD0 tags plus
-Exif and GPS sub-IFDs). Files are encoded in memory, written to a hidden
-``.<name>.<random>.part`` file next to the target, fsynced, then moved into
-place, so the final name never holds a partial file.
+Every format embeds the sRGB ICC profile and, when given, the source's EXIF and
+XMP (`rawisp.metadata.embed_metadata`, exiv2). Files are encoded in memory, written to a hidden
+``.<name>.<pid>.<random>.part`` file next to the target, fsynced, then moved
+into place, so the final name never holds a partial file. The writer holds an
+exclusive ``flock`` on its ``.part`` file until it is gone; the kernel drops
+the lock when the writer dies, however it dies, so :func:`remove_stale_parts`
+can tell a file another process is still writing from one a killed writer
+left behind.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import os
+import re
 import secrets
 import struct
 import zlib
 from collections.abc import Callable
+from typing import BinaryIO
 from contextlib import suppress
 from functools import cache
 from os import PathLike
@@ -25,10 +31,15 @@ import numpy as np
 from PIL import Image, ImageCms
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
+from rawisp import __version__
+from rawisp.metadata import Metadata, embed_metadata
+
 FORMATS = ("jpeg", "png", "png16", "tiff16")
+# names users type for a format (darktable-cli/rawtherapee-cli habits) -> the format written;
+# rawisp writes TIFF only as 16-bit
+FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff16", "tiff": "tiff16"}
 _SUFFIX = {"jpeg": ".jpg", "png": ".png", "png16": ".png", "tiff16": ".tif"}
 _DTYPE = {"jpeg": np.uint8, "png": np.uint8, "png16": np.uint16, "tiff16": np.uint16}
-_EXIF_HEADER = b"Exif\x00\x00"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_HEADER = b"II*\x00\x08\x00\x00\x00"  # little-endian, IFD0 right after
 _TIFF_STRIP_BYTES = 1 << 18  # uncompressed bytes per TIFF strip (~256 KiB)
@@ -39,10 +50,31 @@ class OutputExistsError(FileExistsError):
     """The output file exists and overwriting was not allowed."""
 
 
+# ICC header bytes 24..35: the profile's creation date and time (six big-endian uint16). LittleCMS
+# stamps the moment the profile is made; a fixed one keeps outputs byte-reproducible.
+_ICC_DATE = slice(24, 36)
+_ICC_FIXED_DATE = struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+
+
 @cache
 def srgb_icc() -> bytes:
-    """The sRGB ICC profile (LittleCMS's built-in sRGB) as bytes."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """The sRGB ICC profile (LittleCMS's built-in sRGB) as bytes, dated 2024-01-01 00:00:00.
+
+    Its profile ID (bytes 84..99, an MD5 that would cover the date) is left zero by LittleCMS,
+    which the ICC specification allows ("not calculated").
+    """
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc[_ICC_DATE] = _ICC_FIXED_DATE
+    assert not any(icc[84:100]), "profile ID set: it would have to be recomputed"
+    return bytes(icc)
+
+
+def format_name(name: str) -> str:
+    """The format called ``name`` (a format of FORMATS or an alias such as "jpg" or "TIFF")."""
+    key = name.lower()
+    key = FORMAT_ALIASES.get(key, key)
+    _check_format(key)
+    return key
 
 
 def output_suffix(fmt: str) -> str:
@@ -57,23 +89,32 @@ def write_image(
     fmt: str,
     *,
     quality: int = 92,
-    exif: bytes | None = None,
+    metadata: Metadata | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Encode `img` as `fmt` and write it to `path` atomically; returns the path.
 
     img: (H, W, 3) upright, sRGB-encoded pixels; uint8 (0..255) for "jpeg" and
     "png", uint16 (0..65535) for "png16" and "tiff16". quality: JPEG quality
-    1..100 (ignored by the lossless formats). exif: block from `exif_bytes`
-    (with or without the "Exif\\0\\0" header), or None for none. JPEGs use
+    1..100 (ignored by the lossless formats). metadata: the source's record
+    (`rawisp.metadata.read_metadata`), written with Orientation 1 and Software
+    "rawisp <version>"; None writes no EXIF/XMP. JPEGs use
     4:4:4 chroma at quality >= 90 and 4:2:0 below. Parent
     directories are created. Raises ValueError for a bad image/format/quality,
     OutputExistsError (a FileExistsError) when `path` exists and `overwrite`
     is False, and OSError naming `path` when it cannot be written (no
     permission, disk full, a parent that is a file, ...).
     """
+    data = _encode(img, fmt, quality)
+    if metadata is not None:
+        data = embed_metadata(data, metadata, f"rawisp {__version__}")
+    return write_file(path, data, overwrite=overwrite)
+
+
+def write_file(path: str | PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
+    """Write the encoded file `data` to `path` atomically; returns the path. Errors as
+    `write_image`."""
     path = Path(path)
-    data = _encode(img, fmt, quality, exif)
     if not overwrite and path.exists():
         raise _exists(path)
     try:
@@ -91,7 +132,7 @@ def _check_format(fmt: str) -> None:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
 
 
-def _encode(img: np.ndarray, fmt: str, quality: int, exif: bytes | None) -> bytes:
+def _encode(img: np.ndarray, fmt: str, quality: int) -> bytes:
     _check_format(fmt)
     if img.ndim != 3 or img.shape[2] != 3 or 0 in img.shape:
         raise ValueError(f"expected an (H, W, 3) image, got shape {img.shape}")
@@ -99,29 +140,27 @@ def _encode(img: np.ndarray, fmt: str, quality: int, exif: bytes | None) -> byte
         raise ValueError(f"{fmt} needs {np.dtype(_DTYPE[fmt])} pixels, got {img.dtype}")
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be 1..100, got {quality}")
-    tiff = exif.removeprefix(_EXIF_HEADER) if exif else None
-    return _ENCODERS[fmt](img, tiff, quality)
+    return _ENCODERS[fmt](img, quality)
 
 
-def _pillow(img: np.ndarray, exif: bytes | None, fmt: str, **options: object) -> bytes:
+def _pillow(img: np.ndarray, fmt: str, **options: object) -> bytes:
     buf = io.BytesIO()
-    extra = {"exif": _EXIF_HEADER + exif} if exif else {}
-    Image.fromarray(img).save(buf, fmt, icc_profile=srgb_icc(), **extra, **options)
+    Image.fromarray(img).save(buf, fmt, icc_profile=srgb_icc(), **options)
     return buf.getvalue()
 
 
-def _jpeg(img: np.ndarray, exif: bytes | None, quality: int) -> bytes:
+def _jpeg(img: np.ndarray, quality: int) -> bytes:
     subsampling = "4:4:4" if quality >= 90 else "4:2:0"
-    return _pillow(img, exif, "JPEG", quality=quality, subsampling=subsampling)
+    return _pillow(img, "JPEG", quality=quality, subsampling=subsampling)
 
 
-def _png(img: np.ndarray, exif: bytes | None, quality: int) -> bytes:
-    return _pillow(img, exif, "PNG")
+def _png(img: np.ndarray, quality: int) -> bytes:
+    return _pillow(img, "PNG")
 
 
-def _png16(img: np.ndarray, exif: bytes | None, quality: int) -> bytes:
+def _png16(img: np.ndarray, quality: int) -> bytes:
     """16-bit RGB PNG built chunk by chunk (Pillow has no 48-bit RGB mode):
-    IHDR, iCCP, eXIf, one IDAT with every row "Sub"-filtered, IEND."""
+    IHDR, iCCP, one IDAT with every row "Sub"-filtered, IEND."""
     h, w, _ = img.shape
     raw = img.astype(">u2").view(np.uint8).reshape(h, w * 6)
     sub = raw.copy()
@@ -130,7 +169,6 @@ def _png16(img: np.ndarray, exif: bytes | None, quality: int) -> bytes:
     chunks = [
         (b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)),
         (b"iCCP", b"sRGB\x00\x00" + zlib.compress(srgb_icc())),
-        *([(b"eXIf", exif)] if exif else []),
         (b"IDAT", zlib.compress(rows.tobytes())),
         (b"IEND", b""),
     ]
@@ -142,17 +180,14 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
-def _tiff16(img: np.ndarray, exif: bytes | None, quality: int) -> bytes:
+def _tiff16(img: np.ndarray, quality: int) -> bytes:
     """16-bit RGB TIFF, Deflate with horizontal predictor, in strips; IFD0
-    built with Pillow's ImageFileDirectory_v2 so the EXIF's IFD0 tags, Exif
-    IFD and GPS IFD are written as real TIFF sub-IFDs."""
+    built with Pillow's ImageFileDirectory_v2."""
     h, w, _ = img.shape
     rows = max(1, _TIFF_STRIP_BYTES // (w * 6))
     strips = [zlib.compress(_predict(img[y : y + rows]).tobytes()) for y in range(0, h, rows)]
     sizes = [len(s) for s in strips]
     ifd = ImageFileDirectory_v2(ifh=_TIFF_HEADER)
-    if exif:
-        _copy_exif(ifd, exif)
     for tag, value in {
         256: w, 257: h, 258: (16, 16, 16), 259: 8, 262: 2, 277: 3, 278: rows,
         282: 72, 283: 72, 284: 1, 296: 2, 317: 2, 34675: srgb_icc(),  # 72 dpi
@@ -171,15 +206,7 @@ def _predict(img: np.ndarray) -> np.ndarray:
     return diff
 
 
-def _copy_exif(ifd: ImageFileDirectory_v2, exif: bytes) -> None:
-    """IFD0 tags of the EXIF block into `ifd`, with Exif/GPS IFDs as dicts."""
-    parsed = Image.Exif()
-    parsed.load(_EXIF_HEADER + exif)
-    for tag, value in parsed.items():
-        ifd[tag] = parsed.get_ifd(tag) if tag in (0x8769, 0x8825) else value
-
-
-_ENCODERS: dict[str, Callable[[np.ndarray, bytes | None, int], bytes]] = {
+_ENCODERS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "jpeg": _jpeg, "png": _png, "png16": _png16, "tiff16": _tiff16,
 }
 
@@ -189,21 +216,113 @@ def _exists(path: Path) -> OutputExistsError:
 
 
 def _store(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write `data` to a hidden .part file beside `path`, fsync, move it in."""
+    """Write `data` to a hidden, locked .part file beside `path`, fsync, move it in."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # mkdir's error when the parent is a file
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory") from None
-    part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    fh, part = _open_part(path)
+    _OWN_PARTS.add(part)
     try:
-        with open(part, "xb") as fh:  # O_EXCL; mode 0o666 minus umask
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _commit(part, path, overwrite)
+        with fh:
+            try:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+                _commit(part, path, overwrite)
+            finally:
+                part.unlink(missing_ok=True)  # while still locked
     finally:
-        part.unlink(missing_ok=True)
+        _OWN_PARTS.discard(part)
     _fsync_dir(path.parent)
+
+
+# .part files this process is writing now (see discard_own_parts)
+_OWN_PARTS: set[Path] = set()
+# .NAME.PID.TOKEN.part, and .NAME.TOKEN.part as rawisp 0.x before the pid wrote them
+_PART_NAME = re.compile(r"^\.(?P<name>.+)\.(?:\d+\.)?[0-9a-f]{8}\.part$")
+
+
+def _open_part(path: Path) -> tuple[BinaryIO, Path]:
+    """Create and lock a new ``.part`` file for `path`; returns (open binary file, its path).
+
+    Between creating the file and locking it another process's clean-up could lock and delete it
+    (to that process the file is not locked, so not in use): after the lock is taken, the name
+    must still lead to this very file, else a new name is tried."""
+    for attempt in range(_ATTEMPTS):
+        part = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        try:
+            fh = open(part, "xb")  # O_EXCL; mode 0o666 minus umask
+        except FileNotFoundError:  # the folder went (another run removing an empty folder): again
+            if attempt == _ATTEMPTS - 1:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # waits only while a clean-up holds it
+            if os.stat(part).st_ino == os.fstat(fh.fileno()).st_ino:
+                return fh, part
+        except FileNotFoundError:  # deleted by a clean-up before the lock: try another name
+            pass
+        except BaseException:
+            fh.close()
+            part.unlink(missing_ok=True)
+            raise
+        fh.close()
+    raise OSError(errno.EAGAIN, f"no temporary file survived {_ATTEMPTS} attempts", str(path))
+
+
+_ATTEMPTS = 5  # tries at a .part file that other runs' clean-ups keep away (each needs a rare race)
+
+
+def remove_stale_parts(folder: Path, output_name: str | None = None) -> list[Path]:
+    """Delete the ``.part`` files in `folder` that no live process is writing; returns them.
+
+    A killed writer (``kill -9``, a crash, a power cut) leaves its ``.part`` file behind; a
+    writer still at work holds a lock on it, and its file is left alone. ``output_name``
+    limits the clean-up to the temporary files of that output. Missing folders are no error.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _PART_NAME.match(name)
+        if match is None or (output_name is not None and match["name"] != output_name):
+            continue
+        part = Path(folder) / name
+        if _remove_if_unlocked(part):
+            removed.append(part)
+    return removed
+
+
+def _remove_if_unlocked(part: Path) -> bool:
+    try:
+        fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone meanwhile (its writer finished), or not ours to read
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # locked: a live writer
+            return False
+        try:
+            if os.stat(part).st_ino != os.fstat(fd).st_ino:  # renamed or replaced meanwhile
+                return False
+        except FileNotFoundError:
+            return False
+        part.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def discard_own_parts() -> None:
+    """Delete the ``.part`` files this process is writing (for a worker about to exit abruptly:
+    its own lock would keep :func:`remove_stale_parts` from them)."""
+    for part in list(_OWN_PARTS):
+        part.unlink(missing_ok=True)
 
 
 def _commit(part: Path, path: Path, overwrite: bool) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rawisp.batch import Job, Outcome
+from rawisp.batch import Job, Outcome, Status
 from rawisp.write import write_image
 
 GIB = 1 << 30
@@ -35,13 +35,13 @@ class Misbehave:
             os.abort()
         elif kind == "reserve":  # 3 GiB of address space, never touched: fails only under RLIMIT_AS
             block = np.empty(3 * GIB, np.uint8)
-            return Outcome(job, "done", f"reserved {block.nbytes} bytes: no memory limit")
+            return Outcome(job, Status.DONE, f"reserved {block.nbytes} bytes: no memory limit")
         elif kind == "grow":  # runaway memory, touched 64 MiB at a time
             chunks, total = [], 0
             while total < self.grow_cap:
                 chunks.append(np.ones(64 << 20, np.uint8))
                 total += chunks[-1].nbytes
-            return Outcome(job, "done", f"grew to {total} bytes: no memory limit")
+            return Outcome(job, Status.DONE, f"grew to {total} bytes: no memory limit")
         elif kind == "onnx":  # how onnxruntime reports a failed allocation
             raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : bfc_arena.cc:360 Failed to allocate memory "
                                "for requested buffer of size 150994944\n")
@@ -56,4 +56,4 @@ class Misbehave:
             (job.output.parent / f".{job.output.name}.dead0001.part").write_bytes(b"half a picture")
             os.kill(os.getpid(), signal.SIGSEGV)
         write_image(job.output, np.full((8, 8, 3), 128, np.uint8), "png")
-        return Outcome(job, "done")
+        return Outcome(job, Status.DONE)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+import exiv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from PIL import Image
+from PIL import Image, ImageCms
 
 from rawisp import synth
-from rawisp.chart import COLORCHECKER_SRGB8
+from rawisp.chart import COLORCHECKER_SRGB8, pink_noise
 from rawisp.cli import main
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
-CFAS = ("RGGB", "BGGR", "GRBG", "GBRG")
 OTHER_CAM_FROM_SRGB = np.array([[0.62, 0.30, 0.08], [0.20, 0.70, 0.10], [0.02, 0.18, 0.80]])
 EXIF = {
     "ExposureTime": Fraction(1, 250),
@@ -31,19 +32,48 @@ EXIF = {
     "Copyright": "(c) 2024 rawisp",
     "GPS": {"lat": -33.856784, "lon": 151.215297, "alt": -12.5},
 }
+XMP_PACKET = """<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"
+ xmp:Rating="4" xmp:Label="Green">
+<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Harbour at dusk</rdf:li></rdf:Alt></dc:title>
+<dc:subject><rdf:Bag><rdf:li>harbour</rdf:li><rdf:li>dusk, blue hour</rdf:li></rdf:Bag></dc:subject>
+</rdf:Description></rdf:RDF></x:xmpmeta>
+<?xpacket end="w"?>"""
+# every tag rawisp carries from a source to its outputs (issue 12), as synth.write_dng takes them
+FULL_EXIF = {
+    **EXIF,
+    "ModifyDate": "2024:05:07 10:00:00",
+    "ImageDescription": "A synthetic scene",
+    "CreateDate": "2024:05:06 07:08:09",
+    "SubSecTimeOriginal": "250",
+    "SerialNumber": "SN-0042",
+    "LensInfo": (24, 70, 2.8, 2.8),
+    "ExposureCompensation": Fraction(-2, 3),
+    "ExposureProgram": 3,
+    "MeteringMode": 5,
+    "Flash": 16,
+    "WhiteBalance": 1,
+    "FocalLengthIn35mmFormat": 52,
+    "XMP": XMP_PACKET,
+}
 
 
-def smooth_field(h: int, w: int, rng: np.random.Generator, beta: float) -> np.ndarray:
-    """Gaussian noise with a 1/f^beta spectrum, scaled to [0, 1] (1st..99th percentile, clipped)."""
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None]
-    f = np.hypot(fy, fx)
-    f[0, 0] = 1.0
-    spectrum = np.fft.rfft2(rng.standard_normal((h, w))) / f**beta
-    spectrum[0, 0] = 0
-    field = np.fft.irfft2(spectrum, s=(h, w))
-    lo, hi = np.percentile(field, [1, 99])
-    return np.clip((field - lo) / (hi - lo), 0, 1)
+_GROUP_NAMES = {"Image": "Image", "Photo": "EXIF", "GPSInfo": "GPS"}
+
+
+def read_exif(path: Path) -> dict[str, str]:
+    """IFD0, Exif and GPS tags of a file read by exiv2, named as exifread names them ("Image Make",
+    "EXIF ExposureTime", "GPS GPSLatitude"), values as exiv2's text ("1/250", "14/5", "400")."""
+    image = exiv2.ImageFactory.open(str(path))
+    image.readMetadata()
+    return {f"{_GROUP_NAMES[d.groupName()]} {d.tagName()}": d.toString() for d in image.exifData()
+            if d.groupName() in _GROUP_NAMES}
+
+
+def rational(text: str, index: int = 0) -> float:
+    """Value `index` of exiv2 rational text ("33/1 51/1 244224/10000") as a float."""
+    return float(Fraction(text.split()[index]))
 
 
 def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -53,7 +83,7 @@ def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     edges of random colour (objects), and a +-7.5 % 1/f texture multiplied over everything.
     """
     rng = np.random.default_rng(seed)
-    img = 0.15 + 0.7 * np.stack([smooth_field(h, w, rng, 2.0) for _ in range(3)], axis=-1)
+    img = 0.15 + 0.7 * np.stack([pink_noise(h, w, rng, 2.0) for _ in range(3)], axis=-1)
     y, x = np.mgrid[0:h, 0:w]
     for _ in range(6):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
@@ -61,7 +91,7 @@ def natural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
         colour = rng.uniform(0.05, 0.95, 3)
         alpha = np.clip(radius - np.hypot(y - cy, x - cx) + 0.5, 0, 1)[..., None]
         img = img * (1 - alpha) + colour * alpha
-    texture = smooth_field(h, w, rng, 1.0) - 0.5
+    texture = pink_noise(h, w, rng, 1.0) - 0.5
     return np.clip(img * (1 + 0.15 * texture[..., None]), 0, 1)
 
 
@@ -88,10 +118,20 @@ def patch_means(img: np.ndarray, margin: int = 4) -> np.ndarray:
     return out
 
 
-def psnr(out: np.ndarray, truth: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB of ``out`` against ``truth`` (same scale)."""
-    mse = np.mean((np.asarray(out, np.float64) - np.asarray(truth, np.float64)) ** 2)
-    return float(10 * np.log10(peak**2 / mse))
+# sRGB's primaries and white adapted to the ICC's D50 connection space (IEC 61966-2-1 profiles), XYZ
+SRGB_D50_COLORANTS = {"red": (0.4361, 0.2225, 0.0139), "green": (0.3851, 0.7169, 0.0971),
+                      "blue": (0.1431, 0.0606, 0.7139), "media_white_point": (0.9642, 1.0, 0.8249)}
+
+
+def assert_srgb_profile(icc: bytes) -> None:
+    """``icc`` is an RGB display profile with sRGB's colorants and white (to 4 decimals)."""
+    assert icc[36:40] == b"acsp"  # the ICC signature
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile
+    assert "sRGB" in profile.profile_description
+    assert (profile.xcolor_space.strip(), profile.connection_space.strip()) == ("RGB", "XYZ")
+    for name, xyz in SRGB_D50_COLORANTS.items():
+        value = getattr(profile, name if name == "media_white_point" else f"{name}_colorant")[0]
+        assert value == pytest.approx(xyz, abs=6e-4), name
 
 
 def read_image(path: Path) -> np.ndarray:

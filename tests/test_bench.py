@@ -6,16 +6,21 @@ Small frames only; timings are never asserted (only that they are there and not 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
-import exifread
 import numpy as np
 import pytest
 import rawpy
 from click.testing import CliRunner
 
-from rawisp import bench
-from rawisp.bench import STAGES, BenchConfig, bench_frame, format_report, run_bench
+from conftest import read_exif
+
+from rawisp import bench, bench_scene
+from rawisp.bench import BenchConfig, run_bench, run_child
+from rawisp.bench_child import STAGES
+from rawisp.bench_report import format_report
+from rawisp.bench_scene import bench_frame
 from rawisp.cli import main
 
 SIZE = (320, 240)
@@ -91,7 +96,7 @@ def test_file_argument_and_peers(cache, tmp_path, monkeypatch):
 def test_unusable_learned_engine_is_reported_unavailable(cache):
     """make_engine("learned") failing (here: no such model) marks it unavailable; the rest goes on."""
     config = BenchConfig(size=SIZE, cache_dir=cache, engines=("learned", "classical"), tiles=(256, 512),
-                         model=str(cache / "no-such-model.onnx"), repeat=2)
+                         models=(str(cache / "no-such-model.onnx"),), repeat=2)
     report = run_bench(config)
     rows = {r["name"]: r for r in report["results"]}
     assert list(rows) == ["learned tile=256", "learned tile=512", "classical"]
@@ -102,6 +107,28 @@ def test_unusable_learned_engine_is_reported_unavailable(cache):
     assert "learned tile=256" in text and "unavailable:" in text and "classical" in text
 
 
+def test_learned_rows_per_model_with_network_figures(cache, tmp_path):
+    """One learned row per --model (e.g. fp32 and int8), each with its tiles, margin share and
+    network time; the margin share is what the tiling computes beyond the frame."""
+    from rawisp.learned import default_model_path
+
+    second = tmp_path / "copy.onnx"
+    for suffix in (".onnx", ".json"):
+        second.with_suffix(suffix).write_bytes(default_model_path().with_suffix(suffix).read_bytes())
+    report = run_bench(BenchConfig(size=SIZE, cache_dir=cache, engines=("learned",), tiles=(128,),
+                                   models=(str(default_model_path()), str(second)), repeat=1, threads=1))
+    rows = {r["name"]: r for r in report["results"]}
+    assert list(rows) == ["learned lwisp tile=128", "learned copy tile=128"]
+    for row in rows.values():
+        assert row["status"] == "ok", row["error"]
+        net = row["network"]
+        th, tw = (int(v) for v in net["tile"].split("x"))
+        assert th <= 128 and tw <= 128 and net["tiles"] >= 4  # a 160x120 packed frame in several tiles
+        assert net["margin_share"] == pytest.approx(1 - 160 * 120 / (net["tiles"] * th * tw), abs=1e-3)
+        assert 0 < net["network_s"] <= row["median"]["total"] and net["network_mp_per_s"] > 0
+    assert "margins" in format_report(report) and "MP/s" in format_report(report)
+
+
 def test_bench_frame_is_cached_realistic_14_bit(cache):
     path = bench_frame(cache, SIZE)
     stamp = path.stat().st_mtime_ns
@@ -109,11 +136,10 @@ def test_bench_frame_is_cached_realistic_14_bit(cache):
     assert not list(cache.glob(".*.part"))
     with rawpy.imread(str(path)) as raw:
         assert (raw.sizes.width, raw.sizes.height) == SIZE
-        assert raw.white_level == bench.BENCH_WHITE
-        assert list(raw.black_level_per_channel) == [bench.BENCH_BLACK] * 4
+        assert raw.white_level == bench_scene.BENCH_WHITE
+        assert list(raw.black_level_per_channel) == [bench_scene.BENCH_BLACK] * 4
         mosaic = raw.raw_image_visible.astype(np.float64)
-    with open(path, "rb") as fh:
-        tags = exifread.process_file(fh, details=False)
+    tags = read_exif(path)
     assert str(tags["EXIF ISOSpeedRatings"]) == "400" and "EXIF ExposureTime" in tags
     # content everywhere: every 32x32 block of the green sites varies more than noise alone would
     green = mosaic[0::2, 1::2]
@@ -121,7 +147,7 @@ def test_bench_frame_is_cached_realistic_14_bit(cache):
         green.shape[0] // 16, 16, green.shape[1] // 16, 16)
     spread = blocks.std(axis=(1, 3))
     assert np.median(spread) > 20  # DN; read noise alone is about 6.4 DN
-    assert green.max() >= bench.BENCH_WHITE - 1  # a few clipped highlights
+    assert green.max() >= bench_scene.BENCH_WHITE - 1  # a few clipped highlights
     # colour: the red/blue ratio varies across the frame (not a grey chart only)
     r, b = mosaic[0::2, 0::2], mosaic[1::2, 1::2]
     ratio = (r[:64, :64].mean() / b[:64, :64].mean(), r[-64:, -64:].mean() / b[-64:, -64:].mean())
@@ -129,7 +155,7 @@ def test_bench_frame_is_cached_realistic_14_bit(cache):
 
 
 def test_scene_has_no_flat_areas():
-    img = bench.synth_scene(400, 300, seed=3)
+    img = bench_scene.synth_scene(400, 300, seed=3)
     assert img.shape == (300, 400, 3) and img.dtype == np.float32
     assert 0 <= img.min() and img.max() <= 1
     tiles = img[:288, :384].reshape(9, 32, 12, 32, 3)  # 32x32 tiles
@@ -162,16 +188,24 @@ def test_unreadable_file_is_a_clean_error(tmp_path):
     assert "not-raw.dng" in result.output and "LibRaw" in result.output
 
 
+def process_state(pid: int) -> str:
+    """The state letter of a process in /proc (R, S, Z...), or "gone"."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
 def test_timeout_ends_the_child_and_what_it_started(tmp_path):
     pidfile = tmp_path / "pid"
     spec = {"kind": "cli", "argv": ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"], "out": str(tmp_path / "o.jpg")}
-    result = bench._run_child(spec, timeout=6)
+    result = run_child(spec, timeout=6)
     assert "timed out" in result["error"]
-    if not pidfile.exists() or not pidfile.read_text().strip():
-        return  # a very busy machine: killed before the command even started, nothing left behind
-    pid = int(pidfile.read_text())
-    try:
-        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
-    except FileNotFoundError:
-        state = "gone"
-    assert state in ("gone", "Z")
+    pid_text = pidfile.read_text().strip() if pidfile.exists() else ""
+    assert pid_text, "the command never wrote its pid: nothing was checked"
+    pid = int(pid_text)
+    # SIGKILL is delivered asynchronously: the process may still be running for a moment
+    deadline = time.monotonic() + 10
+    while process_state(pid) not in ("gone", "Z") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process_state(pid) in ("gone", "Z")

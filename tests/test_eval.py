@@ -10,16 +10,16 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from rawisp.colour import BAYER_PATTERNS
 from rawisp.cli import main
 from rawisp.decode import decode
-from rawisp.evaluate import (
-    BLACK, NEUTRAL, NOISE_PRESETS, WHITE, EvalError, LibRawReference, Noise, Oracle, _one_openmp_thread,
-    _openmp_of_rawpy, ciede2000, develop_dng, evaluate, load_image,
-    mean_delta_e00, noise_seed, parse_noise, psnr, srgb_to_lab, ssim, summarise,
-)
+from rawisp.eval_report import summarise
+from rawisp.evaluate import Oracle, develop_dng, evaluate
+from rawisp.libraw_reference import LibRawReference, one_openmp_thread, openmp_of_rawpy
+from rawisp.metrics import ciede2000, mean_delta_e00, psnr, srgb_to_lab, ssim
+from rawisp.protocol import BLACK, NEUTRAL, NOISE_PRESETS, WHITE, EvalError, Noise, load_image, noise_seed, parse_noise
 from rawisp.synth import DEFAULT_CAM_FROM_SRGB, srgb_to_dng
 
-CFAS = ["RGGB", "BGGR", "GRBG", "GBRG"]
 
 # Sharma, Wu & Dalal (2005), Table 1: L1 a1 b1  L2 a2 b2  dE00, all 34 pairs
 SHARMA = """
@@ -97,7 +97,7 @@ def gt_dir(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------------------------------ protocol
 
 
-@pytest.mark.parametrize("cfa", CFAS)
+@pytest.mark.parametrize("cfa", BAYER_PATTERNS)
 def test_identity_engine_reproduces_ground_truth(tmp_path, cfa):
     """Noise-free round trip through a perfect engine: the harness itself loses nothing."""
     gt = textured_image(37, 50, 3)  # odd sizes: the CFA padding and cropping are exercised too
@@ -131,11 +131,11 @@ KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "test" / "koda
 
 
 def test_libraw_runs_on_one_openmp_thread():
-    lib = _openmp_of_rawpy()
+    lib = openmp_of_rawpy()
     if lib is None:
         pytest.skip("rawpy's OpenMP runtime not found")
     before = lib.omp_get_max_threads()
-    with _one_openmp_thread():
+    with one_openmp_thread():
         assert lib.omp_get_max_threads() == 1
     assert lib.omp_get_max_threads() == before
 
@@ -146,8 +146,8 @@ def test_libraw_dht_is_repeatable(tmp_path):
     path = tmp_path / "k.dng"
     srgb_to_dng(path, load_image(KODAK / "kodim18.png"))
     dht = LibRawReference("libraw-dht")
-    first = dht.develop(path)
-    assert all(np.array_equal(dht.develop(path), first) for _ in range(12))
+    first = dht.postprocess(path)
+    assert all(np.array_equal(dht.postprocess(path), first) for _ in range(12))
 
 
 def test_develop_dng_follows_the_protocol(tmp_path):
@@ -171,7 +171,7 @@ def test_failing_engine_is_named(tmp_path):
         evaluate([_save(tmp_path, smooth_image(40, 40, 0))], [Broken()], parse_noise("mid"))
 
 
-@pytest.mark.parametrize("cfa", CFAS)
+@pytest.mark.parametrize("cfa", BAYER_PATTERNS)
 @pytest.mark.parametrize("engine", ["classical", "libraw-linear", "libraw-ahd"])
 def test_engines_handle_every_cfa_phase(tmp_path, cfa, engine):
     """A smooth picture demosaics well whatever the CFA phase: the harness gets the phase right."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import natural_image, smooth_field
+from conftest import natural_image
 
 from rawisp import synth
 from rawisp.decode import decode
-from rawisp.noise import estimate_noise, sigma_planes
+from rawisp.chart import pink_noise
+from rawisp.colour import srgb_decode
+from rawisp.contract import sigma_planes
+from rawisp.noise import estimate_noise
 from rawisp.normalise import Packed, normalise
 
 H, W = 384, 512
@@ -24,13 +27,13 @@ def textured_scene(seed: int, texture: float = 0.03) -> np.ndarray:
     """Linear camera RGB (H, W, 3): smooth 1/f^2.5 colour fields from deep shadow to 0.8, four
     discs with 1-px edges, and a +-``texture`` 1/f^1.5 texture multiplied over everything."""
     rng = np.random.default_rng(seed)
-    lin = 0.01 + 0.8 * np.stack([smooth_field(H, W, rng, 2.5) for _ in range(3)], axis=-1) ** 2
+    lin = 0.01 + 0.8 * np.stack([pink_noise(H, W, rng, 2.5) for _ in range(3)], axis=-1) ** 2
     y, x = np.mgrid[0:H, 0:W]
     for _ in range(4):
         cy, cx, radius = rng.uniform(0, H), rng.uniform(0, W), rng.uniform(0.05, 0.2) * min(H, W)
         alpha = np.clip(radius - np.hypot(y - cy, x - cx) + 0.5, 0, 1)[..., None]
         lin = lin * (1 - alpha) + rng.uniform(0.005, 0.8, 3) * alpha
-    return lin * (1 + 2 * texture * (smooth_field(H, W, rng, 1.5)[..., None] - 0.5))
+    return lin * (1 + 2 * texture * (pink_noise(H, W, rng, 1.5)[..., None] - 0.5))
 
 
 def packed_capture(tmp_path, cam: np.ndarray, shot: float, read: float, seed: int = 0, cfa: str = "RGGB",
@@ -111,7 +114,7 @@ def test_estimate_on_natural_texture_at_moderate_noise(tmp_path):
     sigma: +10..13 % at shot 2e-3 (tested here), but +110..140 % at shot 1e-4 / read 5e-4, where the
     texture (sigma ~1e-2 at mid grey when clean) outweighs the noise: a single frame cannot tell them
     apart, so weak noise on busy scenes is overestimated (files with a NoiseProfile are unaffected)."""
-    cam = synth.srgb_to_linear(natural_image(H, W, seed=1)) @ synth.DEFAULT_CAM_FROM_SRGB.T
+    cam = srgb_decode(natural_image(H, W, seed=1)) @ synth.DEFAULT_CAM_FROM_SRGB.T
     packed = packed_capture(tmp_path, cam, 2e-3, 1e-3)
     levels = green_levels(packed)
     error = sigma(estimate_noise(packed), levels) / sigma((2e-3, 1e-3), levels) - 1

@@ -10,20 +10,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import (
-    CFAS,
     OTHER_CAM_FROM_SRGB,
     natural_image,
     patch_image,
     patch_means,
-    psnr,
     read_image,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from rawisp import classical, synth
+from rawisp.colour import BAYER_PATTERNS
+from rawisp import synth
+from rawisp.classical import BilinearRows, Classical
 from rawisp.decode import decode
+from rawisp.metrics import psnr
 from rawisp.normalise import normalise, pack, plane_values, rggb_padding, unpack
 from rawisp.render import render
 
@@ -43,7 +44,7 @@ def develop(path, tone: str = "linear") -> np.ndarray:
     from rawisp.metadata import apply_orientation
 
     raw = decode(path)
-    out = render(classical.develop(normalise(raw)), raw.cam_to_srgb, tone=tone)
+    out = render(Classical()(normalise(raw)), raw.srgb_from_cam, tone=tone)
     return apply_orientation(out, raw.orientation)
 
 
@@ -62,10 +63,8 @@ def test_natural_image_psnr_in_process(make_dng, case):
     path, _ = make_dng("n.dng", srgb, **dng_kwargs(case))
     out = develop(path)
     assert out.shape == srgb.shape and out.dtype == np.uint8
-    inner = (slice(BORDER, -BORDER), slice(BORDER, -BORDER))
-    value = psnr(out[inner], srgb[inner] * 255)
-    print(f"{case[0]} {case[2]}: PSNR {value:.2f} dB")
-    assert value >= 29.0
+    value = psnr(out, srgb, border=BORDER)
+    assert value >= 29.0, f"{case[0]} {case[2]}: PSNR {value:.2f} dB"
 
 
 def test_natural_image_psnr_through_cli(cli, make_dng, tmp_path):
@@ -82,10 +81,8 @@ def test_natural_image_psnr_through_cli(cli, make_dng, tmp_path):
     for name, srgb in truths.items():
         out = read_image(tmp_path / "out" / f"{name}.png")
         assert out.shape == srgb.shape
-        inner = (slice(BORDER, -BORDER), slice(BORDER, -BORDER))
-        value = psnr(out[inner], srgb[inner] * 255)
-        print(f"{name} (cli): PSNR {value:.2f} dB")
-        assert value >= 29.0
+        value = psnr(out, srgb, border=BORDER)
+        assert value >= 29.0, f"{name} (cli): PSNR {value:.2f} dB"
 
 
 def test_ideal_reconstruction_renders_back_to_the_input(make_dng):
@@ -93,7 +90,7 @@ def test_ideal_reconstruction_renders_back_to_the_input(make_dng):
     srgb = natural_image(64, 80, seed=3)
     path, truth = make_dng("t.dng", srgb, cfa="GRBG", cam_from_srgb=OTHER_CAM_FROM_SRGB)
     raw = decode(path)
-    out = render(truth, raw.cam_to_srgb, tone="linear").astype(np.float64)
+    out = render(truth, raw.srgb_from_cam, tone="linear").astype(np.float64)
     err = out - srgb * 255
     assert np.abs(err).max() <= 1.01 and abs(err.mean()) < 0.05
 
@@ -104,8 +101,7 @@ def test_flat_patches_mean_colour_error(make_dng, case):
     path, _ = make_dng("p.dng", srgb, **dng_kwargs(case))
     out = develop(path)
     err = np.abs(patch_means(out) - colours)  # 8-bit units
-    print(f"{case[0]} {case[2]}: mean colour error max {err.max():.3f}, mean {err.mean():.3f} /255")
-    assert err.max() < 1.0
+    assert err.max() < 1.0, f"{case[0]} {case[2]}: mean colour error max {err.max():.3f}, mean {err.mean():.3f} /255"
 
 
 @pytest.mark.parametrize("fmt", ["png", "png16"])
@@ -122,8 +118,7 @@ def test_flat_patches_through_cli(cli, make_dng, tmp_path, fmt):
     out = tmp_path / "out" / "p.png"
     pixels = _read_png16(out) / 257.0 if fmt == "png16" else read_image(out)  # 8-bit units
     err = np.abs(patch_means(pixels) - colours)
-    print(f"{fmt} (cli): mean colour error max {err.max():.3f} /255")
-    assert err.max() < 1.0
+    assert err.max() < 1.0, f"{fmt} (cli): mean colour error max {err.max():.3f} /255"
 
 
 # --- packing ---------------------------------------------------------------------------------------
@@ -140,7 +135,7 @@ def _site_labels(cfa: str, h: int, w: int) -> np.ndarray:
 
 
 @settings(deadline=None, max_examples=60)
-@given(st.sampled_from(CFAS), st.integers(2, 40), st.integers(2, 40), st.integers(0, 2**32 - 1), st.data())
+@given(st.sampled_from(BAYER_PATTERNS), st.integers(2, 40), st.integers(2, 40), st.integers(0, 2**32 - 1), st.data())
 def test_bilinear_rows_on_demand_equal_the_whole_frame(cfa, h, w, seed, data):
     """Any row slice of BilinearRows (any CFA phase, odd sizes, slices past the end) is exactly
     those rows of the whole-frame classical development."""
@@ -148,7 +143,7 @@ def test_bilinear_rows_on_demand_equal_the_whole_frame(cfa, h, w, seed, data):
 
     planes, offset = pack(np.random.default_rng(seed).random((h, w), dtype=np.float32), cfa)
     packed = Packed(planes=planes, gains=np.ones(4, np.float32), noise=None, offset=offset, shape=(h, w))
-    whole, lazy = classical.develop(packed, threads=2), classical.BilinearRows(packed)
+    whole, lazy = Classical(threads=2)(packed), BilinearRows(packed)
     assert lazy.shape == whole.shape
     y0 = data.draw(st.integers(0, h - 1))
     y1 = data.draw(st.integers(y0 + 1, h + 5))
@@ -159,8 +154,8 @@ def test_bilinear_rows_on_demand_equal_the_whole_frame(cfa, h, w, seed, data):
 def test_streamed_classical_develop_equals_rendering_the_whole_frame(make_dng, tmp_path, fmt):
     """develop_file renders the classical engine strip by strip from BilinearRows: the pixels are
     those of rendering the whole reconstructed frame (same dither), for 8- and 16-bit output."""
-    from rawisp.develop import RenderOptions, develop_file, render_picture
-    from rawisp.reconstruct import Classical
+    from rawisp.develop import develop_file
+    from rawisp.pipeline import RenderOptions, render_picture
 
     path, _ = make_dng("s.dng", natural_image(700, 523, seed=4), cfa="GBRG", orientation=6)
     options = RenderOptions(fmt=fmt, threads=2)
@@ -176,8 +171,34 @@ def test_streamed_classical_develop_equals_rendering_the_whole_frame(make_dng, t
         np.testing.assert_array_equal(tifffile.imread(result.output), streamed)
 
 
+class WholeFrame:
+    """The classical engine without its strip-by-strip capability: reconstructs whole frames only."""
+
+    name, version = "whole-frame", "bilinear"
+
+    def __call__(self, packed):
+        return Classical(1)(packed)
+
+
+@pytest.mark.parametrize("engine,stages", [
+    (Classical(1), ["decode", "normalise", "render", "write"]),  # streamed: reconstructed inside render
+    (WholeFrame(), ["decode", "normalise", "reconstruct", "render", "write"]),
+])
+def test_the_timing_hook_hears_every_stage_in_order(make_dng, tmp_path, engine, stages):
+    from rawisp.develop import develop_file
+    from rawisp.pipeline import RenderOptions, Stopwatch
+
+    path, _ = make_dng("t.dng", natural_image(40, 56, seed=1))
+    heard = []
+    watch = Stopwatch(lambda stage, seconds: heard.append((stage, seconds)))
+    result = develop_file(path, tmp_path / "t.png", engine, RenderOptions(fmt="png", threads=1), watch)
+    assert [stage for stage, _ in heard] == stages
+    assert all(seconds >= 0 for _, seconds in heard)
+    assert result.seconds == dict(heard)
+
+
 @settings(deadline=None, max_examples=60)
-@given(st.sampled_from(CFAS), st.integers(2, 25), st.integers(2, 25), st.integers(0, 2**32 - 1))
+@given(st.sampled_from(BAYER_PATTERNS), st.integers(2, 25), st.integers(2, 25), st.integers(0, 2**32 - 1))
 def test_pack_unpack_exact_inverse(cfa, h, w, seed):
     mosaic = np.random.default_rng(seed).integers(0, 65536, (h, w), dtype=np.uint16)
     planes, offset = pack(mosaic, cfa)
@@ -192,7 +213,7 @@ def test_pack_unpack_exact_inverse(cfa, h, w, seed):
     assert offset == (top, left) and (top + h + bottom) % 2 == 0 and (left + w + right) % 2 == 0
 
 
-@pytest.mark.parametrize("cfa", CFAS)
+@pytest.mark.parametrize("cfa", BAYER_PATTERNS)
 def test_plane_values_maps_sites_to_rggb(cfa):
     per_site = np.array([[11.0, 22.0], [33.0, 44.0]])
     mosaic = np.tile(per_site, (3, 4))  # 6 x 8, constant per 2x2 site
@@ -253,8 +274,7 @@ def test_clipped_green_stays_neutral(tmp_path, cfa, tone):
     out = develop(path, tone).astype(np.int64)
     region = out[2:-2][:, (exposure[0] >= 1.0)][:, 2:-2]  # clipped columns, less demosaic margin
     rg, bg = np.abs(region[..., 0] - region[..., 1]), np.abs(region[..., 2] - region[..., 1])
-    print(f"{cfa} {tone}: max |R-G| {rg.max()}, |B-G| {bg.max()}, min level {region.min()}")
-    assert rg.max() <= 2 and bg.max() <= 2
+    assert rg.max() <= 2 and bg.max() <= 2, f"{cfa} {tone}: max |R-G| {rg.max()}, |B-G| {bg.max()}"
     assert region.min() >= (250 if tone == "linear" else 240)  # white (the default shoulder ends at 250)
     # the unclipped part of the ramp is neutral too and darker
     below = out[2:-2, 2:int(np.argmax(exposure[0] >= 0.95)) - 2]

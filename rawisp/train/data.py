@@ -1,7 +1,8 @@
 """Synthetic RAW training data by unprocessing sRGB photos (Brooks et al. 2019).
 
 sRGB photo -> area downscale x2 (hide the JPEG and in-camera demosaic artefacts) -> random crop,
-flip, rotation -> inverse sRGB transfer -> random camera matrix -> exposure -> multiply by a random
+flip, rotation (some crops colour-augmented, some replaced by procedural images: procedural.py)
+-> inverse sRGB transfer -> random camera matrix -> exposure -> multiply by a random
 as-shot neutral -> RGGB mosaic -> Poisson-Gaussian noise and quantisation -> white balance ->
 packed planes + noise planes (the network input) with the clean white-balanced camera RGB as target.
 All units are normalised linear (0 = black, 1 = white level) unless stated otherwise.
@@ -16,7 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rawisp.contract import PLANE_CHANNEL
 from rawisp.train.model import bilinear_demosaic
+from rawisp.train.procedural import colour_augment, procedural
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
@@ -113,19 +116,22 @@ def synthesise(lin: torch.Tensor, m: torch.Tensor, neutral: torch.Tensor, shot: 
                read: torch.Tensor, levels: torch.Tensor, gen: torch.Generator | None) -> Batch:
     """Make a batch from linear sRGB crops ``lin`` (N, 3, H, W).
 
-    neutral ``(N, 3)`` raw value of white (G = 1); shot, read ``(N,)`` noise parameters in
+    neutral ``(N, 3)`` raw value of white (G = 1; R or B may exceed 1); shot, read ``(N,)`` noise parameters in
     normalised raw units; levels ``(N,)`` white minus black in DN (quantisation step 1/levels).
     """
     cam = torch.einsum("nij,njhw->nihw", m, lin)
-    target = cam.clamp(0.0, 1.0)
-    n4 = neutral[:, [0, 1, 1, 2]]
+    n4 = neutral[:, list(PLANE_CHANNEL)]
+    # The runtime's gains are normalised so the smallest is 1 (normalise.py): when a neutral value
+    # exceeds green's, every gain, and so the white-balanced picture, is scaled up by k.
+    k = n4.amax(dim=1)
+    target = (cam * k[:, None, None, None]).clamp(0.0, 1.0)
     raw_clean = pack_rggb(cam) * n4[:, :, None, None]
     noise = torch.randn(raw_clean.shape, generator=gen) if gen is not None else torch.randn_like(raw_clean)
     std = (shot[:, None, None, None] * raw_clean.clamp_min(0) + read[:, None, None, None] ** 2).sqrt()
     raw = raw_clean + std * noise
     q = levels[:, None, None, None]
     raw = (torch.round(raw * q) / q).clamp(max=1.0)
-    gains = 1.0 / n4
+    gains = k[:, None] / n4
     packed = (raw * gains[:, :, None, None]).clamp(max=1.0)
     clean = (raw_clean.clamp(max=1.0) * gains[:, :, None, None]).clamp(max=1.0)
     sigma = noise_sigma(packed, gains, shot, read)
@@ -146,21 +152,36 @@ def bilinear_error(srgb: torch.Tensor) -> torch.Tensor:
 
 
 class Sampler:
-    """Draws random training batches from in-memory photos; deterministic given ``seed``."""
+    """Draws random training batches from in-memory photos; deterministic given ``seed``.
+
+    clean_fraction: share of crops without noise.
+    hard_fraction: share of crops mined for demosaicking difficulty (see ``crops``).
+    procedural_fraction: share of crops replaced by procedural images (procedural.py).
+    colour_fraction: share of photo crops whose colours are decorrelated (``colour_augment``).
+    neutral_above_green: share of crops whose as-shot neutral has R or B above G.
+    Fractions at 0 draw no random numbers, so older runs' batches stay reproducible.
+    """
 
     def __init__(self, photos: list[np.ndarray], patch: int, seed: int, clean_fraction: float = 0.2,
-                 hard_fraction: float = 0.0, hard_candidates: int = 4) -> None:
+                 hard_fraction: float = 0.0, hard_candidates: int = 4, procedural_fraction: float = 0.0,
+                 colour_fraction: float = 0.0, neutral_above_green: float = 0.0) -> None:
         self.photos = photos
         self.patch = patch
         self.clean_fraction = clean_fraction
         self.hard_fraction = hard_fraction
         self.hard_candidates = hard_candidates
+        self.procedural_fraction = procedural_fraction
+        self.colour_fraction = colour_fraction
+        self.neutral_above_green = neutral_above_green
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
 
     def _random_crops(self, n: int) -> torch.Tensor:
-        out = np.empty((n, self.patch, self.patch, 3), np.uint8)
+        out = np.empty((n, self.patch, self.patch, 3), np.float32)
         for i in range(n):
+            if self.procedural_fraction and self.rng.random() < self.procedural_fraction:
+                out[i] = procedural(self.rng, self.patch)
+                continue
             img = self.photos[self.rng.integers(len(self.photos))]
             y = self.rng.integers(img.shape[0] - self.patch + 1)
             x = self.rng.integers(img.shape[1] - self.patch + 1)
@@ -169,8 +190,11 @@ class Sampler:
             crop = np.rot90(crop, self.rng.integers(4))
             if self.rng.random() < 0.5:
                 crop = crop[:, ::-1]
+            crop = crop.astype(np.float32) / 255.0
+            if self.colour_fraction and self.rng.random() < self.colour_fraction:
+                crop = colour_augment(crop, self.rng)
             out[i] = crop
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255.0
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
     def crops(self, n: int) -> torch.Tensor:
         """``n`` crops ``(n, 3, patch, patch)`` sRGB in [0, 1], randomly flipped/rotated.
@@ -198,6 +222,11 @@ class Sampler:
         m = random_cam_from_srgb(n, g)
         neutral = torch.stack([torch.empty(n).uniform_(0.3, 0.85, generator=g), torch.ones(n),
                                torch.empty(n).uniform_(0.3, 0.85, generator=g)], dim=1)
+        if self.neutral_above_green:
+            above = torch.rand(n, generator=g) < self.neutral_above_green
+            channel = torch.where(torch.rand(n, generator=g) < 0.5, 0, 2)
+            value = torch.empty(n).uniform_(1.0, 1.4, generator=g)
+            neutral[above, channel[above]] = value[above]
         shot = torch.exp(torch.empty(n).uniform_(np.log(3e-5), np.log(1.5e-2), generator=g))
         read = shot.sqrt() * torch.exp(torch.empty(n).uniform_(np.log(0.005), np.log(0.05), generator=g))
         clean = torch.rand(n, generator=g) < self.clean_fraction

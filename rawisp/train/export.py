@@ -12,11 +12,8 @@ from pathlib import Path
 
 import torch
 
-from rawisp.train.model import STRIDE, LWISP, count_params, gflop_per_mp
-
-CARD_FORMAT = "rawisp-lwisp/1"
-INPUT_NAME = "packed"
-OUTPUT_NAME = "rgb"
+from rawisp.contract import CARD_FORMAT, CHANNELS, INPUT_NAME, OUTPUT_NAME, STRIDE, card_io
+from rawisp.train.model import LWISP, count_params, gflop_per_mp
 
 
 def receptive_margin(model: LWISP, size: int = 192) -> int:
@@ -26,7 +23,7 @@ def receptive_margin(model: LWISP, size: int = 192) -> int:
     non-zero exactly inside the receptive field.
     """
     model = model.eval()
-    x = torch.rand(1, 8, size, size, requires_grad=True)
+    x = torch.rand(1, CHANNELS, size, size, requires_grad=True)
     out = model(x)
     c = size  # a full-resolution pixel at the centre
     out[0, :, c, c].sum().backward()
@@ -54,7 +51,7 @@ def export(model: LWISP, out: str | Path, training: dict, metrics: dict | None =
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    dummy = torch.rand(1, 8, 64, 64)
+    dummy = torch.rand(1, CHANNELS, 64, 64)
     # The TorchScript exporter (dynamo=False) needs no onnxscript and handles this graph exactly;
     # it warns that it is legacy, and its tracer warns about constants that are meant to be constant.
     with warnings.catch_warnings():
@@ -68,23 +65,12 @@ def export(model: LWISP, out: str | Path, training: dict, metrics: dict | None =
         "name": out.stem,
         "onnx": out.name,
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
-        "input": {
-            "name": INPUT_NAME,
-            "layout": "NCHW",
-            "channels": 8,
-            "planes": ["R", "G1", "G2", "B", "sigma_R", "sigma_G1", "sigma_G2", "sigma_B"],
-            "packing": "RGGB at half resolution: R (0,0), G1 (0,1), G2 (1,0), B (1,1) of each 2x2",
-            "normalisation": "linear; (DN - black) / (white - black) per site, times white-balance gains "
-                             "(min gain 1), clipped above at 1.0; negatives kept",
-            "noise": "sigma = sqrt(shot * g * x + (g * read)^2) per plane, x the packed value clipped at 0, "
-                     "g the plane's gain, (shot, read) in normalised raw units before white balance",
-        },
-        "output": {"name": OUTPUT_NAME, "channels": 3, "scale": 2,
-                   "meaning": "linear white-balanced camera RGB at full resolution (1.0 = clip)"},
+        **card_io(),
         "stride": STRIDE,
         "margin": receptive_margin(model),
         "architecture": {"name": "LW-ISP U-Net with fine-grained attention and sub-pixel upsampling block",
-                         "widths": list(model.widths), "parameters": count_params(model),
+                         "widths": list(model.widths), "skip": model.skip, "base": model.base,
+                         "parameters": count_params(model),
                          "gflop_per_output_mp": round(gflop_per_mp(model), 2)},
         "training": {**training, "commit": git_commit(),
                      "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},

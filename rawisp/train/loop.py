@@ -13,12 +13,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from rawisp.protocol import NOISE_PRESETS
 from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_to_linear, synthesise
 from rawisp.train.losses import psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
+from rawisp.train.procedural import colour_augment, procedural
 
-# validation noise presets (normalised units): the evaluation protocol's clean / mid / high
-VAL_NOISE = {"clean": (0.0, 0.0), "mid": (1e-3, 5e-4), "high": (6e-3, 2e-3)}
+VAL_NOISE = NOISE_PRESETS  # validation at the evaluation protocol's clean / mid / high (normalised units)
+VAL_SETS = (*VAL_NOISE, "saturated", "procedural")  # every validation score, in report order
 VAL_CROP = 128  # side of the validation centre crops (full resolution)
 
 
@@ -40,12 +42,18 @@ class TrainConfig:
     val_every: int = 250
     teacher: str | None = None  # checkpoint of a teacher for heterogeneous distillation
     teacher_mode: bool = False  # train a teacher: sees the clean mosaic
-    init: str | None = None  # start from this checkpoint's weights (fine-tuning), fresh optimiser
+    init: str | None = None  # start from this checkpoint's (or shipped .onnx model's) weights, fresh optimiser
     distill_weight: float = 0.5
     val_holdout: int = 40
     clean_fraction: float = 0.2  # share of training crops without noise
     hard_fraction: float = 0.0  # share of training crops mined for demosaicking difficulty
     device: str = "auto"  # auto: CUDA when torch sees a GPU, else CPU
+    skip: str = "subpixel"  # decoder upsampling before each skip: subpixel | bilinear (model.Up)
+    base: str = "bilinear"  # fixed demosaic the network corrects: bilinear | mhc (model.BASES)
+    procedural_fraction: float = 0.0  # share of crops replaced by procedural images
+    colour_fraction: float = 0.0  # share of photo crops with decorrelated colours
+    neutral_above_green: float = 0.0  # share of crops whose as-shot neutral has R or B above G
+    cpu_budget: float = 0.0  # stop after this many seconds of process CPU time (0: after `iterations`)
 
 
 def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -59,22 +67,49 @@ def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarra
 
 
 def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1234) -> dict:
-    """Fixed validation batches per noise preset: centre crops, seeded matrices and noise."""
+    """Fixed validation batches: centre crops per noise preset, plus two clean sets for what photos lack.
+
+    ``saturated``: the same crops with decorrelated colours (``colour_augment``, seeded);
+    ``procedural``: seeded procedural images (dead leaves, gratings, grids, text).
+    """
     crops = []
     for p in photos:
         y, x = (p.shape[0] - size) // 2, (p.shape[1] - size) // 2
         crops.append(p[y:y + size, x:x + size])
     srgb = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+    rng = np.random.default_rng(seed)
+    saturated = np.stack([colour_augment(c.astype(np.float32) / 255.0, rng) for c in crops])
+    generated = np.stack([procedural(rng, size) for _ in crops])
     n = len(crops)
     gen = torch.Generator().manual_seed(seed)
     m = random_cam_from_srgb(n, gen)
     neutral = torch.tensor([[0.5, 1.0, 0.7]]).repeat(n, 1)
+    cases = [(name, srgb, shot, read) for name, (shot, read) in VAL_NOISE.items()]
+    cases += [(name, torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), 0.0, 0.0)
+              for name, images in (("saturated", saturated), ("procedural", generated))]
     sets = {}
-    for name, (shot, read) in VAL_NOISE.items():
-        batch = synthesise(srgb_to_linear(srgb), m, neutral, torch.full((n,), shot), torch.full((n,), read),
+    for name, images, shot, read in cases:
+        batch = synthesise(srgb_to_linear(images), m, neutral, torch.full((n,), shot), torch.full((n,), read),
                            torch.full((n,), 3839.0), torch.Generator().manual_seed(seed))
-        sets[name] = (batch, srgb)
+        sets[name] = (batch, images)
     return sets
+
+
+def lr_factor(progress: float) -> float:
+    """Cosine decay from 1 to 0.02 over training ``progress`` in [0, 1] (iterations or CPU time)."""
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * 0.98 + 0.02
+
+
+def init_weights(model: LWISP, path: str | Path) -> list[str]:
+    """Initialise ``model`` from a checkpoint or a shipped ONNX model; returns names left untouched."""
+    if Path(path).suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
+    else:
+        state = read_checkpoint(path)["model"]
+    return model.load_compatible(state)
 
 
 def training_device(name: str) -> torch.device:
@@ -126,7 +161,8 @@ def _feature_widths(model: LWISP) -> tuple[int, int, int]:
 def load_checkpoint_model(path: str | Path) -> tuple[LWISP, dict]:
     """Rebuild a model from a training checkpoint; returns (model, checkpoint dict)."""
     ckpt = read_checkpoint(path)
-    model = LWISP(tuple(ckpt["config"]["widths"]))
+    cfg = ckpt["config"]
+    model = LWISP(tuple(cfg["widths"]), skip=cfg.get("skip", "subpixel"), base=cfg.get("base", "bilinear"))
     model.load_state_dict(ckpt["model"])
     return model, ckpt
 
@@ -155,9 +191,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
     train_photos, val_photos = split_photos(photos, cfg.val_holdout)
     log(f"photos: {len(train_photos)} train, {len(val_photos)} validation; device {device}")
     val_sets = validation_set(val_photos)
-    model = LWISP(cfg.widths)
+    model = LWISP(cfg.widths, skip=cfg.skip, base=cfg.base)
     if cfg.init:
-        model.load_state_dict(load_checkpoint_model(cfg.init)[0].state_dict())
+        untouched = init_weights(model, cfg.init)
+        log(f"initialised from {cfg.init}" + (f"; new: {', '.join(untouched)}" if untouched else ""))
     teacher = distiller = None
     if cfg.teacher:
         teacher, _ = load_checkpoint_model(cfg.teacher)
@@ -166,25 +203,35 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model.to(device)
     params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, cfg.iterations) / cfg.iterations)) * 0.98 + 0.02)
-    sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction)
-    start, history = 0, []
+    sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction,
+                      procedural_fraction=cfg.procedural_fraction, colour_fraction=cfg.colour_fraction,
+                      neutral_above_green=cfg.neutral_above_green)
+    start, history, cpu_before, best = 0, [], 0.0, None
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = read_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
-        sched.load_state_dict(ckpt["sched"])
         if distiller and "distiller" in ckpt:
             distiller.load_state_dict(ckpt["distiller"])
         sampler.rng.bit_generator.state = ckpt["np_rng"]
         sampler.gen.set_state(ckpt["torch_gen"])
         start, history = ckpt["iteration"], ckpt["history"]
+        cpu_before, best = ckpt.get("cpu_seconds", 0.0), ckpt.get("best")
         log(f"resumed at iteration {start}")
-    t0 = time.time()
-    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, dynamic_ncols=True)
-    for it in bar:
+    t0, cpu0 = time.time(), time.process_time()
+
+    def progress(iteration: int) -> float:
+        if cfg.cpu_budget:
+            return (cpu_before + time.process_time() - cpu0) / cfg.cpu_budget
+        return iteration / cfg.iterations
+
+    total = None if cfg.cpu_budget else cfg.iterations
+    bar = tqdm(initial=start, total=total, dynamic_ncols=True)
+    it = start
+    while progress(it) < 1.0:
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(progress(it))
         batch = sampler.batch(cfg.batch).to(device)
         x = batch.x_clean if cfg.teacher_mode else batch.x
         if distiller:
@@ -200,22 +247,36 @@ def train(cfg: TrainConfig, log=print) -> Path:
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        sched.step()
+        it += 1
+        bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        done = it + 1
-        if done % cfg.val_every == 0 or done == cfg.iterations:
+        if it % cfg.val_every == 0 or progress(it) >= 1.0:
             scores = validate(model, val_sets, clean_input=cfg.teacher_mode)
-            history.append({"iteration": done, "loss": loss.item(), "seconds": time.time() - t0, **scores})
+            cpu = cpu_before + time.process_time() - cpu0
+            history.append({"iteration": it, "loss": loss.item(), "seconds": time.time() - t0,
+                            "cpu_seconds": round(cpu, 1), **scores})
             bar.set_postfix(loss=f"{loss.item():.4f}", val_psnr="/".join(f"{v:.2f}" for v in scores.values()))
             log(json.dumps(history[-1]))
-            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+            state = {"model": model.state_dict(), "opt": opt.state_dict(),
                      "np_rng": sampler.rng.bit_generator.state, "torch_gen": sampler.gen.get_state(),
-                     "iteration": done, "history": history, "config": asdict(cfg)}
+                     "iteration": it, "history": history, "config": asdict(cfg), "cpu_seconds": cpu}
             if distiller:
                 state["distiller"] = distiller.state_dict()
+            score = validation_score(scores)
+            if best is None or score > best:
+                best = score
+                torch.save({**state, "best": best}, run / "best.tmp")
+                (run / "best.tmp").replace(run / "best.pt")
+            state["best"] = best
             torch.save(state, run / "checkpoint.tmp")
             (run / "checkpoint.tmp").replace(ckpt_path)
+    bar.close()
     return ckpt_path
+
+
+def validation_score(scores: dict[str, float]) -> float:
+    """The one number that picks the best checkpoint: mean validation PSNR over every set (dB)."""
+    return float(np.mean(list(scores.values())))
 
 
 def training_seconds(history: list[dict]) -> float:
@@ -242,7 +303,7 @@ def lineage(checkpoint: str | Path) -> list[dict]:
         last = ckpt["history"][-1] if ckpt["history"] else {}
         stages.append({"command": command_line(cfg), "iterations": ckpt["iteration"],
                        "seconds": round(training_seconds(ckpt["history"])),
-                       "validation_psnr": {k: round(last[k], 2) for k in VAL_NOISE if k in last}})
+                       "validation_psnr": {k: round(last[k], 2) for k in VAL_SETS if k in last}})
         init = Path(cfg["init"]) if cfg.get("init") else None
         if init is None or not init.is_file() or init.resolve() in seen:
             break
@@ -286,10 +347,11 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
         "data": [Path(d).name for d in cfg["data"]],
         "data_recipe": "unprocessing (Brooks et al. 2019): 2x area downscale, random crop/flip/rot90, inverse sRGB, "
                        "random camera matrix, exposure 0.5-1.4x (15% of crops x1.8: clipped highlights), "
-                       "neutral R,B in 0.3-0.85, RGGB mosaic, Poisson-Gaussian noise "
+                       "neutral R,B in 0.3-0.85 (--neutral-above-green of crops: R or B 1-1.4, gains normalised to min 1), RGGB mosaic, Poisson-Gaussian noise "
                        "(shot 3e-5..1.5e-2 log-uniform, read = sqrt(shot) x 0.005..0.05; --clean-fraction of "
                        "crops without noise), 12- or 14-bit quantisation; --hard-fraction of crops mined: "
-                       "the hardest of 4 for a bilinear demosaic",
+                       "the hardest of 4 for a bilinear demosaic; --procedural-fraction of crops procedural (dead leaves, "
+                       "gratings, grids, text); --colour-fraction of photo crops colour-decorrelated",
         "loss": cfg["loss"],
         "distillation": bool(cfg["teacher"]),
         "teacher_mode": cfg["teacher_mode"],
@@ -299,6 +361,8 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
         "seconds": sum(s["seconds"] for s in stages),
         "stages": stages,
     }
-    metrics = {"validation_psnr": {k: round(last[k], 2) for k in ("clean", "mid", "high") if k in last},
-               "validation_set": f"{cfg['val_holdout']} held-out training-folder photos, 128 px centre crops"}
+    metrics = {"validation_psnr": {k: round(last[k], 2) for k in VAL_SETS if k in last},
+               "validation_set": f"{cfg['val_holdout']} held-out training-folder photos, 128 px centre crops "
+                                 "(clean, mid, high noise; saturated: the same crops colour-decorrelated, clean); "
+                                 "procedural: as many seeded procedural images, clean"}
     return export(model, out, training, metrics)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rawisp.colour import SRGB_TO_XYZ, XYZ_WHITE
 from rawisp.train.data import linear_to_srgb
 
 LOSSES = ("l1", "msssim", "lab")
 
-_SRGB_TO_XYZ = torch.tensor([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
-_D65 = torch.tensor([0.95047, 1.0, 1.08883])
+_SRGB_TO_XYZ = torch.tensor(SRGB_TO_XYZ, dtype=torch.float32)
+_D65 = torch.tensor(XYZ_WHITE, dtype=torch.float32)
 
 
 def render_srgb(cam: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,14 @@
 """The LW-ISP network: a small U-Net on packed Bayer planes with fine-grained attention.
 
-Input  ``(N, 8, h, w)``: 4 packed planes (R, G1, G2, B; linear, white-balanced, 1.0 = clip)
+Input  ``(N, 8, h, w)`` (see :mod:`rawisp.contract`): 4 packed planes (R, G1, G2, B; linear, white-balanced, 1.0 = clip)
 followed by 4 planes of the noise standard deviation of each packed value (same units).
 Output ``(N, 3, 2h, 2w)``: linear, white-balanced camera RGB at full resolution.
 
-The network predicts a residual over a fixed bilinear demosaic computed inside the graph, so an
-untrained network already demosaicks and training only has to learn the correction.
+The network predicts a residual over a fixed demosaic computed inside the graph (bilinear, or
+Malvar-He-Cutler's gradient-corrected one), so an untrained network already demosaicks and
+training only has to learn the correction.
 Every operation is local (no global pooling), so tiled inference with enough overlap gives the
-same answer as whole-frame inference; ``h`` and ``w`` must be multiples of ``STRIDE``.
+same answer as whole-frame inference; ``h`` and ``w`` must be multiples of ``rawisp.contract.STRIDE``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-STRIDE = 4  # two stride-2 downsamplings in the packed domain
+from rawisp.contract import CHANNELS, SCALE
 
 
 def bilinear_demosaic(packed: torch.Tensor) -> torch.Tensor:
@@ -36,6 +37,42 @@ def bilinear_demosaic(packed: torch.Tensor) -> torch.Tensor:
     k_g = torch.tensor([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]]) / 4.0
     weight = torch.stack([k_rb, k_g, k_rb])[:, None].to(packed)
     return F.conv2d(sparse, weight, padding=1, groups=3)
+
+
+# Malvar, He and Cutler 2004, "High-quality linear interpolation for demosaicing of Bayer-patterned
+# color images": 5x5 filters (in eighths) that add a scaled Laplacian of the known channel to the
+# bilinear estimate of a missing one.
+_MHC_G_AT_RB = [[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]]
+# R at a green site of a red row (B at a green site of a blue row): neighbours left and right
+_MHC_ROW = [[0, 0, 0.5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0], [0, 0, 0.5, 0, 0]]
+_MHC_DIAG = [[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]]
+
+
+def mhc_demosaic(packed: torch.Tensor) -> torch.Tensor:
+    """Malvar-He-Cutler demosaic of RGGB-packed planes ``(N, 4, h, w)`` -> ``(N, 3, 2h, 2w)``.
+
+    Linear in the input (so the runtime's reflection padding works as for bilinear); zero
+    padding at the border of what it is given.
+    """
+    mosaic = F.pixel_shuffle(packed, 2)  # (N, 1, 2h, 2w)
+    row = torch.tensor(_MHC_ROW)
+    kernels = torch.stack([torch.tensor(_MHC_G_AT_RB, dtype=torch.float32), row, row.T,
+                           torch.tensor(_MHC_DIAG)])[:, None] / 8.0
+    g_rb, at_row, at_col, diag = F.conv2d(mosaic, kernels.to(packed), padding=2).unbind(1)
+    m = mosaic[:, 0]
+    red = _from_sites(m, at_row, at_col, diag)
+    green = _from_sites(g_rb, m, m, g_rb)
+    blue = _from_sites(diag, at_col, at_row, m)
+    return torch.cat([red, green, blue], dim=1)
+
+
+def _from_sites(at_r: torch.Tensor, at_g1: torch.Tensor, at_g2: torch.Tensor, at_b: torch.Tensor) -> torch.Tensor:
+    """One full-resolution channel ``(N, 1, H, W)`` taking each RGGB site's value from its own map ``(N, H, W)``."""
+    sites = [at_r[:, 0::2, 0::2], at_g1[:, 0::2, 1::2], at_g2[:, 1::2, 0::2], at_b[:, 1::2, 1::2]]
+    return F.pixel_shuffle(torch.stack(sites, dim=1), 2)
+
+
+BASES = {"bilinear": bilinear_demosaic, "mhc": mhc_demosaic}
 
 
 class FineGrainedAttention(nn.Module):
@@ -79,70 +116,109 @@ class AttentionBlock(nn.Module):
 
 
 class Up(nn.Module):
-    """Sub-pixel (depth-to-space) upsampling by 2 followed by a skip addition."""
+    """Upsampling by 2 followed by a skip addition.
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    ``subpixel``: a 1x1 convolution to 4x the channels, then depth-to-space; each coarse feature
+    paints its own 2x2 block, and three such levels leave an 8-pixel period in flat areas.
+    ``bilinear``: a 1x1 convolution at the coarse level, then bilinear upsampling, which has no
+    period and costs a quarter of the multiply-adds.
+    """
+
+    def __init__(self, c_in: int, c_out: int, mode: str = "subpixel") -> None:
         super().__init__()
-        self.conv = nn.Conv2d(c_in, 4 * c_out, 1)
+        if mode not in ("subpixel", "bilinear"):
+            raise ValueError(f"unknown skip upsampling {mode!r}")
+        self.mode = mode
+        self.conv = nn.Conv2d(c_in, (4 if mode == "subpixel" else 1) * c_out, 1)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.conv(x), 2) + skip
+        if self.mode == "subpixel":
+            return F.pixel_shuffle(self.conv(x), 2) + skip
+        return F.interpolate(self.conv(x), scale_factor=2, mode="bilinear", align_corners=False) + skip
 
 
 class UpsamplingBlock(nn.Module):
     """The plug-and-play block that goes from packed (half) to full resolution.
 
     Depth-to-space of learned features, then a learned refinement at full resolution that also
-    sees the bilinear estimate; outputs a residual to add to it.
+    sees the fixed base estimate; outputs a residual to add to it.
     """
 
     def __init__(self, channels: int, full_channels: int = 8) -> None:
         super().__init__()
-        self.expand = nn.Conv2d(channels, 4 * full_channels, 3, padding=1)
+        self.expand = nn.Conv2d(channels, SCALE**2 * full_channels, 3, padding=1)
         self.refine = nn.Sequential(
             nn.Conv2d(full_channels + 3, full_channels, 3, padding=1),
             nn.LeakyReLU(0.1, inplace=True),
             nn.Conv2d(full_channels, 3, 3, padding=1),
         )
-        # start as the plain bilinear demosaic: the residual is zero until training moves it
+        # start as the plain base demosaic: the residual is zero until training moves it
         nn.init.zeros_(self.refine[-1].weight)
         nn.init.zeros_(self.refine[-1].bias)
 
     def forward(self, feats: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        full = F.pixel_shuffle(self.expand(feats), 2)
+        full = F.pixel_shuffle(self.expand(feats), SCALE)
         return self.refine(torch.cat([full, base], dim=1))
 
 
 class LWISP(nn.Module):
-    """LW-ISP-style U-Net; ``widths`` are the channels at 1/2, 1/4 and 1/8 of full resolution."""
+    """LW-ISP-style U-Net on packed Bayer planes.
 
-    def __init__(self, widths: tuple[int, int, int] = (24, 48, 96), in_channels: int = 8) -> None:
+    widths: channels at 1/2, 1/4 and 1/8 of full resolution (the packed level first).
+    in_channels: 4 packed planes, plus 4 noise planes when the model denoises (``CHANNELS``).
+    skip: how the decoder upsamples before each skip addition (``Up``): subpixel | bilinear.
+    base: the fixed demosaic the network corrects (``BASES``): bilinear | mhc.
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (24, 48, 96), in_channels: int = CHANNELS,
+                 skip: str = "subpixel", base: str = "bilinear") -> None:
         super().__init__()
         c1, c2, c3 = widths
         self.widths = tuple(widths)
+        self.skip, self.base = skip, base
+        self.demosaic = BASES[base]
         self.head = nn.Sequential(nn.Conv2d(in_channels, c1, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.enc1 = AttentionBlock(c1)
         self.down1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
         self.enc2 = AttentionBlock(c2)
         self.down2 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)
         self.bottom = AttentionBlock(c3)
-        self.up2 = Up(c3, c2)
+        self.up2 = Up(c3, c2, skip)
         self.dec2 = AttentionBlock(c2)
-        self.up1 = Up(c2, c1)
+        self.up1 = Up(c2, c1, skip)
         self.dec1 = AttentionBlock(c1)
         self.upsample = UpsamplingBlock(c1)
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
-        base = bilinear_demosaic(x[:, :4])
-        e1 = self.enc1(self.head(x))
-        e2 = self.enc2(self.down1(e1))
-        b = self.bottom(self.down2(e2))
-        d2 = self.dec2(self.up2(b, e2))
-        d1 = self.dec1(self.up1(d2, e1))
+        base = self.demosaic(x[:, :4])  # (N, 3, 2h, 2w)
+        e1 = self.enc1(self.head(x))  # (N, c1, h, w)
+        e2 = self.enc2(self.down1(e1))  # (N, c2, h/2, w/2)
+        b = self.bottom(self.down2(e2))  # (N, c3, h/4, w/4)
+        d2 = self.dec2(self.up2(b, e2))  # (N, c2, h/2, w/2)
+        d1 = self.dec1(self.up1(d2, e1))  # (N, c1, h, w)
         out = base + self.upsample(d1, base)
         if return_features:
             return out, (e2, b, d1)
         return out
+
+    def load_compatible(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """Load weights of any variant of the same widths; returns the names left at their initial values.
+
+        A sub-pixel skip convolution ``(4c, c_in)`` becomes a bilinear one ``(c, c_in)`` by
+        averaging its four sub-pixel phases (the mean of what it painted into each 2x2 block).
+        """
+        own = self.state_dict()
+        loaded = {}
+        for name, value in state.items():
+            if name not in own:
+                continue
+            if value.shape != own[name].shape and name.startswith(("up1.conv", "up2.conv")) \
+                    and value.shape[0] == 4 * own[name].shape[0]:
+                value = value.reshape(own[name].shape[0], 4, *value.shape[1:]).mean(dim=1)
+            if value.shape == own[name].shape:
+                loaded[name] = value
+        self.load_state_dict(loaded, strict=False)
+        return sorted(set(own) - set(loaded))
 
 
 def count_params(model: nn.Module) -> int:
@@ -161,10 +237,10 @@ def gflop_per_mp(model: nn.Module, size: int = 64) -> float:
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
-        model(torch.zeros(1, 8, size, size))
+        model(torch.zeros(1, CHANNELS, size, size))
     for h in handles:
         h.remove()
     out_pixels = (2 * size) ** 2
-    # the fixed bilinear conv of the graph is included: it runs at inference too
-    total += 2 * 9 * 3 * out_pixels
+    # the fixed demosaic's convolutions (in the graph, not Conv2d modules) run at inference too
+    total += 2 * out_pixels * (9 * 3 if model.base == "bilinear" else 25 * 4)
     return total / out_pixels * 1e6 / 1e9

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Hard-mining A/B: fine-tune the same weights for the same budget and seed with and without
 # --hard-fraction 0.5, then score both with rawisp eval on the held-out validation photos
-# (written by examples/loss_ab.sh to runs/loss_ab/val; never Kodak24).
-#   examples/mining_ab.sh runs/s2/checkpoint.pt runs/mine_ab 3000
+# (written by tools/experiments/loss_ab.sh to runs/loss_ab/val; never Kodak24).
+#   tools/experiments/mining_ab.sh runs/s2/checkpoint.pt runs/mine_ab 3000
 set -euo pipefail
 init=${1:?checkpoint to start from}; out=${2:-runs/mine_ab}; iters=${3:-3000}
 val=${4:-runs/loss_ab/val}

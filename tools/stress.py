@@ -1,7 +1,7 @@
 """Big-frame stress check: develop a synthetic 100 MP DNG with ``rawisp develop`` and report the
 peak memory of the worker that developed it, and the wall time.
 
-    python examples/stress.py [--size 12000x8400] [--engine learned] [--limit-gib 4] [--check]
+    python tools/stress.py [--size 12000x8400] [--engine learned] [--limit-gib 4] [--check]
 
 The DNG (16-bit RGGB, 14-bit levels, a procedural scene with gradients, waves, discs and noise) is
 written once with ``rawisp.synth.write_dng`` to ``/tmp/rawisp-stress-WxH.dng`` and reused. The

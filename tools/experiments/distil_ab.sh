@@ -2,7 +2,7 @@
 # Heterogeneous-distillation A/B: fine-tune the same starting weights for the same budget, once
 # plainly and once guided by a teacher (the starting network fed the clean mosaic: feature and
 # reconstruction losses through 1x1 adapters), then compare validation PSNR in the two cards.
-#   examples/distil_ab.sh runs/main/checkpoint.pt runs/ab 400
+#   tools/experiments/distil_ab.sh runs/main/checkpoint.pt runs/ab 400
 set -euo pipefail
 init=${1:?checkpoint to start from}; out=${2:-runs/ab}; iters=${3:-400}
 data=../shared/data/train

@@ -3,7 +3,7 @@
 # (l1: L1 on sRGB + L1 linear; msssim: DeepISP's L1 + MS-SSIM; lab: LW-ISP's LAB loss), then score
 # the three models with rawisp eval on the held-out validation photos (the training split's own
 # hold-out, never Kodak24): PSNR, SSIM and CIEDE2000 at the clean / mid / high noise levels.
-#   examples/loss_ab.sh runs/s2/checkpoint.pt runs/loss_ab 1200
+#   tools/experiments/loss_ab.sh runs/s2/checkpoint.pt runs/loss_ab 1200
 set -euo pipefail
 init=${1:?checkpoint to start from}; out=${2:-runs/loss_ab}; iters=${3:-1200}
 data=../shared/data/train

@@ -1,0 +1,35 @@
+"""Colour constants and the sRGB transfer functions, in one place for the whole project."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SRGB_TO_XYZ: np.ndarray = np.array([[0.4124564, 0.3575761, 0.1804375],
+                                    [0.2126729, 0.7151522, 0.0721750],
+                                    [0.0193339, 0.1191920, 0.9503041]])
+"""Linear sRGB (D65) -> CIE XYZ (D65, Y of white = 1)."""
+
+XYZ_WHITE: np.ndarray = SRGB_TO_XYZ.sum(axis=1)
+"""CIE XYZ of sRGB white (D65, Y = 1)."""
+
+BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
+"""The four Bayer colour filter array phases: colours of the 2x2 at (0,0), (0,1), (1,0), (1,1)."""
+
+CHANNEL_INDEX = {"R": 0, "G": 1, "B": 2}
+"""Index of each colour in an RGB triple."""
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """Linear light [0, 1] -> sRGB-encoded [0, 1] (IEC 61966-2-1), clipping outside [0, 1]. float64.
+
+    The inverse is :func:`srgb_decode`."""
+    v = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
+    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.power(v, 1 / 2.4) - 0.055)
+
+
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    """sRGB-encoded [0, 1] -> linear light [0, 1] (IEC 61966-2-1), clipping outside [0, 1]. float64.
+
+    The inverse is :func:`srgb_encode`."""
+    v = np.clip(np.asarray(encoded, dtype=np.float64), 0.0, 1.0)
+    return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4))

@@ -1,0 +1,122 @@
+"""Measure the learned engine's known defects (issue #16) on synthetic DNGs, through `rawisp develop`.
+
+    python tools/model_defects.py [--model FILE.onnx] [--json OUT]
+
+- pattern: a noise-free flat grey at 0.02 and 0.17 linear, developed to 16-bit TIFF with linear
+  tone; for periods 2, 4 and 8, the peak-to-peak of the mean over each position mod the period
+  (both axes), as a share of the mean (%, worst channel). Judge: <= 0.1%.
+- specks: a flat dark grey (0.02 linear) at the eval presets' mid and high noise, developed to
+  8-bit; isolated pixels whose luminance is 8 or more levels (of 255) below the median of their
+  5x5 neighbourhood while none of their 8 neighbours is, per megapixel. Judge: none.
+- hue: a chart of strongly saturated patches (12 hues, and yellow at full saturation), clean,
+  developed to 8-bit; mean and worst CIEDE2000 of the patch interiors against the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from rawisp.colour import srgb_encode
+from rawisp.metrics import ciede2000, srgb_to_lab
+from rawisp.synth import srgb_to_dng
+
+SIZE = 256
+NOISE = {"mid": (1e-3, 5e-4), "high": (6e-3, 2e-3)}
+WHITE, BLACK = 16383, 512
+
+
+def develop(dng: Path, out: Path, model: str | None, *extra: str) -> Path:
+    """Develop one DNG with the learned engine via the command line; returns the output file."""
+    args = [sys.executable, "-m", "rawisp", "develop", str(dng), "-o", str(out), "-q", "--overwrite", *extra]
+    if model:
+        args += ["--model", model]
+    subprocess.run(args, check=True, capture_output=True, text=True)
+    return next(p for p in out.iterdir() if p.stem == dng.stem)
+
+
+def flat(level: float) -> np.ndarray:
+    """A flat grey sRGB image at ``level`` linear, float in [0, 1]."""
+    return np.full((SIZE, SIZE, 3), float(srgb_encode(np.float64(level))))
+
+
+def periodic_peak_to_peak(img: np.ndarray, period: int, border: int = 32) -> float:
+    """Worst channel's peak-to-peak of the per-position means mod ``period``, as % of the mean."""
+    core = img[border:-border, border:-border].astype(np.float64)
+    h, w = (s - s % period for s in core.shape[:2])
+    cells = core[:h, :w].reshape(h // period, period, w // period, period, -1).mean(axis=(0, 2))
+    return float(np.max((cells.max(axis=(0, 1)) - cells.min(axis=(0, 1))) / core.mean(axis=(0, 1))) * 100)
+
+
+def count_specks(img: np.ndarray, drop: float = 8.0) -> float:
+    """Isolated dark pixels per megapixel in an 8-bit image (see the module docstring)."""
+    lum = img.astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722])
+    pad = np.pad(lum, 2, mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(pad, (5, 5))
+    dark = (np.median(windows, axis=(2, 3)) - lum) >= drop
+    padded = np.pad(dark, 1)
+    neighbours = sum(np.roll(np.roll(padded, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                     if dy or dx)[1:-1, 1:-1]
+    return float(np.sum(dark & (neighbours == 0)) / lum.size * 1e6)
+
+
+def saturated_chart(patch: int = 48) -> np.ndarray:
+    """13 saturated patches in a row: 12 hues (HSV saturation 0.9, value 0.85) and pure yellow."""
+    hues = np.arange(12) / 12
+    k = (np.array([5.0, 3.0, 1.0])[None, :] + hues[:, None] * 6.0) % 6.0
+    colours = 0.85 * (1.0 - 0.9 * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
+    colours = np.vstack([colours, [0.95, 0.9, 0.05]])
+    return np.repeat(np.repeat(colours[None], patch, axis=0), patch, axis=1).reshape(patch, -1, 3)
+
+
+def measure(model: str | None) -> dict:
+    """All three measurements for one model (None: the shipped one)."""
+    report: dict = {"pattern_percent": {}, "specks_per_mp": {}, "hue": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for level in (0.02, 0.17):
+            dng = tmp / f"flat{level}.dng"
+            srgb_to_dng(dng, flat(level), black=BLACK, white=WHITE)
+            img = tifffile.imread(develop(dng, tmp / "out", model, "--format", "tiff16", "--tone", "linear"))
+            report["pattern_percent"][str(level)] = {p: round(periodic_peak_to_peak(img, p), 3) for p in (2, 4, 8)}
+        for name, noise in NOISE.items():
+            dng = tmp / f"dark_{name}.dng"
+            srgb_to_dng(dng, np.tile(flat(0.02), (4, 4, 1)), black=BLACK, white=WHITE, noise=noise, seed=1)
+            img = np.asarray(Image.open(develop(dng, tmp / "out", model, "--format", "png", "--tone", "linear")))
+            report["specks_per_mp"][name] = round(count_specks(img), 1)
+        chart = saturated_chart()
+        dng = tmp / "chart.dng"
+        srgb_to_dng(dng, chart, black=BLACK, white=WHITE)
+        img = np.asarray(Image.open(develop(dng, tmp / "out", model, "--format", "png", "--tone", "linear")))
+        patch = chart.shape[0]
+        de = ciede2000(srgb_to_lab(img.astype(np.float64) / 255), srgb_to_lab(chart))
+        per_patch = [float(de[8:-8, i * patch + 8:(i + 1) * patch - 8].mean()) for i in range(chart.shape[1] // patch)]
+        yellow = img[8:-8, -patch + 8:-8].reshape(-1, 3).mean(axis=0)
+        report["hue"] = {"mean_delta_e00": round(float(np.mean(per_patch)), 2),
+                         "worst_delta_e00": round(float(np.max(per_patch)), 2),
+                         "yellow_rgb": [round(float(v), 1) for v in yellow],
+                         "yellow_truth": [round(float(v) * 255, 1) for v in chart[0, -1]]}
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", default=None, help="ONNX model (repeatable; default: shipped)")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args()
+    reports = {m or "shipped": measure(m) for m in (args.model or [None])}
+    print(json.dumps(reports, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(reports, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
