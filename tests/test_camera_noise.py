@@ -17,6 +17,7 @@ from conftest import natural_image
 from rawisp import synth
 from rawisp.camera_noise import (DARKTABLE_BINS, DARKTABLE_VARIANCE_SCALE, DEFAULT_PROFILES, PROFILES_ENV, Camera,
                                  ProfileDatabase, ProfileError, darktable_noise, exif_prior, profiles_path)
+from rawisp.colour import srgb_decode
 from rawisp.decode import decode
 from rawisp.learned import Learned
 from rawisp.noise_choice import MID_GREY, PRIOR_FLOOR, RAISE, choose_noise, variance
@@ -168,7 +169,7 @@ def sigma_used(engine: Learned, path) -> float:
 def profile_capture(path, make: str, model: str, iso: int, noise, seed: int) -> None:
     """A textured natural scene whose noise is drawn from ``noise``; EXIF Make/Model/ISO; no NoiseProfile."""
     img = natural_image(256, 384, seed=seed)
-    truth = synth.srgb_to_linear(img) @ synth.DEFAULT_CAM_FROM_SRGB.T * 0.8
+    truth = srgb_decode(img) @ synth.DEFAULT_CAM_FROM_SRGB.T * 0.8
     neutral = np.array([0.5, 1.0, 0.7])
     raw = synth.add_noise(synth.mosaic(truth * neutral, "RGGB"), *noise, np.random.default_rng(seed))
     synth.write_dng(path, raw, black=512, white=16383, neutral=neutral, noise=None, exif={"ISO": iso},

@@ -15,6 +15,7 @@ from conftest import natural_image
 from test_noise import packed_capture, textured_scene
 
 from rawisp import synth
+from rawisp.colour import srgb_decode
 from rawisp.noise import estimate_noise
 from rawisp.noise_net import NoiseNet
 
@@ -32,7 +33,7 @@ def net():
 
 def natural_cam(seed: int) -> np.ndarray:
     """conftest's natural image as linear camera RGB (strong pixel-scale texture everywhere)."""
-    return synth.srgb_to_linear(natural_image(384, 512, seed=seed)) @ synth.DEFAULT_CAM_FROM_SRGB.T
+    return srgb_decode(natural_image(384, 512, seed=seed)) @ synth.DEFAULT_CAM_FROM_SRGB.T
 
 
 @pytest.mark.parametrize("shot,read", [(1e-3, 5e-4), (6e-3, 2e-3)])
