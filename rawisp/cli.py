@@ -101,9 +101,13 @@ _learned_options = _stack(
     click.option("--denoise", default="auto", show_default=True,
                  help="Learned engine noise level: auto (from the file), off, or a strength multiplier."),
     _device_option(),
-    click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
+    click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
                  help="Learned engine tile side in packed pixels."),
 )
+_wb_option = click.option(
+    "--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
+    help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), daylight, "
+         "or R,G,B gains.")
 _batch_options = _stack(
     click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs."),
     click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers."),
@@ -145,9 +149,7 @@ def main() -> None:
               help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
-@click.option("--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
-              help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), "
-                   "daylight, or R,G,B gains.")
+@_wb_option
 @_learned_options
 @_batch_options
 def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, wb, denoise,
@@ -292,11 +294,12 @@ def _parse_crop(ctx, param, values):
               help="Exposure change in EV (RAW inputs).")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="Tone of RAW inputs (ground-truth inputs use linear, as rawisp eval).")
+@_wb_option
 @_learned_options
 @_batch_options
 def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
-            diff_gain, exposure, tone, model, denoise, device, tile, recursive, jobs, overwrite, timeout, max_memory,
-            quiet) -> None:
+            diff_gain, exposure, tone, wb, model, denoise, device, tile, recursive, jobs, overwrite, timeout,
+            max_memory, quiet) -> None:
     """Classical and learned development of each RAW side by side, in one labelled picture.
 
     Each picture shows both full views (crop boxes marked), 100% crops of the most detailed regions
@@ -343,7 +346,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     _check_engine(engine_options)
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                           threads=threads)
+                           threads=threads, wb=wb)
     options = CompareOptions(view_width=view_width, crop_count=crop_count, crop_size=crop_size, crops=crops,
                              zoom=zoom, diff=diff, diff_gain=diff_gain)
     task = CompareTask(engine_options, render, options, frozenset(str(p.absolute()) for p, _ in truth_files), noise,
@@ -440,11 +443,12 @@ def _parse_size(ctx, param, value):
 @click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
-              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 512].")
+              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 768].")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="Engine threads; 0: all CPUs, as rawisp develop with one job.")
 @_device_option()
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="ONNX model for the learned engine (repeatable: one row per model, e.g. fp32 and int8).")
 @click.option("--compare-peers", is_flag=True,
               help="Also time rawpy postprocess (LibRaw AHD) + JPEG write, darktable-cli and rawtherapee-cli.")
 @click.option("--size", callback=_parse_size, metavar="WxH",
@@ -455,7 +459,7 @@ def _parse_size(ctx, param, value):
               help="Seconds allowed per run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, model, compare_peers, size, cache_dir,
+def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, models, compare_peers, size, cache_dir,
           timeout, json_path, quiet) -> None:
     """Measure speed and peak memory of developing FILE (default: a synthetic 24 MP frame, cached).
 
@@ -468,7 +472,7 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
         raise click.UsageError("--size only applies to the synthetic frame; give FILE or --size, not both")
     config = BenchConfig(source=file, size=size or DEFAULT_SIZE, cache_dir=cache_dir,
                          engines=tuple(engines) or ("classical", "learned"), tiles=tuple(tiles), fmt=fmt,
-                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, model=model,
+                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, models=models,
                          compare_peers=compare_peers, timeout=timeout)
     progress = None if quiet else (lambda message: click.echo(f"rawisp bench: {message}", err=True))
     try:
