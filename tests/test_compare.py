@@ -15,7 +15,7 @@ from rawisp.batch import Job, Status
 from rawisp.compare import CompareOptions, compare_file
 from rawisp.crops import Rect, plan_crops
 from rawisp.decode import decode
-from rawisp.develop import develop_file
+from rawisp.files import develop_file
 from rawisp.engines import make_engine
 from rawisp.evaluate import evaluate
 from rawisp.layout import GAP, MARGIN, MIN_COLUMN, TILE_GAP, caption_height, label_height, plan_layout, title_height
