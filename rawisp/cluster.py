@@ -32,7 +32,7 @@ from distributed import Client, KilledWorker, WorkerPlugin, as_completed, get_wo
 from distributed.comm import get_address_host
 from tqdm import tqdm
 
-from rawisp.batch import BatchError, Job, Outcome, Status, default_memory_gib
+from rawisp.batch import BatchError, Job, Outcome, Status, _remove_partial, default_memory_gib
 from rawisp.sandbox import Sandbox, Task
 from rawisp.threads import share_of_cpus
 
@@ -115,22 +115,26 @@ def run_on_cluster(jobs: list[Job], task: Task, scheduler: str, *, timeout: floa
         client.register_plugin(SandboxPlugin(name, task, timeout, max_memory, slots), name=name)
         outcomes: list[Outcome] = []
         bar = tqdm(total=len(jobs), unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+        def finish(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            bar.update(1)
+            report(outcome)
+
         futures = {}
         try:
             for i, job in enumerate(jobs):
+                for output in job.outputs:  # temporary files of an earlier run that was killed
+                    _remove_partial(output)
                 if not overwrite and all(p.exists() for p in job.outputs):
-                    outcomes.append(Outcome(job, Status.SKIPPED, "output exists"))
-                    bar.update(1)
-                    report(outcomes[-1])
+                    finish(Outcome(job, Status.SKIPPED, "output exists"))
                     continue
                 future = client.submit(develop_on_worker, job, name, key=f"rawisp-develop-{i}-{name}", pure=False)
                 futures[future] = job
             # results are gathered as each file ends: one held on a worker that dies before it is
             # gathered is lost to Dask, which develops the file again (and finds its output there)
             for future, result in as_completed(futures, loop=client.loop, with_results=True, raise_errors=False):
-                outcomes.append(result if future.status == "finished" else _failure(future, futures[future]))
-                bar.update(1)
-                report(outcomes[-1])
+                finish(result if future.status == "finished" else _failure(future, futures[future]))
         except KeyboardInterrupt:
             client.cancel(list(futures))
             raise
@@ -145,15 +149,15 @@ def _failure(future, job: Job) -> Outcome:
     error = future.exception()
     if isinstance(error, KilledWorker):
         return Outcome(job, Status.FAILED, f"{error.allowed_failures + 1} Dask workers died while developing it "
-                                      "(distributed.scheduler.allowed-failures); the file probably crashes or "
-                                      "exhausts the worker")
-    return Outcome(job, Status.FAILED, f"internal error: {type(error).__name__}: {' '.join(str(error).split())[:500]}")
+                                           "(distributed.scheduler.allowed-failures); the file probably crashes "
+                                           "or exhausts the worker")
+    text = " ".join(str(error).split())
+    return Outcome(job, Status.FAILED, f"internal error: {type(error).__name__}: {text[:500]}")
 
 
 def _with_threads(task: Task, threads: int) -> Task:
     """``task`` with the engine and render threads of this worker's machine (the tasks of
-    :mod:`rawisp.pipeline` carry them in ``engine_options`` and ``render``)."""
+    :mod:`rawisp.tasks` carry them in ``engine_options`` and ``render``)."""
     changes = {field: replace(getattr(task, field), threads=threads)
                for field in ("engine_options", "render") if hasattr(task, field)}
     return replace(task, **changes) if changes else task
-

@@ -7,14 +7,14 @@ fork would copy half-way), fed one job at a time over a socket. It keeps its eng
 so the model is loaded once, not per file. When a file crashes or overruns the sandbox, the
 worker reports that file as the local batch does and starts a fresh sandbox for the next one.
 The sandbox holds the memory limit, ends itself (removing its temporary output) when its worker
-dies, and ignores Ctrl-C on the worker's terminal (the worker decides).
+dies, and runs in a session of its own, so Ctrl-C on the worker's terminal reaches the worker only
+(which ends its sandboxes as it stops).
 """
 
 from __future__ import annotations
 
 import os
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -104,7 +104,6 @@ class Sandbox:
 
 def serve(conn: Connection) -> None:
     """The sandbox's side: develop each job received until the worker closes the connection."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     task, memory_bytes = conn.recv()  # a task that cannot be unpickled here says why in the worker's log
     # LibRaw prints its own diagnostics to stderr; the worker reports one line per file instead
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)

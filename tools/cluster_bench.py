@@ -5,11 +5,12 @@
 
 Writes ``--files`` synthetic DNGs (``rawisp.synth``, natural-looking content) to ``--dir`` (default a
 temporary folder; on a real cluster a folder every worker sees at the same path), then develops
-them to JPEG twice into fresh output folders: with the local pool (``rawisp develop -j WORKERS``'s
+them to JPEG into fresh output folders with the local pool (``rawisp develop -j WORKERS``'s
 runner: one child process per file) and on a cluster: by default a local one of the same size
 started here (``dask.distributed.LocalCluster``: WORKERS worker processes of one thread each), or
-the one at ``--scheduler``. For each it prints the wall time, files per second, the mean seconds a
-file spent developing (decode to write, measured inside the worker) and the overhead per file:
+the one at ``--scheduler``, ``--repeat`` times each, alternating (so a busy machine's load falls on
+both alike). For each it prints the medians of files per second, of the mean seconds a file spent
+developing (decode to write, measured inside the worker) and of the overhead per file:
 (slots x wall time - the sum of those seconds) / files, i.e. what each file cost on top of its
 development (process start, model load, scheduling, transfers, idle slots at the end).
 The cluster's own start is not timed; registering the batch's plugin is. Needs the cluster extra.
@@ -18,7 +19,7 @@ The cluster's own start is not timed; registering the batch's plugin is. Needs t
 from __future__ import annotations
 
 import argparse
-import os
+import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ from rawisp.batch import Job, Status, run_batch
 from rawisp.pipeline import RenderOptions
 from rawisp.reconstruct import EngineOptions
 from rawisp.tasks import DevelopTask
+from rawisp.threads import share_of_cpus
 
 
 def make_inputs(folder: Path, count: int, width: int, height: int) -> list[Path]:
@@ -49,14 +51,14 @@ def make_inputs(folder: Path, count: int, width: int, height: int) -> list[Path]
     return paths
 
 
-def report(name: str, outcomes, wall: float, slots: int) -> None:
+def measure(outcomes, wall: float, slots: int) -> tuple[float, float, float]:
+    """(files per second, mean develop seconds per file, overhead seconds per file) of one run."""
     done = [o for o in outcomes if o.status == Status.DONE]
     if len(done) != len(outcomes):
         failed = [f"{o.job.source}: {o.message}" for o in outcomes if o.status != Status.DONE]
-        sys.exit(f"{name}: {len(failed)} files not developed: {failed[:3]}")
+        sys.exit(f"{len(failed)} files not developed: {failed[:3]}")
     busy = sum(sum(o.seconds.values()) for o in done)
-    print(f"{name:<28} {len(done):>5} {wall:>8.2f} {len(done) / wall:>8.2f} {busy / len(done):>10.3f} "
-          f"{(slots * wall - busy) / len(done):>10.3f}", flush=True)
+    return len(done) / wall, busy / len(done), (slots * wall - busy) / len(done)
 
 
 def main() -> None:
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--size", default="1200x800", help="WIDTHxHEIGHT of the synthetic frames")
     parser.add_argument("--engine", choices=("classical", "learned"), default="classical")
     parser.add_argument("--workers", type=int, default=2, help="local pool size, and workers of the local cluster")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; medians are reported")
     parser.add_argument("--scheduler", help="use this cluster instead of starting a local one")
     parser.add_argument("--dir", type=Path, help="folder of the inputs and outputs (default: a temporary one)")
     args = parser.parse_args()
@@ -75,34 +78,40 @@ def main() -> None:
     width, height = (int(v) for v in args.size.lower().split("x"))
     root = args.dir or Path(tempfile.mkdtemp(prefix="rawisp-cluster-bench-"))
     sources = make_inputs(root / "in", args.files, width, height)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-
-    def jobs(runner: str) -> list[Job]:
-        return [Job(s, root / f"out-{runner}-{stamp}" / f"{s.stem}.jpg") for s in sources]
-
-    def task(threads: int) -> DevelopTask:
-        return DevelopTask(args.engine, EngineOptions(threads=threads), RenderOptions(threads=threads))
-
-    print(f"{args.files} files of {width}x{height}, {args.engine} engine, JPEG q92, in {root}")
-    print(f"{'runner':<28} {'files':>5} {'wall s':>8} {'files/s':>8} {'develop s':>10} {'overhead s':>10}")
+    task = DevelopTask(args.engine, EngineOptions(threads=share_of_cpus(args.workers)),
+                       RenderOptions(threads=share_of_cpus(args.workers)))  # the cluster sets its workers' own
     if args.scheduler is None:
-        start = time.perf_counter()
-        outcomes = run_batch(jobs("local"), task(max(1, (os.cpu_count() or 1) // args.workers)),
-                             workers=args.workers, progress=False)
-        report(f"local pool (-j {args.workers})", outcomes, time.perf_counter() - start, args.workers)
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
         address, name = cluster.scheduler_address, f"local Dask cluster ({args.workers}x1)"
     else:
         cluster, address, name = None, args.scheduler, f"cluster at {args.scheduler}"
+    with Client(address) as client:
+        slots = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
+    runners = {name: lambda jobs: run_on_cluster(jobs, task, address, progress=False)}
+    if args.scheduler is None:
+        runners = {f"local pool (-j {args.workers})":
+                   lambda jobs: run_batch(jobs, task, workers=args.workers, progress=False), **runners}
+    print(f"{args.files} files of {width}x{height}, {args.engine} engine, JPEG q92, in {root}; "
+          f"{args.repeat} runs of each, alternating")
+    print(f"{'runner':<28} {'files/s':>8} {'develop s':>10} {'overhead s':>10}   (medians; per run: files/s)")
+    runs: dict[str, list[tuple[float, float, float]]] = {runner: [] for runner in runners}
     try:
-        with Client(address) as client:
-            slots = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
-        start = time.perf_counter()
-        outcomes = run_on_cluster(jobs("cluster"), task(1), address, progress=False)
-        report(name, outcomes, time.perf_counter() - start, slots)
+        for r in range(args.repeat):
+            for runner, run in runners.items():
+                jobs = [Job(s, root / f"out-{r}-{runner.split()[0]}" / f"{s.stem}.jpg") for s in sources]
+                for job in jobs:
+                    job.output.unlink(missing_ok=True)
+                start = time.perf_counter()
+                outcomes = run(jobs)
+                runs[runner].append(measure(outcomes, time.perf_counter() - start,
+                                            args.workers if runner.startswith("local pool") else slots))
     finally:
         if cluster is not None:
             cluster.close()
+    for runner, figures in runs.items():
+        rate, develop, overhead = (statistics.median(column) for column in zip(*figures))
+        each = " ".join(f"{f[0]:.2f}" for f in figures)
+        print(f"{runner:<28} {rate:>8.2f} {develop:>10.3f} {overhead:>10.3f}   ({each})")
 
 
 if __name__ == "__main__":
