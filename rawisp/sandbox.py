@@ -94,6 +94,7 @@ class Sandbox:
         ours, theirs = socket.socketpair()
         # the sandbox imports what its worker imports (tasks are pickled by reference)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")  # as rawisp.cli sets it for its children (see there)
         self.process = subprocess.Popen([sys.executable, "-m", "rawisp.sandbox", str(theirs.fileno())],
                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, env=env, start_new_session=True)

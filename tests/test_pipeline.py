@@ -185,7 +185,7 @@ class WholeFrame:
     (WholeFrame(), ["decode", "normalise", "reconstruct", "render", "write"]),
 ])
 def test_the_timing_hook_hears_every_stage_in_order(make_dng, tmp_path, engine, stages):
-    from rawisp.develop import develop_file
+    from rawisp.files import develop_file
     from rawisp.pipeline import RenderOptions, Stopwatch
 
     path, _ = make_dng("t.dng", natural_image(40, 56, seed=1))

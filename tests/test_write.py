@@ -28,7 +28,7 @@ from rawisp.metadata import (
     read_metadata,
 )
 from rawisp import __version__
-from rawisp.write import FORMATS, output_suffix, write_image
+from rawisp.write import FORMATS, output_suffix, srgb_icc, write_image
 
 KISSX4 = DATA / "real" / "canon_kissx4_colorchart_crop.tinydng.dng"
 GOPRO = DATA / "derived" / "gopro_hero8.from_gpr.dng"

@@ -3,7 +3,7 @@
     python tools/cluster_bench.py [--files 12] [--size 1200x800] [--engine classical] [--workers 2]
     python tools/cluster_bench.py --scheduler tcp://HOST:8786 --dir /shared/bench   # a real cluster
 
-Writes ``--files`` synthetic DNGs (``rawisp.synth``, natural-looking content) to ``--dir`` (default a
+Writes ``--files`` synthetic DNGs (``rawisp.synth``: colour waves with grain and noise) to ``--dir`` (default a
 temporary folder; on a real cluster a folder every worker sees at the same path), then develops
 them to JPEG into fresh output folders with the local pool (``rawisp develop -j WORKERS``'s
 runner: one child process per file) and on a cluster: by default a local one of the same size
@@ -19,13 +19,17 @@ The cluster's own start is not timed; registering the batch's plugin is. Needs t
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# as the command line does for itself and its workers (see rawisp/cli.py), before NumPy is imported
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
+import numpy as np  # noqa: E402
 
 from rawisp import synth
 from rawisp.batch import Job, Status, run_batch
@@ -36,7 +40,7 @@ from rawisp.threads import share_of_cpus
 
 
 def make_inputs(folder: Path, count: int, width: int, height: int) -> list[Path]:
-    """``count`` DNGs of smooth colour fields, discs and fine texture with mid-level noise (reused if there)."""
+    """``count`` DNGs of tinted colour waves with grain and mid-level sensor noise (reused if there)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
