@@ -54,6 +54,17 @@ def test_develop_gives_the_pixels_the_command_line_writes(cli, dngs, tmp_path, e
     assert np.array_equal(deep, tifffile.imread(tif))
 
 
+@pytest.mark.parametrize("wb", ["daylight", "1.5,1,1.2"])
+def test_white_balance_is_the_command_lines(cli, dngs, tmp_path, wb):
+    png = _cli_output(cli, dngs["chart"], tmp_path / "png", "--engine", "classical", "--format", "png", "--wb", wb)
+    gains = wb if wb == "daylight" else tuple(float(g) for g in wb.split(","))
+    pixels = rawisp.develop(dngs["chart"], "classical", wb=gains)
+    assert np.array_equal(pixels, read_image(png))
+    assert not np.array_equal(pixels, rawisp.develop(dngs["chart"], "classical"))  # as shot differs
+    with pytest.raises(rawisp.OptionError, match="^--wb 'purple': white balance must be one of"):
+        rawisp.develop(dngs["chart"], wb="purple")
+
+
 def test_develop_file_writes_the_command_lines_file(cli, dngs, tmp_path):
     tif = _cli_output(cli, dngs["side"], tmp_path / "cli", "--engine", "classical", "--format", "tiff16")
     made = rawisp.develop_file(dngs["side"], tmp_path / "api" / "side.tif", "classical")
