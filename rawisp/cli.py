@@ -29,7 +29,6 @@ from rawisp.render import TONES
 from rawisp.write import FORMATS, output_suffix
 
 
-
 def _stack(*decorators):
     """Apply click option decorators in the order written (top first), as if stacked by hand."""
     def apply(func):
