@@ -32,10 +32,9 @@ from rawisp.reconstruct import Engine, EngineOptions
 from rawisp.render import TONES
 from rawisp.threads import thread_count
 from rawisp.whitebalance import WhiteBalanceChoice, parse_wb
-from rawisp.write import FORMATS
+from rawisp.write import FORMAT_ALIASES, FORMATS, format_name
 
 StrPath = str | PathLike[str]
-_SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff16", ".tiff": "tiff16"}
 _DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -70,8 +69,8 @@ class OutputExistsError(OutputError, FileExistsError):
 
 def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bits: Literal[8, 16] = 8,
             exposure: float = 0.0, tone: str = "default", wb: WhiteBalanceChoice = "camera",
-            model: StrPath | None = None, denoise: str = "auto", device: str = "auto", tile: int = 512,
-            threads: int = 0) -> np.ndarray:
+            long_edge: int | None = None, model: StrPath | None = None, denoise: str = "auto",
+            device: str = "auto", tile: int = 512, threads: int = 0) -> np.ndarray:
     """Develop the RAW file ``path`` into an upright ``(H, W, 3)`` array.
 
     Default: sRGB-encoded pixels, ``uint8`` (0..255, ``bits=8``) or ``uint16`` (0..65535,
@@ -83,14 +82,16 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
     engine: "learned" (the network) or "classical" (bilinear). exposure: EV added before the tone
     curve. tone: "default" (gentle S-curve with a highlight shoulder) or "linear" (plain sRGB).
     wb: white balance, "camera" (as shot), "auto" (LibRaw's), "daylight", or (R, G, B) gains (or
-    "R,G,B"), applied before the engine, so it changes the linear result too. model: an ONNX model with its card beside it (default: the bundled one). denoise: "auto"
+    "R,G,B"), applied before the engine, so it changes the linear result too. long_edge: scale the
+    sRGB result down to this many pixels on its long edge (area average in linear light; None: full
+    size; not for ``linear``). model: an ONNX model with its card beside it (default: the bundled one). denoise: "auto"
     (noise from the file), "off" or a strength multiplier such as "0.5". device: "auto", "cpu" or
     "cuda". tile: learned engine tile side in packed (half-resolution) pixels, 64..4096. threads:
     CPU threads, 0 = all. Raises DecodeError, ModelError or OptionError.
     """
     if bits not in (8, 16):
         raise OptionError(f"--bits {bits!r}: expected 8 or 16")
-    options = _render_options("png" if bits == 8 else "png16", 92, exposure, tone, wb, False, threads)
+    options = _render_options("png" if bits == 8 else "png16", 92, exposure, tone, wb, long_edge, False, threads)
     built = _engine(engine, model, denoise, device, tile, options.threads)
     with _decode_errors(path):
         raw = decode(path, options.wb)
@@ -102,25 +103,28 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
 
 def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, format: str | None = None,
                  quality: int = 92, exposure: float = 0.0, tone: str = "default", wb: WhiteBalanceChoice = "camera",
-                 model: StrPath | None = None, denoise: str = "auto", device: str = "auto", tile: int = 512,
-                 overwrite: bool = False, threads: int = 0) -> Path:
+                 long_edge: int | None = None, model: StrPath | None = None, denoise: str = "auto",
+                 device: str = "auto", tile: int = 512, overwrite: bool = False, threads: int = 0) -> Path:
     """Develop ``path`` into the picture file ``output``, as ``rawisp develop`` does; returns its path.
 
-    format: "jpeg", "png" (8-bit), "png16" or "tiff16" (16-bit); default: from the suffix of
-    ``output`` (.jpg/.jpeg, .png, .tif/.tiff). quality: JPEG quality 1..100. The file carries
+    format: "jpeg", "png" (8-bit), "png16" or "tiff16" (16-bit), or an alias ("jpg", "tif",
+    "tiff"); default: from the suffix of ``output`` (.jpg/.jpeg, .png, .tif/.tiff). quality: JPEG quality 1..100. The file carries
     the sRGB ICC profile and the source's EXIF, upright (Orientation 1), and is written atomically
     (a hidden ``.NAME.*.part`` file renamed into place). Raises OutputExistsError when ``output``
     exists unless ``overwrite``; OutputError when it cannot be written; DecodeError, ModelError or
     OptionError as :func:`develop`. The other options are those of :func:`develop`.
     """
     output = Path(output)
-    fmt = format or _SUFFIX_FORMATS.get(output.suffix.lower())
+    fmt = format
     if fmt is None:
-        raise OptionError(f"{output}: cannot tell the format from the suffix; give format= "
-                          f"({', '.join(FORMATS)})")
+        try:
+            fmt = format_name(output.suffix[1:])  # .jpg, .png, .tif... as the format's aliases
+        except ValueError:
+            raise OptionError(f"{output}: cannot tell the format from the suffix; give format= "
+                              f"({', '.join(FORMATS)})") from None
     if not 1 <= quality <= 100:
         raise OptionError(f"--quality {quality!r}: expected 1..100")
-    options = _render_options(fmt, quality, exposure, tone, wb, overwrite, threads)
+    options = _render_options(fmt, quality, exposure, tone, wb, long_edge, overwrite, threads)
     built = _engine(engine, model, denoise, device, tile, options.threads)
     try:
         with _decode_errors(path):
@@ -185,10 +189,15 @@ def describe_shot(meta: Metadata) -> dict[str, Any]:
     }
 
 
-def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: WhiteBalanceChoice, overwrite: bool,
-                    threads: int) -> RenderOptions:
-    _choose("format", fmt, FORMATS)
+def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: WhiteBalanceChoice,
+                    long_edge: int | None, overwrite: bool, threads: int) -> RenderOptions:
+    try:
+        fmt = format_name(fmt)
+    except ValueError:
+        raise OptionError(f"--format {fmt!r}: expected one of {', '.join([*FORMATS, *FORMAT_ALIASES])}") from None
     _choose("tone", tone, TONES)
+    if long_edge is not None and not 16 <= long_edge <= 65535:
+        raise OptionError(f"--long-edge {long_edge!r}: expected 16..65535")
     try:  # the command line's parser, also for gains given as numbers
         wb = parse_wb(wb if isinstance(wb, str) else ",".join(str(g) for g in wb))
     except (TypeError, ValueError) as exc:
@@ -197,7 +206,7 @@ def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: Whit
         raise OptionError(f"--threads {threads!r}: expected 0 (all CPUs) or more")
     # 0 means all CPUs, given explicitly as rawisp develop -j 1 does (onnxruntime's own default differs)
     return RenderOptions(fmt=fmt, quality=quality, exposure=float(exposure), tone=tone, overwrite=overwrite,
-                         threads=thread_count(threads), wb=wb)
+                         threads=thread_count(threads), long_edge=long_edge, wb=wb)
 
 
 def _engine(name: str, model: StrPath | None, denoise: str, device: str, tile: int, threads: int) -> Engine:

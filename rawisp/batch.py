@@ -3,7 +3,9 @@
 Each file is developed in its own child process (forked from a clean fork server, so no
 OpenMP or onnxruntime threads of the parent are copied), so a crash inside LibRaw (segfault, abort,
 runaway memory) or a hang costs only that file: the parent reports it and goes on. Outputs are
-written atomically by the child; the parent removes the temporary file of a child it had to kill.
+written atomically by the child; the parent removes the temporary file of a child it had to kill,
+and before any work the temporary files that killed runs left in the output folders (never one a
+live process is writing: see :func:`rawisp.write.remove_stale_parts`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from multiprocessing.connection import wait
@@ -26,6 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rawisp.decode import DecodeError
+from rawisp.write import discard_own_parts, remove_stale_parts
 
 # suffixes picked up when a folder is given (files named explicitly are always tried)
 RAW_SUFFIXES = {
@@ -97,35 +101,43 @@ def collect_inputs(inputs: Iterable[str], recursive: bool) -> list[tuple[Path, P
     return list(unique.values())
 
 
-def plan_jobs(files: list[tuple[Path, Path]], out_dir: Path, suffixes: Callable[[Path], list[str]]) -> tuple[list[Job], list[str]]:
-    """One job per input and output suffix, plus notices about renamed outputs.
+def plan_jobs(files: list[tuple[Path, Path]], out_dir: Path | None,
+              names: Callable[[Path, str], list[str]]) -> tuple[list[Job], list[str]]:
+    """One job per input and output name, plus notices about renamed outputs.
 
-    Inputs that would write the same output (IMG_1.CR2 and IMG_1.dng...) keep their source
-    suffix in the output name instead (IMG_1.CR2.jpg); if even that collides (two folders given
-    side by side, both holding IMG_1.CR2), later inputs get a counter (IMG_1.CR2-2.jpg). Names
+    ``out_dir`` None puts each output beside its input; else the input's path below its base
+    folder is kept below ``out_dir``. ``names(rel, stem)`` gives the output file names of the
+    input at ``rel`` (below its base) when named ``stem``, normally ``rel.stem``. Inputs that would
+    write the same output (IMG_1.CR2 and IMG_1.dng...) keep their source suffix in the stem instead
+    (IMG_1.CR2.jpg); if even that collides (two folders given side by side, both holding
+    IMG_1.CR2), later inputs get a counter (IMG_1.CR2-2.jpg). No output is named as an input. Names
     depend only on the inputs and their order, so running the same command again finds them.
     """
-    rels = [(file, file.relative_to(base) if file.is_relative_to(base) else Path(file.name)) for file, base in files]
+    places = []
+    for file, base in files:
+        rel = file.relative_to(base) if file.is_relative_to(base) else Path(file.name)
+        places.append((file, rel, file.parent if out_dir is None else out_dir / rel.parent))
 
     def key(path: Path) -> str:
         return os.path.normcase(str(path.absolute()))
 
-    stems: dict[str, int] = {}
-    for _, rel in rels:
-        k = key(out_dir / rel.parent / rel.stem)
-        stems[k] = stems.get(k, 0) + 1
-    jobs, owners, notices = [], {}, []
-    for file, rel in rels:
-        name = base = rel.name if stems[key(out_dir / rel.parent / rel.stem)] > 1 else rel.stem
-        outs = suffixes(rel)
+    taken: dict[str, int] = {}
+    for _, rel, folder in places:
+        for name in names(rel, rel.stem):
+            taken[key(folder / name)] = taken.get(key(folder / name), 0) + 1
+    owners = {key(file): file for file, _, _ in places}  # never write over an input
+    jobs, notices = [], []
+    for file, rel, folder in places:
+        clash = any(taken[key(folder / name)] > 1 for name in names(rel, rel.stem))
+        stem = base = rel.name if clash else rel.stem
         count = 1
-        while any(key(out_dir / rel.parent / (name + suffix)) in owners for suffix in outs):
+        while any(key(folder / name) in owners for name in names(rel, stem)):
             count += 1
-            name = f"{base}-{count}"
-        if name != rel.stem:
-            notices.append(f"{file}: another input has the same name; output named {name}.*")
-        for suffix in outs:
-            output = out_dir / rel.parent / (name + suffix)
+            stem = f"{base}-{count}"
+        if stem != rel.stem:
+            notices.append(f"{file}: another input has the same name; output named {names(rel, stem)[0]}")
+        for name in names(rel, stem):
+            output = folder / name
             owners[key(output)] = file
             jobs.append(Job(file, output))
     return jobs, notices
@@ -152,19 +164,37 @@ def default_memory_gib(workers: int) -> float:
 
 
 def check_output_dir(out_dir: Path) -> None:
-    """Create the output folder; raise BatchError when it cannot be made or written to."""
+    """Raise BatchError when the output folder cannot be made or written to.
+
+    The folders it has to create for the test are removed again: outputs create their folders as
+    they are written, so a batch whose every input fails leaves no empty folder behind.
+    """
+    missing = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # mkdir's error when a parent is a file
         raise BatchError(f"{out_dir}: cannot create the output folder (a parent is a file)") from None
     except OSError as exc:
         raise BatchError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
+    writable = os.access(out_dir, os.W_OK | os.X_OK)
+    for folder in missing:  # deepest first; one a concurrent run has written into stays
+        with suppress(OSError):
+            folder.rmdir()
+    if not writable:
         raise BatchError(f"{out_dir}: the output folder is not writable")
 
 
-def exit_with_parent(conn, outputs: Callable[[], Iterable[Path]]) -> None:
-    """End this worker (removing the temporary files of ``outputs()``) as soon as the batch process is gone.
+def subfolder_hint(inputs: Iterable[str]) -> str:
+    """Why a non-recursive look found nothing, when a folder input has sub-folders: a hint to add -r."""
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir() and any(p.is_dir() for p in path.iterdir()):
+            return f"; {path} has sub-folders: add -r (--recursive) to look inside them"
+    return ""
+
+
+def exit_with_parent(conn) -> None:
+    """End this worker (removing its temporary file) as soon as the batch process is gone.
 
     A killed batch process (kill -9, SIGTERM, a crash) would otherwise leave its workers running
     on, with no timeout. A thread waits on a copy of the pipe to the parent: the kernel reports an
@@ -176,8 +206,7 @@ def exit_with_parent(conn, outputs: Callable[[], Iterable[Path]]) -> None:
 
     def watch() -> None:
         if any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll()):
-            for output in outputs():
-                _remove_partial(output)
+            discard_own_parts()
             os._exit(1)
 
     threading.Thread(target=watch, name="rawisp-parent-watch", daemon=True).start()
@@ -186,7 +215,7 @@ def exit_with_parent(conn, outputs: Callable[[], Iterable[Path]]) -> None:
 def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) -> None:
     """Run one job in the child process and send its Outcome back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    exit_with_parent(conn, lambda: job.outputs)
+    exit_with_parent(conn)
     # LibRaw prints its own diagnostics to stderr; the parent prints one line per file instead
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -236,8 +265,7 @@ def _out_of_memory(memory_bytes: int) -> str:
 
 def _remove_partial(output: Path) -> None:
     """Delete temporary files a killed child left beside ``output`` (named ``.NAME.*.part``)."""
-    for part in output.parent.glob(f".{glob.escape(output.name)}.*.part"):
-        part.unlink(missing_ok=True)
+    remove_stale_parts(output.parent, output.name)
 
 
 def _crash_reason(exitcode: int | None) -> str:
@@ -278,12 +306,13 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
         bar.update(1)
         report(outcome)
 
+    # temporary files of earlier runs that were killed (kill -9 of a whole batch, a power cut)
+    for folder in dict.fromkeys(output.parent for job in jobs for output in job.outputs):
+        remove_stale_parts(folder)
     try:
         while pending or running:
             while pending and len(running) < workers:
                 job = pending.pop(0)
-                for output in job.outputs:  # temporary files of an earlier run that was killed
-                    _remove_partial(output)
                 if not overwrite and all(p.exists() for p in job.outputs):
                     finish(Outcome(job, Status.SKIPPED, "output exists"))
                     continue
@@ -302,6 +331,9 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
                     finish(outcome)
     except KeyboardInterrupt:
         for r in running:
+            if r.conn.poll():  # finished just now: report it before stopping the rest
+                with suppress(EOFError):
+                    finish(r.conn.recv())
             r.process.kill()
             r.process.join()
             for output in r.job.outputs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -18,15 +19,54 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 import click
 
 from rawisp import __version__
+from tqdm import tqdm
+
+from rawisp import naming
 from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, default_memory_gib,
-                          merge_jobs, plan_jobs, run_batch)
+                          merge_jobs, plan_jobs, run_batch, subfolder_hint)
 from rawisp.colour import BAYER_PATTERNS
 from rawisp.engines import ENGINES, make_engine
 from rawisp.protocol import CAMERAS, DEFAULT_CAMERA
 from rawisp.reconstruct import EngineOptions
 from rawisp.threads import share_of_cpus
 from rawisp.render import TONES
-from rawisp.write import FORMATS, output_suffix
+from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_suffix
+
+
+
+class Finite(click.FloatRange):
+    """A number in [min, max]: click's FloatRange lets "nan" through (every comparison with NaN is
+    false), and "inf" wherever a bound is open; both are refused here with the usual error."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class FormatChoice(click.ParamType):
+    """An output format by its name or a usual alias (jpg, tif, tiff; any case): the format's name."""
+
+    name = "format"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join([*FORMATS, *FORMAT_ALIASES]) + "]"
+
+    def convert(self, value, param, ctx):
+        try:
+            return format_name(value)
+        except ValueError:
+            self.fail(f"{value!r} is not one of {', '.join([*FORMATS, *FORMAT_ALIASES])}.", param, ctx)
+
+
+# upper bounds of options whose natural range is open: far beyond any real use, low enough that
+# the value cannot overflow what it feeds (setrlimit, float arithmetic, allocation sizes)
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_MEMORY_GIB = 65536.0
+MAX_EV = 10.0
 
 
 def _stack(*decorators):
@@ -56,9 +96,9 @@ _batch_options = _stack(
     click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs."),
     click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them)."),
-    click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True,
+    click.option("--timeout", type=Finite(1, MAX_TIMEOUT_S), default=900, show_default=True,
                  help="Seconds allowed per file."),
-    click.option("--max-memory", type=click.FloatRange(0.5), default=None,
+    click.option("--max-memory", type=Finite(0.5, MAX_MEMORY_GIB), default=None,
                  help="GiB of address space per worker [default: 80% of RAM / jobs, at least 4]."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 )
@@ -72,15 +112,23 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder (sub-folders of folder inputs are recreated inside it).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (sub-folders of folder inputs are recreated inside it) [default: beside each "
+                   "input].")
 @click.option("--engine", type=click.Choice([*ENGINES, "both"]), default="learned", show_default=True,
               help="both: NAME.learned.EXT and NAME.classical.EXT from one decode.")
 @click.option("--side-by-side", is_flag=True,
               help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True,
+              help="jpg = jpeg; tif and tiff = tiff16 (TIFF is written 16-bit).")
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
-@click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV.")
+@click.option("--name", "template", default=None, metavar="TEMPLATE",
+              help="Output file name, extension added: fields " + ", ".join(f"{{{f}}}" for f in naming.FIELDS)
+                   + f" [default: {naming.DEFAULT}; with --engine both {naming.DEFAULT_BOTH}].")
+@click.option("--long-edge", type=click.IntRange(16, 65535), default=None, metavar="PIXELS",
+              help="Scale down (never up) to this long edge, area-averaged in linear light after rendering.")
+@click.option("--exposure", type=Finite(-MAX_EV, MAX_EV), default=0.0, show_default=True,
+              help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
 @click.option("--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
@@ -91,38 +139,50 @@ def main() -> None:
 @click.option("--scheduler", envvar="RAWISP_SCHEDULER", metavar="tcp://HOST:PORT",
               help="Develop on the workers of this Dask cluster instead of -j local processes (env "
                    "RAWISP_SCHEDULER; needs the cluster extra, and inputs and OUT at the same paths on every worker).")
-def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, exposure, tone, wb, denoise, device, tile,
-            recursive, jobs, overwrite, timeout, max_memory, quiet, scheduler) -> None:
-    """Develop RAW files (files, globs or folders) into sRGB pictures in OUT."""
+def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, wb, denoise,
+            device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet, scheduler) -> None:
+    """Develop RAW files (files, globs or folders) into sRGB pictures, in OUT or beside each input."""
     from rawisp.pipeline import RenderOptions
     from rawisp.tasks import DevelopBothTask, DevelopTask
 
     if side_by_side and engine != "both":
         raise click.UsageError("--side-by-side needs --engine both")
+    template = template or (naming.DEFAULT_BOTH if engine == "both" else naming.DEFAULT)
+    try:
+        naming.check_template(template, engines=2 if engine == "both" else 1)
+    except naming.TemplateError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--name'") from None
     files = collect_inputs(inputs, recursive)
     if not files:
-        raise click.UsageError("no RAW files found in the given inputs")
-    if engine == "both":
-        suffix = output_suffix(fmt)
-        suffixes = [".learned" + suffix, ".classical" + suffix] + [".compare.jpg"] * side_by_side
-    else:
-        suffixes = [output_suffix(fmt)]
+        raise click.UsageError("no RAW files found in the given inputs" + ("" if recursive else subfolder_hint(inputs)))
+    suffix = output_suffix(fmt)
+    outputs = [(e, fmt, suffix) for e in (("learned", "classical") if engine == "both" else (engine,))]
+    outputs += [("compare", "jpeg", ".jpg")] * side_by_side
+
+    def names(rel: Path, stem: str) -> list[str]:
+        return [naming.output_name(template, rel, stem, e, f, x) for e, f, x in outputs]
+
     try:
-        jobs_list, notices = plan_jobs(files, out_dir, lambda rel: suffixes)
+        jobs_list, notices = plan_jobs(files, out_dir, names)
     except BatchError as exc:
         raise click.UsageError(str(exc)) from None
     jobs_list = merge_jobs(jobs_list)
+    # one clear line now, rather than one per file after the work
+    folders = [out_dir] if out_dir is not None else [f for f in dict.fromkeys(j.output.parent for j in jobs_list)
+                                                      if f.is_dir()]
     try:
-        check_output_dir(out_dir)  # one clear line now, rather than one per file after the work
+        for folder in folders:
+            check_output_dir(folder)
     except BatchError as exc:
-        click.echo(f"rawisp: {exc}", err=True)
+        click.echo(f"rawisp: {exc}" + ("" if out_dir else " (outputs go beside their inputs; -o names another folder)"),
+                   err=True)
         sys.exit(1)
     for notice in notices:
         click.echo(f"rawisp: {notice}", err=True)
     threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                            threads=threads, wb=wb)
+                            threads=threads, long_edge=long_edge, wb=wb)
     if engine in ("learned", "both"):
         _check_engine(engine_options)
     if engine == "both":
@@ -150,29 +210,39 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
 
     ``on_done(outcome)`` is called for each finished file (to print what it produced)."""
     progress = not quiet and sys.stderr.isatty()
+    counts = dict.fromkeys(Status, 0)
+
+    def say(line: str) -> None:
+        tqdm.write(line, file=sys.stderr)  # above the progress bar, which is then drawn again
 
     def report(outcome: Outcome) -> None:
+        counts[outcome.status] += 1
         if outcome.status == Status.FAILED:
-            click.echo(f"rawisp: {outcome.job.source}: {outcome.message}", err=True)
+            say(f"rawisp: {outcome.job.source}: {outcome.message}")
+        elif outcome.status == Status.SKIPPED:
+            say(f"rawisp: {outcome.job.source}: skipped, {outcome.job.output} exists (--overwrite replaces it)")
         for warning in outcome.warnings:
-            click.echo(f"rawisp: {outcome.job.source}: warning: {warning}", err=True)
+            say(f"rawisp: {outcome.job.source}: warning: {warning}")
         if outcome.status == Status.DONE and on_done is not None:
             on_done(outcome)
+
+    def tally() -> str:
+        return f"{counts[Status.DONE]} {verb}, {counts[Status.SKIPPED]} skipped, {counts[Status.FAILED]} failed"
 
     start = time.perf_counter()
     try:
         if scheduler:
-            outcomes = _run_on_cluster(jobs_list, task, scheduler, timeout, max_memory, overwrite, progress, report)
+            _run_on_cluster(jobs_list, task, scheduler, timeout, max_memory, overwrite, progress, report)
         else:
             memory = max_memory if max_memory is not None else default_memory_gib(workers)
-            outcomes = run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
-                                 overwrite=overwrite, progress=progress, report=report)
+            run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
+                      overwrite=overwrite, progress=progress, report=report)
     except KeyboardInterrupt:
-        click.echo("rawisp: interrupted; finished outputs are kept, unfinished ones were removed", err=True)
+        left = len(jobs_list) - sum(counts.values())
+        click.echo(f"rawisp: interrupted: {tally()}, {left} not done; finished outputs are kept, unfinished ones "
+                   "were removed", err=True)
         sys.exit(130)
-    counts = {s: sum(o.status == s for o in outcomes) for s in Status}
-    click.echo(f"{counts[Status.DONE]} {verb}, {counts[Status.SKIPPED]} skipped, {counts[Status.FAILED]} failed "
-               f"in {time.perf_counter() - start:.1f} s")
+    click.echo(f"{tally()} in {time.perf_counter() - start:.1f} s")
     sys.exit(1 if counts[Status.FAILED] else 0)
 
 
@@ -228,9 +298,10 @@ def _parse_crop(ctx, param, values):
 @click.option("--view-width", type=click.IntRange(64, 8000), default=1200, show_default=True,
               help="Width of each downscaled full view.")
 @click.option("--diff", is_flag=True, help="Add a column with |learned - classical| amplified.")
-@click.option("--diff-gain", type=click.FloatRange(1, 255), default=8, show_default=True,
+@click.option("--diff-gain", type=Finite(1, 255), default=8, show_default=True,
               help="Amplification of the difference map.")
-@click.option("--exposure", type=float, default=0.0, show_default=True, help="Exposure change in EV (RAW inputs).")
+@click.option("--exposure", type=Finite(-MAX_EV, MAX_EV), default=0.0, show_default=True,
+              help="Exposure change in EV (RAW inputs).")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="Tone of RAW inputs (ground-truth inputs use linear, as rawisp eval).")
 @_learned_options
@@ -275,7 +346,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
         raise click.UsageError("no RAW files found in the given inputs")
     suffix = output_suffix(fmt)
     try:
-        jobs_list, notices = plan_jobs(files + truth_files, out_dir, lambda rel: [".compare" + suffix])
+        jobs_list, notices = plan_jobs(files + truth_files, out_dir, lambda rel, stem: [stem + ".compare" + suffix])
     except BatchError as exc:
         raise click.UsageError(str(exc)) from None
     for notice in notices:
@@ -313,7 +384,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 @click.option("--noise-profile/--no-noise-profile", default=True, show_default=True,
               help="Write the noise into each DNG's NoiseProfile (clean: its 1-DN rounding), as cameras do; "
                    "without it the learned engine estimates the noise from the pixels.")
-@click.option("--border", type=click.IntRange(0), default=10, show_default=True,
+@click.option("--border", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="Pixels left out of the scores at each edge.")
 @click.option("--per-image", is_flag=True, help="One row per image as well as the means.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -366,6 +437,8 @@ def _parse_size(ctx, param, value):
         raise click.BadParameter("expected WIDTHxHEIGHT, e.g. 6000x4000") from None
     if width < 16 or height < 16:
         raise click.BadParameter("the frame must be at least 16x16 pixels")
+    if width > 64000 or height > 64000:  # LibRaw's limit
+        raise click.BadParameter("the frame must be at most 64000 pixels a side")
     return width, height
 
 
@@ -376,7 +449,7 @@ def _parse_size(ctx, param, value):
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Runs per engine, each in a fresh process; median and min-max are reported.")
 @click.option("--warmup", type=click.IntRange(0, 10), default=0, show_default=True, help="Untimed runs first.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
               help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 512].")
@@ -390,7 +463,8 @@ def _parse_size(ctx, param, value):
               help="Size of the synthetic frame used without FILE [default: 6000x4000].")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the cached synthetic frame [default: ~/.cache/rawisp].")
-@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds allowed per run.")
+@click.option("--timeout", type=Finite(1, MAX_TIMEOUT_S), default=900, show_default=True,
+              help="Seconds allowed per run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, model, compare_peers, size, cache_dir,
@@ -432,10 +506,11 @@ def _parse_wb(value: str):
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def info(files, as_json) -> None:
-    """Print the decoded metadata of RAW files.
+def info(inputs, recursive, as_json) -> None:
+    """Print the decoded metadata of RAW files (files, globs or folders, as rawisp develop).
 
     A file whose frame cannot be decoded still gets a record of its header (shot fields only,
     with the reason under "error") when its metadata can be read; the exit status is then 1.
@@ -443,6 +518,9 @@ def info(files, as_json) -> None:
     from rawisp.api import describe, describe_shot
     from rawisp.decode import DecodeError, decode, read_header
 
+    files = [path for path, _ in collect_inputs(inputs, recursive)]
+    if not files:
+        raise click.UsageError("no RAW files found in the given inputs" + ("" if recursive else subfolder_hint(inputs)))
     records, failed = [], 0
     for path in files:
         try:
@@ -472,10 +550,10 @@ def info(files, as_json) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="ONNX file to write (card beside it).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Checkpoints and log [default: runs/<out name>]; an existing checkpoint is resumed.")
-@click.option("--iterations", type=click.IntRange(1), default=9000, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--patch", type=click.IntRange(32), default=128, show_default=True, help="Full-resolution crop side.")
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--iterations", type=click.IntRange(1, 10**8), default=9000, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option("--patch", type=click.IntRange(32, 4096), default=128, show_default=True, help="Full-resolution crop side.")
+@click.option("--lr", type=Finite(0, 1, min_open=True), default=2e-3, show_default=True)
 @click.option("--loss", type=click.Choice(["l1", "msssim", "lab"]), default="l1", show_default=True)
 @click.option("--widths", default="24,48,96", show_default=True, help="U-Net channels at 1/2, 1/4, 1/8 resolution.")
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -487,24 +565,24 @@ def info(files, as_json) -> None:
               help="Decoder upsampling before each U-Net skip.")
 @click.option("--base", type=click.Choice(["bilinear", "mhc"]), default="bilinear", show_default=True,
               help="Fixed demosaic the network corrects (mhc: Malvar-He-Cutler).")
-@click.option("--procedural-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--procedural-fraction", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of crops replaced by procedural images (dead leaves, gratings, grids, text).")
-@click.option("--colour-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--colour-fraction", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of photo crops with decorrelated colours (saturation, hue, channel order).")
-@click.option("--neutral-above-green", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--neutral-above-green", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of crops whose as-shot neutral has R or B above G.")
-@click.option("--cpu-budget", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--cpu-budget", type=Finite(0, 10**7), default=0.0, show_default=True,
               help="Train for this many seconds of process CPU time instead of --iterations (equal-cost A/B).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=0, help="torch threads (0: default).")
-@click.option("--val-every", type=click.IntRange(1), default=250, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, help="torch threads (0: default).")
+@click.option("--val-every", type=click.IntRange(1, 10**8), default=250, show_default=True,
               help="Validate and checkpoint every N iterations.")
 @_device_option("train_device", help="auto: CUDA when torch sees a GPU.")
-@click.option("--clean-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+@click.option("--clean-fraction", type=Finite(0, 1), default=0.2, show_default=True,
               help="Share of training crops without noise.")
-@click.option("--hard-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--hard-fraction", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of training crops mined: the hardest of 4 random crops for a bilinear demosaic.")
-@click.option("--val-holdout", type=click.IntRange(1), default=40, show_default=True,
+@click.option("--val-holdout", type=click.IntRange(1, 100000), default=40, show_default=True,
               help="Photos held out of training for validation.")
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
           threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,

@@ -32,9 +32,10 @@ from distributed import Client, KilledWorker, WorkerPlugin, as_completed, get_wo
 from distributed.comm import get_address_host
 from tqdm import tqdm
 
-from rawisp.batch import BatchError, Job, Outcome, Status, _remove_partial, default_memory_gib
+from rawisp.batch import BatchError, Job, Outcome, Status, default_memory_gib
 from rawisp.sandbox import Sandbox, Task
 from rawisp.threads import share_of_cpus
+from rawisp.write import remove_stale_parts
 
 
 class SandboxPlugin(WorkerPlugin):
@@ -122,10 +123,11 @@ def run_on_cluster(jobs: list[Job], task: Task, scheduler: str, *, timeout: floa
             report(outcome)
 
         futures = {}
+        # temporary files of earlier runs that were killed, as the local batch removes them
+        for folder in dict.fromkeys(output.parent for job in jobs for output in job.outputs):
+            remove_stale_parts(folder)
         try:
             for i, job in enumerate(jobs):
-                for output in job.outputs:  # temporary files of an earlier run that was killed
-                    _remove_partial(output)
                 if not overwrite and all(p.exists() for p in job.outputs):
                     finish(Outcome(job, Status.SKIPPED, "output exists"))
                     continue

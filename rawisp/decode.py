@@ -71,11 +71,11 @@ def decode(path: str | Path, wb: WhiteBalanceChoice = "camera") -> RawImage:
     except DecodeError:
         raise
     except rawpy.LibRawFileUnsupportedError:
-        raise DecodeError("unsupported format (LibRaw cannot read it)") from None
+        raise DecodeError(_not_raw(path) or "unsupported format (LibRaw cannot read it)") from None
     except (rawpy.LibRawUnsufficientMemoryError, rawpy.LibRawMemPoolOverflowError):
         raise DecodeError("LibRaw ran out of memory decoding it") from None
     except (rawpy.LibRawIOError, rawpy.LibRawDataError):
-        raise DecodeError("truncated or corrupt file (LibRaw could not read the image data)") from None
+        raise DecodeError(_not_raw(path) or "truncated or corrupt file (LibRaw could not read the image data)") from None
     except rawpy.LibRawError as exc:
         raise DecodeError(f"LibRaw refused it: {_libraw_message(exc)}") from None
     except PermissionError:
@@ -84,6 +84,38 @@ def decode(path: str | Path, wb: WhiteBalanceChoice = "camera") -> RawImage:
     image.warnings += image.metadata.warnings
     image.noise = _dng_noise_profile(path)
     return image
+
+
+# signatures of files people mistake for RAW files (a camera's JPEG, a renamed export...)
+_NOT_RAW_SIGNATURES = {
+    b"\xff\xd8\xff": "a JPEG picture",
+    b"\x89PNG\r\n\x1a\n": "a PNG picture",
+    b"GIF8": "a GIF picture",
+    b"%PDF-": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+}
+_TEXT_CONTROLS = set(range(32)) - {9, 10, 12, 13}  # bytes that do not occur in text (tab, LF, FF, CR do)
+
+
+def _not_raw(path: Path) -> str | None:
+    """"not a RAW file (what it is)" when a file LibRaw refused is recognisably something else,
+    else None (then it may well be a damaged RAW file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    for signature, kind in _NOT_RAW_SIGNATURES.items():
+        if head.startswith(signature):
+            return f"not a RAW file ({kind})"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return None
+    if head and not _TEXT_CONTROLS.intersection(head):
+        return "not a RAW file (it holds text)"
+    return None
 
 
 def read_header(path: str | Path) -> Metadata:

@@ -66,8 +66,9 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
     watch = watch or Stopwatch()
     raw = decode(source, options.wb)
     watch.lap("decode")
-    eight_bit = replace(options, fmt="jpeg")
-    looks = [options] + ([eight_bit] if side_by_side and BITS[options.fmt] != 8 else [])
+    eight_bit = replace(options, fmt="jpeg", long_edge=None)  # the side-by-side picture: full size
+    own_look = BITS[options.fmt] != 8 or options.long_edge is not None
+    looks = [options] + ([eight_bit] if side_by_side and own_look else [])
     sides, written = [], []
     for picture in raw_to_pixels(raw, todo, looks, watch=watch):
         engine = picture.engine

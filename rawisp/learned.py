@@ -25,6 +25,7 @@ from rawisp.reconstruct import EngineOptions
 
 DEFAULT_MODEL = "lwisp.onnx"
 BLEND = 16  # packed pixels of cross-fade between tiles
+MAX_DENOISE = 10.0  # largest --denoise multiplier: 10x the noise std is far beyond any use
 
 
 _CARD_FIELDS = {"name": str, "stride": int, "margin": int, "input": dict, "output": dict}
@@ -91,22 +92,25 @@ def _check_graph(session: ort.InferenceSession, card: dict, model_path: Path) ->
 def _providers(device: str) -> list[str]:
     available = ort.get_available_providers()
     if device == "cuda" and "CUDAExecutionProvider" not in available:
-        raise ModelError("--device cuda: onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
+        raise ModelError("--device cuda: this onnxruntime has no CUDA provider (it has "
+                         f"{', '.join(p.removesuffix('ExecutionProvider') for p in available)}; for an NVIDIA GPU: "
+                         "pip uninstall onnxruntime && pip install onnxruntime-gpu, with NVIDIA's CUDA and cuDNN)")
     if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
 def denoise_strength(setting: str) -> float:
-    """The --denoise setting as a multiplier of the noise std: off 0, auto 1, else a number >= 0."""
+    """The --denoise setting as a multiplier of the noise std: off 0, auto 1, else a number in
+    [0, MAX_DENOISE]."""
     if setting in ("off", "auto"):
         return 0.0 if setting == "off" else 1.0
     try:
         strength = float(setting)
     except (TypeError, ValueError):
         strength = -1.0
-    if not math.isfinite(strength) or strength < 0:
-        raise ValueError(f"--denoise {setting!r}: expected off, auto or a non-negative number")
+    if not 0 <= strength <= MAX_DENOISE:  # also refuses NaN
+        raise ValueError(f"--denoise {setting!r}: expected off, auto or a number from 0 to {MAX_DENOISE:g}")
     return strength
 
 
@@ -172,8 +176,9 @@ class Learned:
             so.intra_op_num_threads = options.threads
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        providers = _providers(options.device)  # outside the try: a missing provider is not the model's fault
         try:
-            session = ort.InferenceSession(str(path), so, providers=_providers(options.device))
+            session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
             raise ModelError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0]})") from None
         _check_graph(session, card, path)

@@ -5,7 +5,8 @@ One function per stage, in order::
     decode.decode          file -> RawImage (mosaic in DN, levels, white balance, matrix, EXIF/XMP)
     normalise.normalise    RawImage -> Packed (RGGB planes at half resolution, white-balanced)
     reconstruct.reconstruct  Packed -> camera RGB (H, W, 3), by an engine (classical or learned)
-    render.render          camera RGB -> sRGB pixels; then turned upright (metadata.apply_orientation)
+    render.render          camera RGB -> sRGB pixels; scaled down (resize.downscale, --long-edge);
+                           then turned upright (metadata.apply_orientation)
     write.write_image      pixels + ICC -> file, EXIF/XMP put in by exiv2
 
 :func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
@@ -28,6 +29,7 @@ from rawisp.metadata import apply_orientation
 from rawisp.normalise import normalise
 from rawisp.reconstruct import Engine, reconstruct
 from rawisp.render import render
+from rawisp.resize import downscale
 from rawisp.whitebalance import WhiteBalanceChoice
 from rawisp.write import write_image
 
@@ -45,6 +47,7 @@ class RenderOptions:
     overwrite: bool = False
     threads: int = 0  # rendering threads (0: all CPUs); the CLI gives each of -j workers its share
     wb: WhiteBalanceChoice = "camera"  # "camera", "auto", "daylight" or (R, G, B) gains: rawisp.whitebalance
+    long_edge: int | None = None  # scale down to this long edge in pixels (see rawisp.resize); None: full size
 
 
 class Stopwatch:
@@ -77,9 +80,15 @@ class Picture:
 
 def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
     """Camera RGB (an array, or rows on demand: see :func:`rawisp.render.render`) -> upright sRGB
-    pixels in the output format's bit depth (uint8 or uint16)."""
-    pixels = render(rgb, raw.srgb_from_cam, exposure=options.exposure, tone=options.tone, bits=BITS[options.fmt],
+    pixels in the output format's bit depth (uint8 or uint16), scaled down to ``options.long_edge``
+    when longer (:mod:`rawisp.resize`)."""
+    bits = BITS[options.fmt]
+    smaller = options.long_edge is not None and max(rgb.shape[:2]) > options.long_edge
+    # a picture to be scaled is rendered at 16 bits: quantising twice to 8 would add error
+    pixels = render(rgb, raw.srgb_from_cam, exposure=options.exposure, tone=options.tone, bits=16 if smaller else bits,
                     threads=options.threads)
+    if smaller:
+        pixels = downscale(pixels, options.long_edge, bits)
     return apply_orientation(pixels, raw.orientation)
 
 

@@ -13,7 +13,6 @@ does; ``noise_profile=False`` leaves it out. Developments are rendered with REND
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +69,8 @@ def parse_noise(spec: str) -> list[Noise]:
             shot, read = (float(v) for v in item.split(":"))
         except ValueError:
             raise EvalError(f"bad noise level {item!r}: use {', '.join(NOISE_PRESETS)} or SHOT:READ") from None
-        if not (shot >= 0 and read >= 0 and math.isfinite(shot) and math.isfinite(read)):
-            raise EvalError(f"bad noise level {item!r}: shot and read must be finite and >= 0")
+        if not (0 <= shot <= 1 and 0 <= read <= 1):  # also refuses NaN; 1 is full-scale noise
+            raise EvalError(f"bad noise level {item!r}: shot and read must be numbers from 0 to 1")
         levels.append(Noise(f"{shot:g}:{read:g}", shot, read))
     if not levels:
         raise EvalError("no noise level given")

@@ -21,7 +21,6 @@ import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 from rawisp.batch import Job, Outcome, Status, _crash_reason, _remove_partial, exit_with_parent, run_task
 
@@ -80,7 +79,8 @@ class Sandbox:
             self._discard(process)
 
     def _discard(self, process: subprocess.Popen) -> None:
-        """Forget the ended ``process`` (once); remove what it left of the job it had in hand."""
+        """Forget the ended ``process`` (once); remove what it left of the job it had in hand (its
+        temporary files, no longer locked by their writer)."""
         with self.lock:
             if self.process is not process:
                 return
@@ -110,8 +110,7 @@ def serve(conn: Connection) -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    in_hand: list[Path] = []
-    exit_with_parent(conn, lambda: in_hand)
+    exit_with_parent(conn)  # removes the temporary file it is writing, when the worker dies
     while True:
         try:
             job = conn.recv()
@@ -119,10 +118,7 @@ def serve(conn: Connection) -> None:
             return
         for output in job.outputs:  # what a sandbox killed on this file before left behind
             _remove_partial(output)
-        in_hand[:] = job.outputs
-        outcome = run_task(task, job, memory_bytes)
-        in_hand.clear()
-        conn.send(outcome)
+        conn.send(run_task(task, job, memory_bytes))
 
 
 if __name__ == "__main__":

@@ -2,19 +2,26 @@
 
 Every format embeds the sRGB ICC profile and, when given, the source's EXIF and
 XMP (`rawisp.metadata.embed_metadata`, exiv2). Files are encoded in memory, written to a hidden
-``.<name>.<random>.part`` file next to the target, fsynced, then moved into
-place, so the final name never holds a partial file.
+``.<name>.<pid>.<random>.part`` file next to the target, fsynced, then moved
+into place, so the final name never holds a partial file. The writer holds an
+exclusive ``flock`` on its ``.part`` file until it is gone; the kernel drops
+the lock when the writer dies, however it dies, so :func:`remove_stale_parts`
+can tell a file another process is still writing from one a killed writer
+left behind.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import os
+import re
 import secrets
 import struct
 import zlib
 from collections.abc import Callable
+from typing import BinaryIO
 from contextlib import suppress
 from functools import cache
 from os import PathLike
@@ -28,6 +35,9 @@ from rawisp import __version__
 from rawisp.metadata import Metadata, embed_metadata
 
 FORMATS = ("jpeg", "png", "png16", "tiff16")
+# names users type for a format (darktable-cli/rawtherapee-cli habits) -> the format written;
+# rawisp writes TIFF only as 16-bit
+FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff16", "tiff": "tiff16"}
 _SUFFIX = {"jpeg": ".jpg", "png": ".png", "png16": ".png", "tiff16": ".tif"}
 _DTYPE = {"jpeg": np.uint8, "png": np.uint8, "png16": np.uint16, "tiff16": np.uint16}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,6 +67,14 @@ def srgb_icc() -> bytes:
     icc[_ICC_DATE] = _ICC_FIXED_DATE
     assert not any(icc[84:100]), "profile ID set: it would have to be recomputed"
     return bytes(icc)
+
+
+def format_name(name: str) -> str:
+    """The format called ``name`` (a format of FORMATS or an alias such as "jpg" or "TIFF")."""
+    key = name.lower()
+    key = FORMAT_ALIASES.get(key, key)
+    _check_format(key)
+    return key
 
 
 def output_suffix(fmt: str) -> str:
@@ -192,21 +210,113 @@ def _exists(path: Path) -> OutputExistsError:
 
 
 def _store(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write `data` to a hidden .part file beside `path`, fsync, move it in."""
+    """Write `data` to a hidden, locked .part file beside `path`, fsync, move it in."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # mkdir's error when the parent is a file
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory") from None
-    part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    fh, part = _open_part(path)
+    _OWN_PARTS.add(part)
     try:
-        with open(part, "xb") as fh:  # O_EXCL; mode 0o666 minus umask
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _commit(part, path, overwrite)
+        with fh:
+            try:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+                _commit(part, path, overwrite)
+            finally:
+                part.unlink(missing_ok=True)  # while still locked
     finally:
-        part.unlink(missing_ok=True)
+        _OWN_PARTS.discard(part)
     _fsync_dir(path.parent)
+
+
+# .part files this process is writing now (see discard_own_parts)
+_OWN_PARTS: set[Path] = set()
+# .NAME.PID.TOKEN.part, and .NAME.TOKEN.part as rawisp 0.x before the pid wrote them
+_PART_NAME = re.compile(r"^\.(?P<name>.+)\.(?:\d+\.)?[0-9a-f]{8}\.part$")
+
+
+def _open_part(path: Path) -> tuple[BinaryIO, Path]:
+    """Create and lock a new ``.part`` file for `path`; returns (open binary file, its path).
+
+    Between creating the file and locking it another process's clean-up could lock and delete it
+    (to that process the file is not locked, so not in use): after the lock is taken, the name
+    must still lead to this very file, else a new name is tried."""
+    for attempt in range(_ATTEMPTS):
+        part = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        try:
+            fh = open(part, "xb")  # O_EXCL; mode 0o666 minus umask
+        except FileNotFoundError:  # the folder went (another run removing an empty folder): again
+            if attempt == _ATTEMPTS - 1:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # waits only while a clean-up holds it
+            if os.stat(part).st_ino == os.fstat(fh.fileno()).st_ino:
+                return fh, part
+        except FileNotFoundError:  # deleted by a clean-up before the lock: try another name
+            pass
+        except BaseException:
+            fh.close()
+            part.unlink(missing_ok=True)
+            raise
+        fh.close()
+    raise OSError(errno.EAGAIN, f"no temporary file survived {_ATTEMPTS} attempts", str(path))
+
+
+_ATTEMPTS = 5  # tries at a .part file that other runs' clean-ups keep away (each needs a rare race)
+
+
+def remove_stale_parts(folder: Path, output_name: str | None = None) -> list[Path]:
+    """Delete the ``.part`` files in `folder` that no live process is writing; returns them.
+
+    A killed writer (``kill -9``, a crash, a power cut) leaves its ``.part`` file behind; a
+    writer still at work holds a lock on it, and its file is left alone. ``output_name``
+    limits the clean-up to the temporary files of that output. Missing folders are no error.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _PART_NAME.match(name)
+        if match is None or (output_name is not None and match["name"] != output_name):
+            continue
+        part = Path(folder) / name
+        if _remove_if_unlocked(part):
+            removed.append(part)
+    return removed
+
+
+def _remove_if_unlocked(part: Path) -> bool:
+    try:
+        fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone meanwhile (its writer finished), or not ours to read
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # locked: a live writer
+            return False
+        try:
+            if os.stat(part).st_ino != os.fstat(fd).st_ino:  # renamed or replaced meanwhile
+                return False
+        except FileNotFoundError:
+            return False
+        part.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def discard_own_parts() -> None:
+    """Delete the ``.part`` files this process is writing (for a worker about to exit abruptly:
+    its own lock would keep :func:`remove_stale_parts` from them)."""
+    for part in list(_OWN_PARTS):
+        part.unlink(missing_ok=True)
 
 
 def _commit(part: Path, path: Path, overwrite: bool) -> None:

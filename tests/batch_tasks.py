@@ -6,6 +6,7 @@ unpickle them by name: the job's source file name says what the task does in the
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import signal
@@ -84,9 +85,13 @@ class Slow:
     seconds: float = 3.0
 
     def __call__(self, job: Job) -> Outcome:
-        part = job.output.parent / f".{job.output.name}.slow{os.getpid()}.part"
-        part.write_bytes(b"half a picture")
-        time.sleep(self.seconds)
-        write_image(job.output, np.full((8, 8, 3), 200, np.uint8), "png")
-        part.unlink()
+        # named and locked as rawisp.write names and locks its temporary files while writing them
+        part = job.output.parent / f".{job.output.name}.{os.getpid()}.5105510a.part"
+        with open(part, "wb") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            fh.write(b"half a picture")
+            fh.flush()
+            time.sleep(self.seconds)
+            write_image(job.output, np.full((8, 8, 3), 200, np.uint8), "png")
+            part.unlink()
         return Outcome(job, Status.DONE, str(os.getpid()))

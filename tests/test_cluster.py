@@ -272,8 +272,9 @@ def test_ctrl_c_cancels_what_has_not_started(cluster, tmp_path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1] == ("rawisp: interrupted; finished outputs are kept, unfinished ones "
-                                               "were removed")
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("rawisp: interrupted: ") and last.endswith(
+        "not done; finished outputs are kept, unfinished ones were removed")
     _wait_for(lambda: not _sandboxes() and not any(cluster.client.processing().values()), 30)
     kept = sorted(_files(out))
     time.sleep(2)
