@@ -144,7 +144,7 @@ def test_errors_are_typed_and_read_as_the_command_lines_lines(cli, dngs, tmp_pat
 
 @pytest.mark.parametrize("call, message", [
     (lambda p: rawisp.develop(p, "magic"), "--engine 'magic': expected one of learned, classical"),
-    (lambda p: rawisp.develop(p, denoise="lots"), "--denoise 'lots': expected off, auto or a non-negative number"),
+    (lambda p: rawisp.develop(p, denoise="lots"), "--denoise 'lots': expected off, auto or a number from 0 to 10"),
     (lambda p: rawisp.develop(p, bits=12), "--bits 12: expected 8 or 16"),
     (lambda p: rawisp.develop(p, tone="punchy"), "--tone 'punchy': expected one of default, linear"),
     (lambda p: rawisp.develop_file(p, "x.gif"), "x.gif: cannot tell the format from the suffix"),
