@@ -35,6 +35,7 @@ from rawisp.whitebalance import WhiteBalanceChoice, parse_wb
 from rawisp.write import FORMAT_ALIASES, FORMATS, format_name
 
 StrPath = str | PathLike[str]
+DNG = "dng"  # written by rawisp.dng rather than rawisp.write
 _DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -108,7 +109,8 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     """Develop ``path`` into the picture file ``output``, as ``rawisp develop`` does; returns its path.
 
     format: "jpeg", "png" (8-bit), "png16" or "tiff16" (16-bit), or an alias ("jpg", "tif",
-    "tiff"); default: from the suffix of ``output`` (.jpg/.jpeg, .png, .tif/.tiff). quality: JPEG quality 1..100. The file carries
+    "tiff"), or "dng" (a linear DNG for a RAW editor: no exposure, tone or long_edge); default:
+    from the suffix of ``output`` (.jpg/.jpeg, .png, .tif/.tiff, .dng). quality: JPEG quality 1..100. The file carries
     the sRGB ICC profile and the source's EXIF, upright (Orientation 1), and is written atomically
     (a hidden ``.NAME.*.part`` file renamed into place). Raises OutputExistsError when ``output``
     exists unless ``overwrite``; OutputError when it cannot be written; DecodeError, ModelError or
@@ -118,10 +120,10 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     fmt = format
     if fmt is None:
         try:
-            fmt = format_name(output.suffix[1:])  # .jpg, .png, .tif... as the format's aliases
+            fmt = _format(output.suffix[1:])  # .jpg, .png, .tif, .dng... as the format's aliases
         except ValueError:
             raise OptionError(f"{output}: cannot tell the format from the suffix; give format= "
-                              f"({', '.join(FORMATS)})") from None
+                              f"({', '.join([*FORMATS, DNG])})") from None
     if not 1 <= quality <= 100:
         raise OptionError(f"--quality {quality!r}: expected 1..100")
     options = _render_options(fmt, quality, exposure, tone, wb, long_edge, overwrite, threads)
@@ -192,9 +194,9 @@ def describe_shot(meta: Metadata) -> dict[str, Any]:
 def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: WhiteBalanceChoice,
                     long_edge: int | None, overwrite: bool, threads: int) -> RenderOptions:
     try:
-        fmt = format_name(fmt)
+        fmt = _format(fmt)
     except ValueError:
-        raise OptionError(f"--format {fmt!r}: expected one of {', '.join([*FORMATS, *FORMAT_ALIASES])}") from None
+        raise OptionError(f"--format {fmt!r}: expected one of {', '.join([*FORMATS, *FORMAT_ALIASES, DNG])}") from None
     _choose("tone", tone, TONES)
     if long_edge is not None and not 16 <= long_edge <= 65535:
         raise OptionError(f"--long-edge {long_edge!r}: expected 16..65535")
@@ -222,6 +224,11 @@ def _engine(name: str, model: StrPath | None, denoise: str, device: str, tile: i
         raise ModelError(str(exc)) from None
     except ValueError as exc:  # --denoise
         raise OptionError(str(exc)) from None
+
+
+def _format(name: str) -> str:
+    """The output format called ``name``: one of rawisp.write's (or an alias), or "dng"."""
+    return DNG if name.lower() == DNG else format_name(name)
 
 
 def _choose(option: str, value: object, choices: tuple[str, ...]) -> None:

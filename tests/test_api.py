@@ -71,6 +71,8 @@ def test_develop_file_writes_the_command_lines_file(cli, dngs, tmp_path):
     assert made == tmp_path / "api" / "side.tif"
     assert sha256(made) == sha256(tif)  # pixels, EXIF, ICC profile: byte for byte
     assert tifffile.imread(made).shape == (64, 40, 3)
+    dng = _cli_output(cli, dngs["side"], tmp_path / "cli_dng", "--engine", "classical", "--format", "dng")
+    assert sha256(rawisp.develop_file(dngs["side"], tmp_path / "api" / "side.dng", "classical")) == sha256(dng)
     jpeg = _cli_output(cli, dngs["side"], tmp_path / "cli_jpeg", "--engine", "classical", "--quality", "80")
     assert sha256(rawisp.develop_file(dngs["side"], tmp_path / "q.jpeg", "classical", quality=80)) == sha256(jpeg)
 
