@@ -36,6 +36,7 @@ from rawisp.write import FORMAT_ALIASES, FORMATS, format_name
 
 StrPath = str | PathLike[str]
 DNG = "dng"  # written by rawisp.dng rather than rawisp.write
+DEFAULT_TILE = EngineOptions.tile  # as rawisp develop --tile
 _DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -71,7 +72,7 @@ class OutputExistsError(OutputError, FileExistsError):
 def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bits: Literal[8, 16] = 8,
             exposure: float = 0.0, tone: str = "default", wb: WhiteBalanceChoice = "camera",
             long_edge: int | None = None, model: StrPath | None = None, denoise: str = "auto",
-            device: str = "auto", tile: int = 512, threads: int = 0) -> np.ndarray:
+            device: str = "auto", tile: int = DEFAULT_TILE, threads: int = 0) -> np.ndarray:
     """Develop the RAW file ``path`` into an upright ``(H, W, 3)`` array.
 
     Default: sRGB-encoded pixels, ``uint8`` (0..255, ``bits=8``) or ``uint16`` (0..65535,
@@ -105,7 +106,7 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
 def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, format: str | None = None,
                  quality: int = 92, exposure: float = 0.0, tone: str = "default", wb: WhiteBalanceChoice = "camera",
                  long_edge: int | None = None, model: StrPath | None = None, denoise: str = "auto",
-                 device: str = "auto", tile: int = 512, overwrite: bool = False, threads: int = 0) -> Path:
+                 device: str = "auto", tile: int = DEFAULT_TILE, overwrite: bool = False, threads: int = 0) -> Path:
     """Develop ``path`` into the picture file ``output``, as ``rawisp develop`` does; returns its path.
 
     format: "jpeg", "png" (8-bit), "png16" or "tiff16" (16-bit), or an alias ("jpg", "tif",

@@ -96,7 +96,7 @@ _learned_options = _stack(
     click.option("--denoise", default="auto", show_default=True,
                  help="Learned engine noise level: auto (from the file), off, or a strength multiplier."),
     _device_option(),
-    click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
+    click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
                  help="Learned engine tile side in packed pixels."),
 )
 _batch_options = _stack(
@@ -461,11 +461,12 @@ def _parse_size(ctx, param, value):
 @click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
-              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 512].")
+              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 768].")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="Engine threads; 0: all CPUs, as rawisp develop with one job.")
 @_device_option()
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="ONNX model for the learned engine (repeatable: one row per model, e.g. fp32 and int8).")
 @click.option("--compare-peers", is_flag=True,
               help="Also time rawpy postprocess (LibRaw AHD) + JPEG write, darktable-cli and rawtherapee-cli.")
 @click.option("--size", callback=_parse_size, metavar="WxH",
@@ -476,7 +477,7 @@ def _parse_size(ctx, param, value):
               help="Seconds allowed per run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, model, compare_peers, size, cache_dir,
+def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, models, compare_peers, size, cache_dir,
           timeout, json_path, quiet) -> None:
     """Measure speed and peak memory of developing FILE (default: a synthetic 24 MP frame, cached).
 
@@ -489,7 +490,7 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
         raise click.UsageError("--size only applies to the synthetic frame; give FILE or --size, not both")
     config = BenchConfig(source=file, size=size or DEFAULT_SIZE, cache_dir=cache_dir,
                          engines=tuple(engines) or ("classical", "learned"), tiles=tuple(tiles), fmt=fmt,
-                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, model=model,
+                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, models=models,
                          compare_peers=compare_peers, timeout=timeout)
     progress = None if quiet else (lambda message: click.echo(f"rawisp bench: {message}", err=True))
     try:

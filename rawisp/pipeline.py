@@ -122,7 +122,7 @@ def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[Rend
     Yields each engine's picture as soon as it is made, so the caller can write it before the next
     engine runs (one camera RGB frame in memory at a time). Non-Bayer frames (demosaicked by LibRaw
     at decode) skip the engines: each picture is LibRaw's. With ``stream``, an engine that can
-    compute rows on demand (``engine.rows``, the classical one) is read strip by strip by the
+    compute rows on demand (``engine.rows``: classical strips, learned rows of tiles) is read by the
     renderer, never holding the float frame; its time is then counted under render. Stages are
     timed on ``watch``: normalise, reconstruct (``reconstruct NAME`` with several engines), render.
     """
