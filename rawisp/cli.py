@@ -99,6 +99,10 @@ _learned_options = _stack(
     click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
                  help="Learned engine tile side in packed pixels."),
 )
+_wb_option = click.option(
+    "--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
+    help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), daylight, "
+         "or R,G,B gains.")
 _batch_options = _stack(
     click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs."),
     click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers."),
@@ -140,9 +144,7 @@ def main() -> None:
               help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
-@click.option("--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
-              help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), "
-                   "daylight, or R,G,B gains.")
+@_wb_option
 @_learned_options
 @_batch_options
 @click.option("--scheduler", envvar="RAWISP_SCHEDULER", metavar="tcp://HOST:PORT",
@@ -313,11 +315,12 @@ def _parse_crop(ctx, param, values):
               help="Exposure change in EV (RAW inputs).")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="Tone of RAW inputs (ground-truth inputs use linear, as rawisp eval).")
+@_wb_option
 @_learned_options
 @_batch_options
 def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
-            diff_gain, exposure, tone, model, denoise, device, tile, recursive, jobs, overwrite, timeout, max_memory,
-            quiet) -> None:
+            diff_gain, exposure, tone, wb, model, denoise, device, tile, recursive, jobs, overwrite, timeout,
+            max_memory, quiet) -> None:
     """Classical and learned development of each RAW side by side, in one labelled picture.
 
     Each picture shows both full views (crop boxes marked), 100% crops of the most detailed regions
@@ -364,7 +367,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     _check_engine(engine_options)
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                           threads=threads)
+                           threads=threads, wb=wb)
     options = CompareOptions(view_width=view_width, crop_count=crop_count, crop_size=crop_size, crops=crops,
                              zoom=zoom, diff=diff, diff_gain=diff_gain)
     task = CompareTask(engine_options, render, options, frozenset(str(p.absolute()) for p, _ in truth_files), noise,
