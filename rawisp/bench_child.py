@@ -51,7 +51,7 @@ def _self_peak() -> int:
 def _child_rawisp(spec: dict) -> dict:
     """Develop the file with a rawisp engine, as ``rawisp develop`` does in its worker."""
     start = time.perf_counter()
-    from rawisp.develop import develop_file
+    from rawisp.files import develop_file
     from rawisp.engines import make_engine
     from rawisp.pipeline import RenderOptions
     from rawisp.reconstruct import EngineOptions

@@ -22,8 +22,8 @@ from rawisp import __version__
 from tqdm import tqdm
 
 from rawisp import naming
-from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, merge_jobs, plan_jobs,
-                          run_batch, subfolder_hint)
+from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, default_memory_gib,
+                          merge_jobs, plan_jobs, run_batch, subfolder_hint)
 from rawisp.colour import BAYER_PATTERNS
 from rawisp.dng import SUFFIX as DNG_SUFFIX
 from rawisp.engines import ENGINES, make_engine
@@ -33,11 +33,6 @@ from rawisp.threads import share_of_cpus
 from rawisp.render import TONES
 from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_suffix
 
-
-
-def _default_memory_gib(jobs: int) -> float:
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return round(max(4.0, 0.8 * total / max(jobs, 1)), 1)
 
 
 class Finite(click.FloatRange):
@@ -156,8 +151,11 @@ def main() -> None:
 @_wb_option
 @_learned_options
 @_batch_options
+@click.option("--scheduler", envvar="RAWISP_SCHEDULER", metavar="tcp://HOST:PORT",
+              help="Develop on the workers of this Dask cluster instead of -j local processes (env "
+                   "RAWISP_SCHEDULER; needs the cluster extra, and inputs and OUT at the same paths on every worker).")
 def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, wb, denoise,
-            noise_profiles, device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
+            noise_profiles, device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet, scheduler) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures, in OUT or beside each input."""
     from rawisp.pipeline import RenderOptions
     from rawisp.tasks import DevelopBothTask, DevelopTask
@@ -207,7 +205,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
         task = DevelopBothTask(engine_options, options, side_by_side)
     else:
         task = DevelopTask(engine, engine_options, options)
-    _run(jobs_list, task, jobs, timeout, max_memory, overwrite, quiet)
+    _run(jobs_list, task, jobs, timeout, max_memory, overwrite, quiet, scheduler=scheduler)
 
 
 def _check_engine(options: EngineOptions) -> None:
@@ -222,11 +220,11 @@ def _check_engine(options: EngineOptions) -> None:
 
 
 def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: float | None, overwrite: bool,
-         quiet: bool, verb: str = "developed", on_done=None) -> None:
-    """Run a batch, print one line per failure and a summary; exit 1 if any file failed.
+         quiet: bool, verb: str = "developed", on_done=None, scheduler: str | None = None) -> None:
+    """Run a batch (on the Dask cluster at ``scheduler`` if given), print one line per failure and a
+    summary; exit 1 if any file failed.
 
     ``on_done(outcome)`` is called for each finished file (to print what it produced)."""
-    memory = max_memory if max_memory is not None else _default_memory_gib(workers)
     progress = not quiet and sys.stderr.isatty()
     counts = dict.fromkeys(Status, 0)
 
@@ -249,8 +247,12 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
 
     start = time.perf_counter()
     try:
-        run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
-                  overwrite=overwrite, progress=progress, report=report)
+        if scheduler:
+            _run_on_cluster(jobs_list, task, scheduler, timeout, max_memory, overwrite, progress, report)
+        else:
+            memory = max_memory if max_memory is not None else default_memory_gib(workers)
+            run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
+                      overwrite=overwrite, progress=progress, report=report)
     except KeyboardInterrupt:
         left = len(jobs_list) - sum(counts.values())
         click.echo(f"rawisp: interrupted: {tally()}, {left} not done; finished outputs are kept, unfinished ones "
@@ -258,6 +260,25 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
         sys.exit(130)
     click.echo(f"{tally()} in {time.perf_counter() - start:.1f} s")
     sys.exit(1 if counts[Status.FAILED] else 0)
+
+
+def _run_on_cluster(jobs_list, task, scheduler, timeout, max_memory, overwrite, progress, report) -> list[Outcome]:
+    """:func:`rawisp.cluster.run_on_cluster`, with one line and exit 1 when it cannot start."""
+    try:
+        from rawisp.cluster import run_on_cluster
+    except ImportError as exc:
+        click.echo(f"rawisp: --scheduler needs the cluster extra (pip install 'rawisp[cluster]'): {exc}", err=True)
+        sys.exit(1)
+
+    def notice(line: str) -> None:
+        click.echo(f"rawisp: {line}", err=True)
+
+    try:
+        return run_on_cluster(jobs_list, task, scheduler, timeout=timeout, max_memory=max_memory, overwrite=overwrite,
+                              progress=progress, report=report, notice=notice)
+    except BatchError as exc:
+        click.echo(f"rawisp: {exc}", err=True)
+        sys.exit(1)
 
 
 def _parse_crop(ctx, param, values):
@@ -520,6 +541,7 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
     A file whose frame cannot be decoded still gets a record of its header (shot fields only,
     with the reason under "error") when its metadata can be read; the exit status is then 1.
     """
+    from rawisp.api import describe, describe_shot
     from rawisp.camera_noise import ProfileError, profiles_path
     from rawisp.decode import DecodeError, decode, read_header
     from rawisp.learned import denoise_strength
@@ -545,9 +567,9 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
             failed += 1
             meta = read_header(path) if path.is_file() else None
             if meta is not None and (meta.make or meta.model or meta.date):
-                records.append({"file": str(path), "error": str(exc), **_describe_shot(meta)})
+                records.append({"file": str(path), "error": str(exc), **describe_shot(meta)})
             continue
-        records.append({**_describe(raw), **_describe_noise(raw, estimator, profiles, strength)})
+        records.append({**describe(raw), **_describe_noise(raw, estimator, profiles, strength)})
     if as_json:
         click.echo(json.dumps(records, indent=2))
     else:
@@ -557,25 +579,6 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
                 if key != "file":
                     click.echo(f"  {key:<15} {value}")
     sys.exit(1 if failed else 0)
-
-
-def _describe(raw) -> dict:
-    """A JSON-friendly summary of a decoded RawImage."""
-    h, w = raw.shape
-    return {
-        "file": raw.path,
-        "size": f"{w}x{h}",
-        "sensor": f"Bayer {raw.cfa}" if raw.mosaic is not None else "non-Bayer (LibRaw demosaic)",
-        "black": [float(v) for v in raw.black.ravel()],
-        "white": raw.white,
-        "wb_gains": [round(float(v), 4) for v in raw.wb],
-        "wb_source": raw.wb_source,
-        "srgb_from_cam": [[round(float(v), 4) for v in row] for row in raw.srgb_from_cam],
-        "orientation": raw.orientation,
-        "noise_profile": list(raw.noise) if raw.noise else None,
-        **_describe_shot(raw.metadata),
-        "warnings": raw.warnings,
-    }
 
 
 def _describe_noise(raw, estimator, profiles: Path | None, strength: float) -> dict:
@@ -597,28 +600,6 @@ def _describe_noise(raw, estimator, profiles: Path | None, strength: float) -> d
     return {"noise_source": f"{choice.source}: {choice.detail}{scaled}",
             "noise": values(noise), "noise_reference": values(choice.reference),
             "noise_estimate": values(choice.estimate)}
-
-
-def _describe_shot(meta) -> dict:
-    """A JSON-friendly summary of a Metadata record ("date": DateTimeOriginal, else CreateDate, else
-    ModifyDate)."""
-    xmp = meta.xmp_values
-    return {
-        "make": meta.make,
-        "model": meta.model,
-        "lens": meta.lens_model,
-        "date": meta.date,
-        "exposure_s": str(meta.exposure_time) if meta.exposure_time else None,
-        "f_number": float(meta.f_number) if meta.f_number else None,
-        "iso": meta.iso,
-        "focal_mm": float(meta.focal_length) if meta.focal_length else None,
-        "serial": meta.serial_number,
-        "gps": bool(meta.gps),
-        "rating": xmp.get("Xmp.xmp.Rating"),
-        "label": xmp.get("Xmp.xmp.Label"),
-        "title": xmp.get("Xmp.dc.title"),
-        "keywords": xmp.get("Xmp.dc.subject"),
-    }
 
 
 @main.command()

@@ -11,7 +11,7 @@ One function per stage, in order::
                            (or dng.write_dng: camera RGB before white balance -> linear DNG)
 
 :func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
-whole-file developments (:mod:`rawisp.develop`), the comparison picture (:mod:`rawisp.compare`) and
+whole-file developments (:mod:`rawisp.files`), the comparison picture (:mod:`rawisp.compare`) and
 the evaluation harness (:mod:`rawisp.evaluate`) all go through it. A :class:`Stopwatch` records the
 seconds of each stage and tells a hook about each.
 """
@@ -104,6 +104,14 @@ def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: Rende
         return write_dng(output, raw, pixels, overwrite=options.overwrite)
     return write_image(output, pixels, options.fmt, quality=options.quality, metadata=raw.metadata,
                        overwrite=options.overwrite)
+
+
+def raw_to_rgb(raw: RawImage, engine: Engine, threads: int = 0) -> np.ndarray:
+    """raw -> packed -> linear white-balanced camera RGB ``(H, W, 3)`` float32 as stored (not turned
+    upright), 1.0 = white level, by ``engine``; non-Bayer frames give LibRaw's demosaic."""
+    if raw.mosaic is None:
+        return raw.rgb
+    return reconstruct(normalise(raw, threads), engine)
 
 
 def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[RenderOptions], *,

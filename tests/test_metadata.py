@@ -15,7 +15,7 @@ from conftest import DATA, FULL_EXIF, natural_image, read_image
 
 from rawisp import __version__
 from rawisp.decode import decode
-from rawisp.develop import develop_file
+from rawisp.files import develop_file
 from rawisp.engines import make_engine
 from rawisp.pipeline import RenderOptions
 from rawisp.whitebalance import parse_wb
