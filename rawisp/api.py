@@ -12,6 +12,7 @@ developing many files loads the model once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
@@ -138,17 +139,25 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
         raise OutputError(f"{path}: {write_failure(exc, output)}") from None
 
 
-def info(path: StrPath) -> dict[str, Any]:
+def info(path: StrPath, denoise: str = "auto", noise_profiles: StrPath | None = None) -> dict[str, Any]:
     """What the decoder sees in ``path``: the record ``rawisp info --json`` prints for it.
 
     Keys: file, size ("WxH", stored orientation), sensor, black (DN per 2x2 site), white (DN),
     wb_gains (R, G, B, G = 1), wb_source, srgb_from_cam (3x3: white-balanced camera RGB -> linear
     sRGB), orientation (EXIF 1..8), noise_profile ((shot, read std) in normalised units, or None),
     make, model, lens, date, exposure_s, f_number, iso, focal_mm, serial, gps (bool), rating,
-    label, title, keywords, warnings. Raises DecodeError.
+    label, title, keywords, warnings; and the noise the learned engine would use with ``denoise``
+    and darktable's ``noise_profiles`` (see :func:`describe_noise`). Raises DecodeError.
     """
+    from rawisp.camera_noise import profiles_path
+    from rawisp.learned import denoise_strength
+    from rawisp.noise_net import NoiseNet
+
+    strength = denoise_strength(denoise)
+    profiles = profiles_path(str(noise_profiles) if noise_profiles is not None else None)
     with _decode_errors(path):
-        return describe(decode(path))
+        raw = decode(path)
+    return {**describe(raw), **describe_noise(raw, NoiseNet(threads=thread_count(0)), profiles, strength)}
 
 
 def describe(raw: RawImage) -> dict[str, Any]:
@@ -168,6 +177,29 @@ def describe(raw: RawImage) -> dict[str, Any]:
         **describe_shot(raw.metadata),
         "warnings": raw.warnings,
     }
+
+
+def describe_noise(raw: RawImage, estimator, profiles: Path | None, strength: float = 1.0) -> dict[str, Any]:
+    """The noise the learned engine would use for ``raw`` and where it comes from: noise_source
+    ("file", "camera profile", "EXIF prior" or "estimate", with details), noise (after the
+    --denoise ``strength``), noise_reference (the camera profile or EXIF prior), noise_estimate
+    (the blind estimate); each {shot, read std, sigma_mid_grey} in normalised raw units before
+    white balance (mid-grey = 0.18 of white), or None."""
+    from rawisp.noise_choice import MID_GREY, choose_noise, variance
+    from rawisp.normalise import normalise
+
+    if raw.mosaic is None:
+        return {"noise_source": "none (non-Bayer: demosaicked by LibRaw, the learned engine is not used)"}
+    choice = choose_noise(normalise(raw), estimator, profiles)
+    noise = (choice.shot * strength**2, choice.read * strength)
+
+    def values(n: tuple[float, float] | None) -> dict[str, float] | None:
+        return None if n is None else {"shot": float(f"{n[0]:.3g}"), "read": float(f"{n[1]:.3g}"),
+                                       "sigma_mid_grey": float(f"{math.sqrt(variance(n, MID_GREY)):.3g}")}
+
+    scaled = "" if strength == 1 else f"; --denoise x{strength:g}"
+    return {"noise_source": f"{choice.source}: {choice.detail}{scaled}", "noise": values(noise),
+            "noise_reference": values(choice.reference), "noise_estimate": values(choice.estimate)}
 
 
 def describe_shot(meta: Metadata) -> dict[str, Any]:

@@ -541,7 +541,7 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
     A file whose frame cannot be decoded still gets a record of its header (shot fields only,
     with the reason under "error") when its metadata can be read; the exit status is then 1.
     """
-    from rawisp.api import describe, describe_shot
+    from rawisp.api import describe, describe_noise, describe_shot
     from rawisp.camera_noise import ProfileError, profiles_path
     from rawisp.decode import DecodeError, decode, read_header
     from rawisp.learned import denoise_strength
@@ -569,7 +569,7 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
             if meta is not None and (meta.make or meta.model or meta.date):
                 records.append({"file": str(path), "error": str(exc), **describe_shot(meta)})
             continue
-        records.append({**describe(raw), **_describe_noise(raw, estimator, profiles, strength)})
+        records.append({**describe(raw), **describe_noise(raw, estimator, profiles, strength)})
     if as_json:
         click.echo(json.dumps(records, indent=2))
     else:
@@ -579,27 +579,6 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
                 if key != "file":
                     click.echo(f"  {key:<15} {value}")
     sys.exit(1 if failed else 0)
-
-
-def _describe_noise(raw, estimator, profiles: Path | None, strength: float) -> dict:
-    """The noise the learned engine would use for ``raw`` and where it comes from (normalised raw
-    units before white balance; sigma at mid-grey = 0.18 of white)."""
-    from rawisp.noise_choice import MID_GREY, choose_noise, variance
-    from rawisp.normalise import normalise
-
-    if raw.mosaic is None:
-        return {"noise_source": "none (non-Bayer: demosaicked by LibRaw, the learned engine is not used)"}
-    choice = choose_noise(normalise(raw), estimator, profiles)
-    noise = (choice.shot * strength**2, choice.read * strength)
-
-    def values(n):
-        return None if n is None else {"shot": float(f"{n[0]:.3g}"), "read": float(f"{n[1]:.3g}"),
-                                       "sigma_mid_grey": float(f"{math.sqrt(variance(n, MID_GREY)):.3g}")}
-
-    scaled = "" if strength == 1 else f"; --denoise x{strength:g}"
-    return {"noise_source": f"{choice.source}: {choice.detail}{scaled}",
-            "noise": values(noise), "noise_reference": values(choice.reference),
-            "noise_estimate": values(choice.estimate)}
 
 
 @main.command()
