@@ -25,6 +25,7 @@ from rawisp import naming
 from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, merge_jobs, plan_jobs,
                           run_batch, subfolder_hint)
 from rawisp.colour import BAYER_PATTERNS
+from rawisp.dng import SUFFIX as DNG_SUFFIX
 from rawisp.engines import ENGINES, make_engine
 from rawisp.protocol import CAMERAS, DEFAULT_CAMERA
 from rawisp.reconstruct import EngineOptions
@@ -53,18 +54,24 @@ class Finite(click.FloatRange):
 
 
 class FormatChoice(click.ParamType):
-    """An output format by its name or a usual alias (jpg, tif, tiff; any case): the format's name."""
+    """An output format by its name or a usual alias (jpg, tif, tiff; any case): the format's name.
+    ``extra`` formats are written by other modules than rawisp.write (develop's "dng")."""
 
     name = "format"
 
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
+        self.extra = extra
+
     def get_metavar(self, param, ctx=None) -> str:
-        return "[" + "|".join([*FORMATS, *FORMAT_ALIASES]) + "]"
+        return "[" + "|".join([*FORMATS, *self.extra, *FORMAT_ALIASES]) + "]"
 
     def convert(self, value, param, ctx):
+        if value.lower() in self.extra:
+            return value.lower()
         try:
             return format_name(value)
         except ValueError:
-            self.fail(f"{value!r} is not one of {', '.join([*FORMATS, *FORMAT_ALIASES])}.", param, ctx)
+            self.fail(f"{value!r} is not one of {', '.join([*FORMATS, *self.extra, *FORMAT_ALIASES])}.", param, ctx)
 
 
 # upper bounds of options whose natural range is open: far beyond any real use, low enough that
@@ -124,8 +131,10 @@ def main() -> None:
               help="both: NAME.learned.EXT and NAME.classical.EXT from one decode.")
 @click.option("--side-by-side", is_flag=True,
               help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
-@click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True,
-              help="jpg = jpeg; tif and tiff = tiff16 (TIFF is written 16-bit).")
+@click.option("--format", "fmt", type=FormatChoice(extra=("dng",)), default="jpeg", show_default=True,
+              help="jpg = jpeg; tif and tiff = tiff16 (TIFF is written 16-bit); dng: a linear DNG (demosaicked, "
+                   "denoised camera RGB with the source's colour calibration) to go on editing in a RAW editor, "
+                   "--exposure, --tone and --long-edge do not apply to it.")
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--name", "template", default=None, metavar="TEMPLATE",
               help="Output file name, extension added: fields " + ", ".join(f"{{{f}}}" for f in naming.FIELDS)
@@ -157,7 +166,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
     files = collect_inputs(inputs, recursive)
     if not files:
         raise click.UsageError("no RAW files found in the given inputs" + ("" if recursive else subfolder_hint(inputs)))
-    suffix = output_suffix(fmt)
+    suffix = DNG_SUFFIX if fmt == "dng" else output_suffix(fmt)
     outputs = [(e, fmt, suffix) for e in (("learned", "classical") if engine == "both" else (engine,))]
     outputs += [("compare", "jpeg", ".jpg")] * side_by_side
 

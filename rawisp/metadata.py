@@ -464,16 +464,17 @@ def _xmp_packet(xmp: exiv2.XmpData) -> str:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def embed_metadata(data: bytes, meta: Metadata, software: str) -> bytes:
+def embed_metadata(data: bytes, meta: Metadata, software: str, *, picture: bool = True) -> bytes:
     """An encoded JPEG, PNG or TIFF (bytes) with `meta` written into it by exiv2.
 
-    Writes every tag of ``meta.exif`` and the XMP packet, plus Orientation = 1, Software =
-    `software`, PixelXDimension/PixelYDimension = the picture's size and ColorSpace = sRGB. The
-    image data, its ICC profile and a TIFF's own structure tags are kept. Deterministic: the same
-    inputs give the same bytes.
+    Writes every tag of ``meta.exif`` and the XMP packet and Software = `software`; for a finished
+    `picture` (sRGB pixels turned upright) also Orientation = 1, PixelXDimension/PixelYDimension =
+    the picture's size and ColorSpace = sRGB, which a raw file (a linear DNG: camera RGB, its own
+    Orientation) leaves as it has them. The image data, its ICC profile and a TIFF's own structure
+    tags are kept. Deterministic: the same inputs give the same bytes.
     """
     image = exiv2.ImageFactory.open(data)
-    _write(image, meta, software)
+    _write(image, meta, software, picture)
     io = image.io()
     data = bytes(io.mmap())
     io.munmap()
@@ -487,7 +488,7 @@ def write_metadata(path: str | PathLike[str], meta: Metadata, software: str) -> 
     _write(image, meta, software)
 
 
-def _write(image: exiv2.Image, meta: Metadata, software: str) -> None:
+def _write(image: exiv2.Image, meta: Metadata, software: str, picture: bool = True) -> None:
     image.readMetadata()
     exif = image.exifData()
     for key, (type_id, text) in meta.exif.items():
@@ -498,11 +499,12 @@ def _write(image: exiv2.Image, meta: Metadata, software: str) -> None:
         version = exiv2.Value.create(exiv2.TypeId.undefined)
         version.read("48 50 51 50")  # "0232"
         exif["Exif.Photo.ExifVersion"] = version
-    exif["Exif.Image.Orientation"] = exiv2.UShortValue(1)
     exif["Exif.Image.Software"] = exiv2.AsciiValue(software)
-    exif["Exif.Photo.PixelXDimension"] = exiv2.ULongValue(image.pixelWidth())
-    exif["Exif.Photo.PixelYDimension"] = exiv2.ULongValue(image.pixelHeight())
-    exif["Exif.Photo.ColorSpace"] = exiv2.UShortValue(1)  # sRGB: outputs are sRGB-encoded
+    if picture:
+        exif["Exif.Image.Orientation"] = exiv2.UShortValue(1)
+        exif["Exif.Photo.PixelXDimension"] = exiv2.ULongValue(image.pixelWidth())
+        exif["Exif.Photo.PixelYDimension"] = exiv2.ULongValue(image.pixelHeight())
+        exif["Exif.Photo.ColorSpace"] = exiv2.UShortValue(1)  # sRGB: outputs are sRGB-encoded
     if meta.xmp:
         image.setXmpPacket(meta.xmp)
     image.writeMetadata()

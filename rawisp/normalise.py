@@ -86,6 +86,11 @@ def plane_values(per_site: np.ndarray, cfa: str) -> np.ndarray:
     return rolled.reshape(4)
 
 
+def white_balance_gains(wb: np.ndarray) -> np.ndarray:
+    """The (R, G, B) gains normalisation applies: the as-shot ``wb`` scaled so the smallest is 1."""
+    return np.asarray(wb, np.float64) / np.min(wb)
+
+
 def normalise(raw: RawImage, threads: int = 0) -> Packed:
     """Black/white-normalise, white-balance and pack a Bayer frame (see :class:`Packed`).
 
@@ -93,7 +98,7 @@ def normalise(raw: RawImage, threads: int = 0) -> Packed:
     """
     views, offset = _plane_views(raw.mosaic, raw.cfa)
     black = plane_values(raw.black, raw.cfa).astype(np.float32)
-    gains = (raw.wb / raw.wb.min())[list(PLANE_CHANNEL)].astype(np.float32)
+    gains = white_balance_gains(raw.wb)[list(PLANE_CHANNEL)].astype(np.float32)
     scale = gains / (np.float32(raw.white) - black)
     out = np.empty((4, *views[0].shape), np.float32)
 

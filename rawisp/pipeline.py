@@ -8,6 +8,7 @@ One function per stage, in order::
     render.render          camera RGB -> sRGB pixels; scaled down (resize.downscale, --long-edge);
                            then turned upright (metadata.apply_orientation)
     write.write_image      pixels + ICC -> file, EXIF/XMP put in by exiv2
+                           (or dng.write_dng: camera RGB before white balance -> linear DNG)
 
 :func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
 whole-file developments (:mod:`rawisp.develop`), the comparison picture (:mod:`rawisp.compare`) and
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rawisp.decode import RawImage
+from rawisp.dng import camera_frame, write_dng
 from rawisp.metadata import apply_orientation
 from rawisp.normalise import normalise
 from rawisp.reconstruct import Engine, reconstruct
@@ -33,12 +35,12 @@ from rawisp.resize import downscale
 from rawisp.whitebalance import WhiteBalanceChoice
 from rawisp.write import write_image
 
-BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff16": 16}
+BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff16": 16, "dng": 16}
 
 
 @dataclass
 class RenderOptions:
-    """Look and output format of developed pictures."""
+    """Look and output format of developed pictures (``fmt`` "dng": a linear DNG, no look applied)."""
 
     fmt: str = "jpeg"
     quality: int = 92
@@ -81,7 +83,10 @@ class Picture:
 def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
     """Camera RGB (an array, or rows on demand: see :func:`rawisp.render.render`) -> upright sRGB
     pixels in the output format's bit depth (uint8 or uint16), scaled down to ``options.long_edge``
-    when longer (:mod:`rawisp.resize`)."""
+    when longer (:mod:`rawisp.resize`). For ``fmt`` "dng" no look is rendered: the full frame a
+    linear DNG stores (:func:`rawisp.dng.camera_frame`, not turned)."""
+    if options.fmt == "dng":
+        return camera_frame(rgb, raw.wb)
     bits = BITS[options.fmt]
     smaller = options.long_edge is not None and max(rgb.shape[:2]) > options.long_edge
     # a picture to be scaled is rendered at 16 bits: quantising twice to 8 would add error
@@ -93,7 +98,10 @@ def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np
 
 
 def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: RenderOptions) -> Path:
-    """Write upright pixels with the source's EXIF and XMP (Orientation 1, Software rawisp)."""
+    """Write upright pixels with the source's EXIF and XMP (Orientation 1, Software rawisp), or a
+    DNG frame as a linear DNG (:func:`rawisp.dng.write_dng`)."""
+    if options.fmt == "dng":
+        return write_dng(output, raw, pixels, overwrite=options.overwrite)
     return write_image(output, pixels, options.fmt, quality=options.quality, metadata=raw.metadata,
                        overwrite=options.overwrite)
 

@@ -192,8 +192,8 @@ def _quantise(raw_norm: np.ndarray, black: np.ndarray, white: int) -> np.ndarray
     return np.clip(dn, 0, min(white, 65535)).astype(np.uint16)
 
 
-def _colour_matrix1(cam_from_srgb: np.ndarray) -> np.ndarray:
-    """ColorMatrix1 (XYZ -> camera) making LibRaw's rgb_cam equal inv(cam_from_srgb)."""
+def colour_matrix_from(cam_from_srgb: np.ndarray) -> np.ndarray:
+    """ColorMatrix1 (XYZ -> camera, D65) making LibRaw's rgb_cam equal inv(cam_from_srgb)."""
     cam_from_srgb = np.asarray(cam_from_srgb, dtype=np.float64)
     if not np.allclose(cam_from_srgb.sum(axis=1), 1, atol=1e-6):
         raise ValueError("cam_from_srgb rows must sum to 1 (sRGB white -> camera white)")
@@ -220,7 +220,7 @@ def _dng_tags(
         (50713, SHORT, [2, 2]),  # BlackLevelRepeatDim
         (50714, LONG, black.ravel().tolist()),  # BlackLevel
         (50717, LONG, [white]),  # WhiteLevel
-        (50721, SRATIONAL, _rationals(_colour_matrix1(cam_from_srgb).ravel(), signed=True)),
+        (50721, SRATIONAL, _rationals(colour_matrix_from(cam_from_srgb).ravel(), signed=True)),
         (50728, RATIONAL, _rationals(neutral)),  # AsShotNeutral
         (50778, SHORT, [21]),  # CalibrationIlluminant1: D65
         (_PLACEHOLDER[EXIF_IFD], LONG, [0]),

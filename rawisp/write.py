@@ -105,10 +105,16 @@ def write_image(
     is False, and OSError naming `path` when it cannot be written (no
     permission, disk full, a parent that is a file, ...).
     """
-    path = Path(path)
     data = _encode(img, fmt, quality)
     if metadata is not None:
         data = embed_metadata(data, metadata, f"rawisp {__version__}")
+    return write_file(path, data, overwrite=overwrite)
+
+
+def write_file(path: str | PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
+    """Write the encoded file `data` to `path` atomically; returns the path. Errors as
+    `write_image`."""
+    path = Path(path)
     if not overwrite and path.exists():
         raise _exists(path)
     try:
