@@ -156,6 +156,13 @@ def merge_jobs(jobs: list[Job]) -> list[Job]:
     return merged
 
 
+def default_memory_gib(workers: int) -> float:
+    """GiB of address space for each of ``workers`` files developed at once on this machine: 80% of
+    its memory shared among them, at least 4."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return round(max(4.0, 0.8 * total / max(workers, 1)), 1)
+
+
 def check_output_dir(out_dir: Path) -> None:
     """Raise BatchError when the output folder cannot be made or written to.
 
@@ -186,7 +193,7 @@ def subfolder_hint(inputs: Iterable[str]) -> str:
     return ""
 
 
-def _exit_with_parent(conn) -> None:
+def exit_with_parent(conn) -> None:
     """End this worker (removing its temporary file) as soon as the batch process is gone.
 
     A killed batch process (kill -9, SIGTERM, a crash) would otherwise leave its workers running
@@ -208,33 +215,43 @@ def _exit_with_parent(conn) -> None:
 def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) -> None:
     """Run one job in the child process and send its Outcome back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    _exit_with_parent(conn)
+    exit_with_parent(conn)
     # LibRaw prints its own diagnostics to stderr; the parent prints one line per file instead
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    outcome = run_task(task, job, memory_bytes)
+    conn.send(outcome)
+    conn.close()
+
+
+def run_task(task: Callable[[Job], Outcome], job: Job, memory_bytes: int = 0) -> Outcome:
+    """Run ``task`` on ``job`` in this process; every exception ends as a failed or skipped Outcome
+    with a one-line message (``memory_bytes``: the address-space limit set, named when out of memory)."""
     try:
-        outcome = task(job)
+        return task(job)
     except DecodeError as exc:
-        outcome = Outcome(job, Status.FAILED, str(exc))
+        return Outcome(job, Status.FAILED, str(exc))
     except FileExistsError:
-        outcome = Outcome(job, Status.SKIPPED, "output exists")
+        return Outcome(job, Status.SKIPPED, "output exists")
     except MemoryError:
-        outcome = Outcome(job, Status.FAILED, _out_of_memory(memory_bytes))
+        return Outcome(job, Status.FAILED, _out_of_memory(memory_bytes))
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if not reason.startswith("cannot write output"):  # rawisp.write's errors already say so
-            reason = f"cannot write output: {reason}"
-        outcome = Outcome(job, Status.FAILED, f"{reason} ({exc.filename or job.output})")
+        return Outcome(job, Status.FAILED, write_failure(exc, job.output))
     except Exception as exc:  # any other bug must still end as one line, never kill the batch
         text = " ".join(str(exc).split())
         if any(sign in text for sign in _ALLOCATION_FAILED):  # native code (onnxruntime) out of memory
-            outcome = Outcome(job, Status.FAILED, _out_of_memory(memory_bytes))
-        else:
-            outcome = Outcome(job, Status.FAILED, f"internal error: {type(exc).__name__}: {text[:500]}")
-    conn.send(outcome)
-    conn.close()
+            return Outcome(job, Status.FAILED, _out_of_memory(memory_bytes))
+        return Outcome(job, Status.FAILED, f"internal error: {type(exc).__name__}: {text[:500]}")
+
+
+def write_failure(exc: OSError, output: Path) -> str:
+    """The one-line reason for an output that could not be written: ``cannot write output: ... (PATH)``."""
+    reason = exc.strerror or str(exc)
+    if not reason.startswith("cannot write output"):  # rawisp.write's errors already say so
+        reason = f"cannot write output: {reason}"
+    return f"{reason} ({exc.filename or output})"
 
 
 # how native libraries word a failed allocation in the exceptions they raise through Python

@@ -60,7 +60,7 @@ class BenchConfig:
     warmup: int = 0
     threads: int = 0  # engine threads; 0 = all CPUs, as ``rawisp develop`` with one job
     device: str = "auto"
-    model: str | None = None
+    models: tuple[str, ...] = ()  # learned engine models (one row each); empty: the bundled one
     compare_peers: bool = False
     timeout: float = 600.0
 
@@ -73,6 +73,7 @@ class Variant:
     kind: str  # "rawisp", "rawpy" or "cli"
     engine: str | None = None
     tile: int | None = None
+    model: str | None = None
     argv: list[str] | None = None  # for "cli": the command, with {src} and {out} placeholders
     status: RowStatus = RowStatus.OK
     error: str | None = None
@@ -84,8 +85,12 @@ def plan_variants(config: BenchConfig) -> list[Variant]:
     """The rows to measure, in order: engines (one per tile size for learned), then peers."""
     variants = []
     for engine in dict.fromkeys(config.engines):
-        if engine == "learned" and config.tiles:
-            variants += [Variant(f"learned tile={t}", "rawisp", engine, tile=t) for t in dict.fromkeys(config.tiles)]
+        if engine == "learned":
+            models = list(dict.fromkeys(config.models)) or [None]
+            for model, tile in itertools.product(models, list(dict.fromkeys(config.tiles)) or [None]):
+                name = " ".join(["learned"] + ([Path(model).stem] if len(models) > 1 else [])
+                                + ([f"tile={tile}"] if tile else []))
+                variants.append(Variant(name, "rawisp", engine, tile=tile, model=model))
         else:
             variants.append(Variant(engine, "rawisp", engine))
             if engine == "classical":
@@ -158,7 +163,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
         def spec_for(variant: Variant, out: Path) -> dict:
             common = {"src": str(source), "out": str(out), "fmt": config.fmt, "quality": config.quality}
             if variant.kind == "rawisp":
-                options = {"model": config.model, "device": config.device, "threads": threads,
+                options = {"model": variant.model, "device": config.device, "threads": threads,
                            "tile": variant.tile, "denoise": "auto"}
                 return {"kind": "rawisp", "engine": variant.engine, "engine_options": options, **common}
             if variant.kind == "rawpy":
@@ -218,15 +223,12 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
         "contended": bool(load_before and load_before[0] >= 0.5 * cpus),
         "results": [],
     }
-    rawpy_total = None
-    for variant in variants:
-        row = _summarise(variant, width * height / 1e6)
-        report["results"].append(row)
-        if variant.kind == "rawpy" and row["status"] == RowStatus.OK:
-            rawpy_total = row["median"]["total"]
-    for row in report["results"]:
-        row["vs_rawpy"] = (round(row["median"]["total"] / rawpy_total, 3)
-                           if rawpy_total and row["status"] == RowStatus.OK else None)
+    report["results"] = [_summarise(variant, width * height / 1e6) for variant in variants]
+    for key, peer in (("vs_rawpy", "rawpy postprocess"), ("vs_rawtherapee", "rawtherapee-cli")):
+        base = next((r["median"]["total"] for r in report["results"]
+                     if r["name"] == peer and r["status"] == RowStatus.OK), None)
+        for row in report["results"]:
+            row[key] = round(row["median"]["total"] / base, 3) if base and row["status"] == RowStatus.OK else None
     return report
 
 
@@ -267,6 +269,12 @@ def _summarise(variant: Variant, megapixels: float) -> dict:
     row["provider"] = last.get("provider")
     row["load_s"] = round(statistics.median([r["load_s"] for r in variant.runs]), 4) if "load_s" in last else None
     row["output_bytes"] = last.get("output_bytes")
+    engine_stats = [r["engine_stats"] for r in variant.runs if r.get("engine_stats")]
+    if engine_stats:  # the learned engine: its tiles, the share of network pixels in margins, network time
+        network_s = statistics.median(e["network_s"] for e in engine_stats)
+        row["network"] = {"tiles": engine_stats[-1]["tiles"], "tile": engine_stats[-1]["tile"],
+                         "margin_share": round(engine_stats[-1]["margin_share"], 3), "network_s": round(network_s, 3),
+                         "network_mp_per_s": round(megapixels / network_s, 3) if network_s > 0 else None}
     warnings = sorted({w for r in variant.runs for w in r.get("warnings", [])})
     if warnings:
         row["warnings"] = warnings

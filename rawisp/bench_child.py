@@ -51,7 +51,7 @@ def _self_peak() -> int:
 def _child_rawisp(spec: dict) -> dict:
     """Develop the file with a rawisp engine, as ``rawisp develop`` does in its worker."""
     start = time.perf_counter()
-    from rawisp.develop import develop_file
+    from rawisp.files import develop_file
     from rawisp.engines import make_engine
     from rawisp.pipeline import RenderOptions
     from rawisp.reconstruct import EngineOptions
@@ -72,6 +72,7 @@ def _child_rawisp(spec: dict) -> dict:
     return {"seconds": seconds, "total": round(sum(result.seconds.values()), 4), "cpu_s": round(cpu, 3),
             "import_s": round(imported - start, 4), "load_s": round(loaded - imported, 4),
             "engine_threads": getattr(engine, "threads", None), "provider": getattr(engine, "provider", None),
+            "engine_stats": getattr(engine, "stats", None) or None,
             "output_bytes": result.output.stat().st_size, "warnings": result.warnings,
             "os_threads": _status_field("Threads")}
 

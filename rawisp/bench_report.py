@@ -24,7 +24,7 @@ def format_report(report: dict) -> str:
     lines.append("")
     header = (f"{'':<22}" + "".join(f"{s:>12}" for s in STAGES)
               + f"{'total':>9} {'[min-max]':<14}{'MP/s':>6}{'process':>9}{'peak MB':>9} {'[min-max]':<12}"
-              + f"{'threads':>8}{'cpu/wall':>9}{'vs rawpy':>9}  provider")
+              + f"{'threads':>8}{'cpu/wall':>9}{'vs rawpy':>9}{'vs RT':>7}  provider")
     lines.append(header)
     for row in report["results"]:
         name = row["name"]
@@ -37,9 +37,10 @@ def format_report(report: dict) -> str:
         peak = row["peak_rss_mb"]
         peak_text = f"{peak['median']:>9.0f} [{peak['min']:.0f}-{peak['max']:.0f}]" if peak else f"{'?':>9}"
         vs = f"{row['vs_rawpy']:.2f}x" if row.get("vs_rawpy") else "-"
+        vs_rt = f"{row['vs_rawtherapee']:.2f}x" if row.get("vs_rawtherapee") else "-"
         lines.append(f"{name:<22}{cells}{med['total']:>9.2f} {spread:<14}{_num(row['mp_per_s'], 1):>6}"
                      f"{_sec(med.get('process')):>9}{peak_text:<22}{_num(row['threads'], 0):>8}"
-                     f"{_num(row['cpu_per_wall'], 2):>9}{vs:>9}  {row['provider'] or '-'}")
+                     f"{_num(row['cpu_per_wall'], 2):>9}{vs:>9}{vs_rt:>7}  {row['provider'] or '-'}")
         if row["status"] != RowStatus.OK:
             lines.append(f"{'':<22}{row['status']} after {len(row['runs'])} runs: {row['error']}")
     staged = [r for r in report["results"] if r["runs"] and r["kind"] != "cli"]
@@ -50,6 +51,9 @@ def format_report(report: dict) -> str:
             lines.append(f"{row['name']:<22}" + "".join(
                 f" {_range(row['min'].get(s), row['max'].get(s)):>13}" for s in STAGES))
     notes = [f"{r['name']}: {n}" for r in report["results"] for n in r["notes"] if r["status"] == RowStatus.OK]
+    notes += [f"{r['name']}: network {e['network_s']:.2f} s ({e['network_mp_per_s']:.2f} MP/s) in {e['tiles']} "
+              f"tiles of {e['tile']} packed px; margins {100 * e['margin_share']:.0f}% of the pixels it computes"
+              for r in report["results"] if r["status"] == RowStatus.OK and (e := r.get("network"))]
     notes += [f"{r['name']}: model load {r['load_s']:.2f} s (not in total)" for r in report["results"]
               if r.get("load_s") and r["load_s"] >= 0.05]
     notes += [f"{r['name']}: warning: {w}" for r in report["results"] for w in r.get("warnings", [])]
@@ -58,7 +62,8 @@ def format_report(report: dict) -> str:
                  "model load); peak: the developing process's peak resident memory (VmHWM);")
     lines.append("threads: the engine's thread setting, else the OS threads of the process; cpu/wall: CPU seconds "
                  "per wall second over the stages (cores kept busy);")
-    lines.append("vs rawpy: total time relative to rawpy postprocess + write, measured in this same run.")
+    lines.append("vs rawpy, vs RT: total time relative to rawpy postprocess + write and to rawtherapee-cli's "
+                 "whole process, measured in this same run.")
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
 

@@ -22,8 +22,8 @@ from rawisp import __version__
 from tqdm import tqdm
 
 from rawisp import naming
-from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, merge_jobs, plan_jobs,
-                          run_batch, subfolder_hint)
+from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, default_memory_gib,
+                          merge_jobs, plan_jobs, run_batch, subfolder_hint)
 from rawisp.colour import BAYER_PATTERNS
 from rawisp.dng import SUFFIX as DNG_SUFFIX
 from rawisp.engines import ENGINES, make_engine
@@ -33,11 +33,6 @@ from rawisp.threads import share_of_cpus
 from rawisp.render import TONES
 from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_suffix
 
-
-
-def _default_memory_gib(jobs: int) -> float:
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return round(max(4.0, 0.8 * total / max(jobs, 1)), 1)
 
 
 class Finite(click.FloatRange):
@@ -101,9 +96,13 @@ _learned_options = _stack(
     click.option("--denoise", default="auto", show_default=True,
                  help="Learned engine noise level: auto (from the file), off, or a strength multiplier."),
     _device_option(),
-    click.option("--tile", type=click.IntRange(64, 4096), default=512, show_default=True,
+    click.option("--tile", type=click.IntRange(64, 4096), default=768, show_default=True,
                  help="Learned engine tile side in packed pixels."),
 )
+_wb_option = click.option(
+    "--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
+    help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), daylight, "
+         "or R,G,B gains.")
 _batch_options = _stack(
     click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs."),
     click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel workers."),
@@ -145,13 +144,14 @@ def main() -> None:
               help="Exposure change in EV.")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="default: gentle S-curve, highlights pushed by --exposure roll off; linear: plain sRGB.")
-@click.option("--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
-              help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), "
-                   "daylight, or R,G,B gains.")
+@_wb_option
 @_learned_options
 @_batch_options
+@click.option("--scheduler", envvar="RAWISP_SCHEDULER", metavar="tcp://HOST:PORT",
+              help="Develop on the workers of this Dask cluster instead of -j local processes (env "
+                   "RAWISP_SCHEDULER; needs the cluster extra, and inputs and OUT at the same paths on every worker).")
 def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, wb, denoise,
-            device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet) -> None:
+            device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet, scheduler) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures, in OUT or beside each input."""
     from rawisp.pipeline import RenderOptions
     from rawisp.tasks import DevelopBothTask, DevelopTask
@@ -200,7 +200,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
         task = DevelopBothTask(engine_options, options, side_by_side)
     else:
         task = DevelopTask(engine, engine_options, options)
-    _run(jobs_list, task, jobs, timeout, max_memory, overwrite, quiet)
+    _run(jobs_list, task, jobs, timeout, max_memory, overwrite, quiet, scheduler=scheduler)
 
 
 def _check_engine(options: EngineOptions) -> None:
@@ -215,11 +215,11 @@ def _check_engine(options: EngineOptions) -> None:
 
 
 def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: float | None, overwrite: bool,
-         quiet: bool, verb: str = "developed", on_done=None) -> None:
-    """Run a batch, print one line per failure and a summary; exit 1 if any file failed.
+         quiet: bool, verb: str = "developed", on_done=None, scheduler: str | None = None) -> None:
+    """Run a batch (on the Dask cluster at ``scheduler`` if given), print one line per failure and a
+    summary; exit 1 if any file failed.
 
     ``on_done(outcome)`` is called for each finished file (to print what it produced)."""
-    memory = max_memory if max_memory is not None else _default_memory_gib(workers)
     progress = not quiet and sys.stderr.isatty()
     counts = dict.fromkeys(Status, 0)
 
@@ -242,8 +242,12 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
 
     start = time.perf_counter()
     try:
-        run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
-                  overwrite=overwrite, progress=progress, report=report)
+        if scheduler:
+            _run_on_cluster(jobs_list, task, scheduler, timeout, max_memory, overwrite, progress, report)
+        else:
+            memory = max_memory if max_memory is not None else default_memory_gib(workers)
+            run_batch(jobs_list, task, workers=workers, timeout=timeout, memory_bytes=int(memory * 2**30),
+                      overwrite=overwrite, progress=progress, report=report)
     except KeyboardInterrupt:
         left = len(jobs_list) - sum(counts.values())
         click.echo(f"rawisp: interrupted: {tally()}, {left} not done; finished outputs are kept, unfinished ones "
@@ -251,6 +255,25 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
         sys.exit(130)
     click.echo(f"{tally()} in {time.perf_counter() - start:.1f} s")
     sys.exit(1 if counts[Status.FAILED] else 0)
+
+
+def _run_on_cluster(jobs_list, task, scheduler, timeout, max_memory, overwrite, progress, report) -> list[Outcome]:
+    """:func:`rawisp.cluster.run_on_cluster`, with one line and exit 1 when it cannot start."""
+    try:
+        from rawisp.cluster import run_on_cluster
+    except ImportError as exc:
+        click.echo(f"rawisp: --scheduler needs the cluster extra (pip install 'rawisp[cluster]'): {exc}", err=True)
+        sys.exit(1)
+
+    def notice(line: str) -> None:
+        click.echo(f"rawisp: {line}", err=True)
+
+    try:
+        return run_on_cluster(jobs_list, task, scheduler, timeout=timeout, max_memory=max_memory, overwrite=overwrite,
+                              progress=progress, report=report, notice=notice)
+    except BatchError as exc:
+        click.echo(f"rawisp: {exc}", err=True)
+        sys.exit(1)
 
 
 def _parse_crop(ctx, param, values):
@@ -292,11 +315,12 @@ def _parse_crop(ctx, param, values):
               help="Exposure change in EV (RAW inputs).")
 @click.option("--tone", type=click.Choice(TONES), default="default", show_default=True,
               help="Tone of RAW inputs (ground-truth inputs use linear, as rawisp eval).")
+@_wb_option
 @_learned_options
 @_batch_options
 def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
-            diff_gain, exposure, tone, model, denoise, device, tile, recursive, jobs, overwrite, timeout, max_memory,
-            quiet) -> None:
+            diff_gain, exposure, tone, wb, model, denoise, device, tile, recursive, jobs, overwrite, timeout,
+            max_memory, quiet) -> None:
     """Classical and learned development of each RAW side by side, in one labelled picture.
 
     Each picture shows both full views (crop boxes marked), 100% crops of the most detailed regions
@@ -343,7 +367,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise)
     _check_engine(engine_options)
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
-                           threads=threads)
+                           threads=threads, wb=wb)
     options = CompareOptions(view_width=view_width, crop_count=crop_count, crop_size=crop_size, crops=crops,
                              zoom=zoom, diff=diff, diff_gain=diff_gain)
     task = CompareTask(engine_options, render, options, frozenset(str(p.absolute()) for p, _ in truth_files), noise,
@@ -440,11 +464,12 @@ def _parse_size(ctx, param, value):
 @click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
-              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 512].")
+              help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 768].")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="Engine threads; 0: all CPUs, as rawisp develop with one job.")
 @_device_option()
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine.")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="ONNX model for the learned engine (repeatable: one row per model, e.g. fp32 and int8).")
 @click.option("--compare-peers", is_flag=True,
               help="Also time rawpy postprocess (LibRaw AHD) + JPEG write, darktable-cli and rawtherapee-cli.")
 @click.option("--size", callback=_parse_size, metavar="WxH",
@@ -455,7 +480,7 @@ def _parse_size(ctx, param, value):
               help="Seconds allowed per run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, model, compare_peers, size, cache_dir,
+def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, models, compare_peers, size, cache_dir,
           timeout, json_path, quiet) -> None:
     """Measure speed and peak memory of developing FILE (default: a synthetic 24 MP frame, cached).
 
@@ -468,7 +493,7 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
         raise click.UsageError("--size only applies to the synthetic frame; give FILE or --size, not both")
     config = BenchConfig(source=file, size=size or DEFAULT_SIZE, cache_dir=cache_dir,
                          engines=tuple(engines) or ("classical", "learned"), tiles=tuple(tiles), fmt=fmt,
-                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, model=model,
+                         quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, models=models,
                          compare_peers=compare_peers, timeout=timeout)
     progress = None if quiet else (lambda message: click.echo(f"rawisp bench: {message}", err=True))
     try:
@@ -503,6 +528,7 @@ def info(inputs, recursive, as_json) -> None:
     A file whose frame cannot be decoded still gets a record of its header (shot fields only,
     with the reason under "error") when its metadata can be read; the exit status is then 1.
     """
+    from rawisp.api import describe, describe_shot
     from rawisp.decode import DecodeError, decode, read_header
 
     files = [path for path, _ in collect_inputs(inputs, recursive)]
@@ -517,9 +543,9 @@ def info(inputs, recursive, as_json) -> None:
             failed += 1
             meta = read_header(path) if path.is_file() else None
             if meta is not None and (meta.make or meta.model or meta.date):
-                records.append({"file": str(path), "error": str(exc), **_describe_shot(meta)})
+                records.append({"file": str(path), "error": str(exc), **describe_shot(meta)})
             continue
-        records.append(_describe(raw))
+        records.append(describe(raw))
     if as_json:
         click.echo(json.dumps(records, indent=2))
     else:
@@ -529,47 +555,6 @@ def info(inputs, recursive, as_json) -> None:
                 if key != "file":
                     click.echo(f"  {key:<14} {value}")
     sys.exit(1 if failed else 0)
-
-
-def _describe(raw) -> dict:
-    """A JSON-friendly summary of a decoded RawImage."""
-    h, w = raw.shape
-    return {
-        "file": raw.path,
-        "size": f"{w}x{h}",
-        "sensor": f"Bayer {raw.cfa}" if raw.mosaic is not None else "non-Bayer (LibRaw demosaic)",
-        "black": [float(v) for v in raw.black.ravel()],
-        "white": raw.white,
-        "wb_gains": [round(float(v), 4) for v in raw.wb],
-        "wb_source": raw.wb_source,
-        "srgb_from_cam": [[round(float(v), 4) for v in row] for row in raw.srgb_from_cam],
-        "orientation": raw.orientation,
-        "noise_profile": list(raw.noise) if raw.noise else None,
-        **_describe_shot(raw.metadata),
-        "warnings": raw.warnings,
-    }
-
-
-def _describe_shot(meta) -> dict:
-    """A JSON-friendly summary of a Metadata record ("date": DateTimeOriginal, else CreateDate, else
-    ModifyDate)."""
-    xmp = meta.xmp_values
-    return {
-        "make": meta.make,
-        "model": meta.model,
-        "lens": meta.lens_model,
-        "date": meta.date,
-        "exposure_s": str(meta.exposure_time) if meta.exposure_time else None,
-        "f_number": float(meta.f_number) if meta.f_number else None,
-        "iso": meta.iso,
-        "focal_mm": float(meta.focal_length) if meta.focal_length else None,
-        "serial": meta.serial_number,
-        "gps": bool(meta.gps),
-        "rating": xmp.get("Xmp.xmp.Rating"),
-        "label": xmp.get("Xmp.xmp.Label"),
-        "title": xmp.get("Xmp.dc.title"),
-        "keywords": xmp.get("Xmp.dc.subject"),
-    }
 
 
 @main.command()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
+from functools import lru_cache
+
 from rawisp.classical import Classical
 from rawisp.reconstruct import Engine, EngineOptions
 
@@ -18,3 +21,16 @@ def make_engine(name: str, options: EngineOptions | None = None) -> Engine:
 
         return Learned.load(options)
     raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+
+
+def cached_engine(name: str, options: EngineOptions | None = None) -> Engine:
+    """The engine :func:`make_engine` builds, built once per process and set of options and then
+    reused: a cluster worker's sandbox or a script developing many files loads the model once, not
+    per file. Engines keep no state between frames (an onnxruntime session may run from several
+    threads)."""
+    return _cached_engine(name, astuple(options or EngineOptions()))
+
+
+@lru_cache(maxsize=4)
+def _cached_engine(name: str, fields: tuple) -> Engine:
+    return make_engine(name, EngineOptions(*fields))

@@ -1,9 +1,12 @@
-"""The learned engine: the LW-ISP ONNX model run tile by tile with overlap blending.
+"""The learned engine: the LW-ISP ONNX model run tile by tile.
 
-Tiles are cut from the packed frame (padded by reflection) with a margin at least the model's
-receptive field on every side and a blend band where neighbouring tiles cross-fade with linear
-ramps that sum to one. Within the margin every tile computes exactly what the whole frame would,
-so tiling does not change the answer; memory depends on the tile size, not the frame size.
+Tiles are cut from the packed frame (extended by reflection at its edges) with a margin on every
+side that is computed as context and thrown away; the kept cores tile the frame edge to edge. The
+margin is
+the one measured for the model (card ``tiling.margin``: beyond it a tile's edge changes the
+output by less than a 16-bit output step) or else its whole receptive field (card ``margin``:
+tiles then compute exactly what the whole frame would). Memory depends on the tile size, not the
+frame size.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,7 +29,6 @@ from rawisp.normalise import Packed
 from rawisp.reconstruct import EngineOptions
 
 DEFAULT_MODEL = "lwisp.onnx"
-BLEND = 16  # packed pixels of cross-fade between tiles
 MAX_DENOISE = 10.0  # largest --denoise multiplier: 10x the noise std is far beyond any use
 
 
@@ -62,6 +66,10 @@ def load_card(model_path: Path) -> dict:
             for k, kind in (("name", str), ("channels", int)) if not isinstance(card[part].get(k), kind)]
     if not bad and (card["stride"] < 1 or card["margin"] < 0):
         bad = ["stride" if card["stride"] < 1 else "margin"]
+    tiling = card.get("tiling", {})
+    tiled = tiling.get("margin", 0) if isinstance(tiling, dict) else None
+    if not bad and not (isinstance(tiled, int) and 0 <= tiled <= card["margin"] and tiled % card["stride"] == 0):
+        bad = ["tiling.margin"]
     if bad:
         raise ModelError(f"{card_file}: model card lacks or mangles {', '.join(bad)}")
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
@@ -116,40 +124,40 @@ def denoise_strength(setting: str) -> float:
 
 @dataclass
 class Tiling:
-    """Tile geometry in packed pixels (all multiples of the model stride)."""
+    """Tile geometry in packed pixels: ``height`` x ``width`` tiles of which a ``margin`` on every
+    side is computed only as context and thrown away (all multiples of the model stride)."""
 
-    tile: int
+    height: int
+    width: int
     margin: int
-    blend: int
+    stride: int = 1
 
-    @property
-    def step(self) -> int:
-        return self.tile - 2 * self.margin - self.blend
+    def core(self, length: int, tile: int) -> tuple[int, int]:
+        """(tile length, kept core length) along an axis of ``length`` packed pixels: the tile is
+        shrunk so that equal cores cover the axis with as little overhang as the stride allows."""
+        n = -(-length // (tile - 2 * self.margin))
+        core = _round_up(-(-length // n), self.stride)
+        return core + 2 * self.margin, core
 
 
-def plan_tiling(tile: int, margin: int, stride: int, blend: int = BLEND) -> Tiling:
-    """Round the requested tile up to the stride and make sure the step is positive and at least
-    the blend band (neighbours' ramps must not overlap a third tile, or they do not sum to one)."""
-    tile = _round_up(tile, stride)
-    blend = _round_up(blend, stride)
-    tile = max(tile, 2 * margin + blend + max(blend, stride))
-    return Tiling(tile=tile, margin=margin, blend=blend)
+def plan_tiling(tile: int | tuple[int, int], margin: int, stride: int) -> Tiling:
+    """Round the requested tile side(s) up to the stride, and up to the smallest tile that keeps a
+    core of one stride inside the margins."""
+    height, width = (tile, tile) if isinstance(tile, int) else tile
+    smallest = 2 * margin + stride
+    return Tiling(height=max(_round_up(height, stride), smallest), width=max(_round_up(width, stride), smallest),
+                  margin=margin, stride=stride)
+
+
+def tile_margin(card: dict) -> int:
+    """The margin tiles are cut with: the card's measured effective margin (``tiling.margin``: where
+    a tile's edge no longer changes the output by a 16-bit step, see :mod:`rawisp.margin`), else
+    the whole receptive field (``margin``: tiles then equal the whole frame exactly)."""
+    return card.get("tiling", {}).get("margin", card["margin"])
 
 
 def _round_up(n: int, stride: int) -> int:
     return int(math.ceil(n / stride) * stride)
-
-
-def tile_weights(length: int, margin: int, blend: int, scale: int) -> np.ndarray:
-    """1-D tile weight at ``scale`` x packed resolution: 0 in the margins, linear ramps of
-    ``blend`` that sum to 1 with the neighbour's, 1 in between."""
-    m, b, n = margin * scale, blend * scale, length * scale
-    w = np.zeros(n, np.float32)
-    w[m:n - m] = 1.0
-    ramp = (np.arange(b, dtype=np.float32) + 0.5) / b
-    w[m:m + b] = ramp
-    w[n - m - b:n - m] = ramp[::-1]
-    return w
 
 
 class Learned:
@@ -164,7 +172,8 @@ class Learned:
         self.provider = session.get_providers()[0]
         self.threads = options.threads
         self.strength = denoise_strength(options.denoise)
-        self.tiling = plan_tiling(options.tile, card["margin"], card["stride"])
+        self.tiling = plan_tiling(options.tile, tile_margin(card), card["stride"])
+        self.stats: dict[str, float] = {}  # figures of the last frame: see reconstruct_padded
 
     @classmethod
     def load(cls, options: EngineOptions) -> "Learned":
@@ -176,6 +185,9 @@ class Learned:
             so.intra_op_num_threads = options.threads
             so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        # onnxruntime's memory pattern plans one block for all of a tile's intermediates and keeps
+        # it: without it a 768-px tile peaks 357 MB lower (+537 MB instead of +894) at the same speed
+        so.enable_mem_pattern = False
         providers = _providers(options.device)  # outside the try: a missing provider is not the model's fault
         try:
             session = ort.InferenceSession(str(path), so, providers=providers)
@@ -196,39 +208,136 @@ class Learned:
         return self.session.run(None, {self.card["input"]["name"]: x})[0]
 
     def __call__(self, packed: Packed) -> np.ndarray:
-        rgb = self.reconstruct_padded(packed)
-        return packed.crop(rgb)
+        return packed.crop(self.reconstruct_padded(packed))
 
     def reconstruct_padded(self, packed: Packed) -> np.ndarray:
         """Full-resolution RGB ``(2h, 2w, 3)`` of the whole packed frame, tile by tile."""
+        plan = self.plan(packed)
+        out = np.empty((SCALE * plan.h, SCALE * plan.w, 3), np.float32)
+        for iy in range(plan.ny):
+            band = self.band(plan, iy)
+            out[SCALE * iy * plan.core_h:][:len(band)] = band
+        return out
+
+    def rows(self, packed: Packed) -> "TileRows":
+        """The same camera RGB as ``self(packed)``, computed a row of tiles at a time as rendering
+        reads it, so the 12-bytes-a-pixel float frame is never held."""
+        return TileRows(self, packed)
+
+    def plan(self, packed: Packed) -> "TilePlan":
+        """The tiles of ``packed``: tiles that overlap by twice the margin so that their kept cores
+        meet edge to edge, the frame extended by reflection where they reach beyond it."""
         t = self.tiling
-        shot, read = self.noise(packed)
+        m = t.margin
         _, h, w = packed.planes.shape
-        pad = t.margin + t.blend
-        # a tile larger than the padded frame only computes padding: shrink it (per axis) to fit
-        th = min(t.tile, _round_up(h + 2 * pad, self.card["stride"]))
-        tw = min(t.tile, _round_up(w + 2 * pad, self.card["stride"]))
-        ny = max(1, math.ceil((h + 2 * pad - th) / t.step) + 1)
-        nx = max(1, math.ceil((w + 2 * pad - tw) / t.step) + 1)
-        total_h, total_w = (ny - 1) * t.step + th, (nx - 1) * t.step + tw
-        padded = np.pad(packed.planes, ((0, 0), (pad, total_h - h - pad), (pad, total_w - w - pad)), mode="reflect")
-        out = np.zeros((SCALE * h, SCALE * w, 3), np.float32)
-        wy = tile_weights(th, t.margin, t.blend, SCALE)
-        wx = tile_weights(tw, t.margin, t.blend, SCALE)
-        for iy in range(ny):
-            for ix in range(nx):
-                y0, x0 = iy * t.step, ix * t.step
-                planes = padded[:, y0:y0 + th, x0:x0 + tw]
-                pred = self.run(model_input(planes, packed.gains, shot, read))[0].transpose(1, 2, 0)
-                pred *= wy[:, None, None] * wx[None, :, None]
-                _accumulate(out, pred, SCALE * (y0 - pad), SCALE * (x0 - pad))
+        th, core_h = t.core(h, t.height)
+        tw, core_w = t.core(w, t.width)
+        ny, nx = -(-h // core_h), -(-w // core_w)
+        self.stats = {"tiles": ny * nx, "tile": f"{th}x{tw}", "network_s": 0.0,
+                      "margin_share": 1 - h * w / (ny * nx * th * tw)}
+        return TilePlan(packed.planes, packed.gains, *self.noise(packed), m, h, w, th, tw, core_h, core_w, ny, nx)
+
+    def band(self, plan: "TilePlan", iy: int) -> np.ndarray:
+        """Full-resolution rows ``(rows, 2w, 3)`` of tile row ``iy`` of the packed frame (the last
+        row of tiles may overhang the frame: only the frame's rows are returned)."""
+        p, m = plan, plan.margin
+        y0 = iy * p.core_h
+        rows = SCALE * min(p.core_h, p.h - y0)
+        out = np.empty((rows, SCALE * p.w, 3), np.float32)
+        r = _reflected(y0 - m, p.th, p.h)
+        for x0 in range(0, p.w, p.core_w):
+            x = model_input(_window(p.planes, r, _reflected(x0 - m, p.tw, p.w)), p.gains, p.shot, p.read)
+            start = time.perf_counter()
+            pred = self.run(x)[0]
+            self.stats["network_s"] += time.perf_counter() - start
+            cols = SCALE * min(p.core_w, p.w - x0)
+            core = pred[:, SCALE * m:SCALE * m + rows, SCALE * m:SCALE * m + cols]
+            out[:, SCALE * x0:SCALE * x0 + cols] = core.transpose(1, 2, 0)
+        # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
+        if not np.isfinite(out.sum(dtype=np.float64)):
+            raise ValueError(f"the {self.name} engine produced NaN or infinite values")
         return out
 
 
-def _accumulate(out: np.ndarray, pred: np.ndarray, y: int, x: int) -> None:
-    """Add ``pred`` into ``out`` at full-resolution offset (y, x), clipped to ``out``'s extent."""
-    h, w = out.shape[:2]
-    ys, xs = max(0, -y), max(0, -x)
-    ye, xe = min(pred.shape[0], h - y), min(pred.shape[1], w - x)
-    if ye > ys and xe > xs:
-        out[y + ys:y + ye, x + xs:x + xe] += pred[ys:ye, xs:xe]
+def _reflected(start: int, length: int, n: int) -> slice | np.ndarray:
+    """Indices ``start .. start + length`` of an axis of ``n`` extended by reflection (as
+    ``np.pad(mode="reflect")``): a slice where they stay inside, else an index array."""
+    if start >= 0 and start + length <= n:
+        return slice(start, start + length)
+    if n == 1:
+        return np.zeros(length, np.intp)
+    period = 2 * (n - 1)
+    i = np.abs(np.arange(start, start + length)) % period
+    return np.where(i >= n, period - i, i)
+
+
+def _window(planes: np.ndarray, rows: slice | np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+    """``planes[:, rows][:, :, cols]`` without copying more than the window itself (the frame is
+    reflected only at its edges: the other axis is then a slice, taken first as a view)."""
+    if isinstance(cols, slice):
+        return planes[:, :, cols][:, rows]
+    if isinstance(rows, slice):
+        return planes[:, rows][:, :, cols]
+    return planes[:, rows[:, None], cols]
+
+
+@dataclass
+class TilePlan:
+    """One frame cut into tiles (packed pixels): the packed planes, their gains and noise
+    (shot, read), the margin, the frame's ``h`` x ``w``, the tile and core sides, tiles per axis."""
+
+    planes: np.ndarray
+    gains: np.ndarray
+    shot: float
+    read: float
+    margin: int
+    h: int
+    w: int
+    th: int
+    tw: int
+    core_h: int
+    core_w: int
+    ny: int
+    nx: int
+
+
+class TileRows:
+    """The learned development of a frame as rows computed on demand: ``rows[y0:y1]`` gives the
+    camera RGB ``(y1 - y0, W, 3)`` float32 of those output rows, equal to the same rows of
+    ``engine(packed)``.
+
+    Rendering reads strips of rows in order, from several threads: each row of tiles is computed
+    under a lock when a strip first needs it and dropped when a strip below it is asked for, so
+    at most the two rows of tiles a strip straddles are held.
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, engine: Learned, packed: Packed) -> None:
+        self.engine = engine
+        self.packed = packed
+        self.shape = (*packed.shape, 3)
+        self.plan = engine.plan(packed)
+        self.bands: dict[int, np.ndarray] = {}
+        self.lock = threading.Lock()
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        y0, y1, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("TileRows takes contiguous row slices")
+        (top, left), width = self.packed.offset, self.shape[1]
+        band_rows = SCALE * self.plan.core_h
+        a, b = y0 + top, max(y1, y0) + top  # rows of the padded full-resolution frame
+        first, last = a // band_rows, max(a, b - 1) // band_rows
+        parts = []
+        with self.lock:
+            # rows are asked in order: bands above this strip are done with (a strip that was
+            # slow to ask would recompute its band, which is correct, only slower)
+            for iy in [k for k in self.bands if k < first]:
+                del self.bands[iy]
+            for iy in range(first, last + 1):
+                if iy not in self.bands:
+                    self.bands[iy] = self.engine.band(self.plan, iy)
+                start = iy * band_rows
+                parts.append(self.bands[iy][max(a, start) - start:max(b, a) - start, left:left + width])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -1,8 +1,10 @@
 """Metadata of the source RAW -> metadata of the developed output, read and written with exiv2.
 
 `read_metadata` collects what a developed picture should say about its shot: the source's EXIF
-(IFD0 descriptions, the Exif and GPS IFDs; maker notes only where they give ISO, lens or serial),
-its XMP and the XMP sidecar beside it, and LibRaw's own readings where exiv2 finds nothing.
+(IFD0 descriptions, the Exif and GPS IFDs; maker notes only where they give ISO, lens, serial,
+metering mode, white balance mode or exposure compensation: see rawisp.makernotes), its XMP and
+the XMP sidecar beside it, LibRaw's own readings where exiv2 finds nothing, and as the last resort
+the headers neither reads (Sigma X3F, Kyocera RAW: see rawisp.vendorheaders).
 `embed_metadata` / `write_metadata` put such a record into a JPEG, PNG or TIFF-based file with
 Orientation 1 (pixels are turned upright before writing), Software = rawisp, the picture's own
 dimensions and colour space sRGB. `apply_orientation` / `flip_to_orientation` turn stored pixels
@@ -30,6 +32,9 @@ from pathlib import Path
 import exiv2
 import numpy as np
 
+from rawisp.makernotes import maker_note_exif
+from rawisp.vendorheaders import HeaderFacts, read_vendor_header
+
 log = logging.getLogger(__name__)
 exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)  # failures are reported by rawisp, in one line
 
@@ -55,7 +60,8 @@ _MAKER_ISO_KEYS = ("Exif.CanonSi.ISOSpeed", "Exif.CanonCs.ISOSpeed", "Exif.Nikon
                    "Exif.MinoltaCsOld.ISOSetting", "Exif.MinoltaCs5D.ISOSpeed", "Exif.MinoltaCs7D.ISOSpeed",
                    "Exif.Sony1Cs.ISOSetting", "Exif.Sony2Cs.ISOSetting", "Exif.Pentax.ISO", "Exif.PentaxDng.ISO",
                    "Exif.Olympus.ISOSpeed", "Exif.Samsung2.ISO", "Exif.Casio.ISO", "Exif.Casio2.ISO")
-_MAKER_SERIAL_KEYS = ("Exif.Image.CameraSerialNumber", "Exif.Canon.SerialNumber", "Exif.Nikon3.SerialNumber",
+# (Canon's serial number is formatted per model by rawisp.makernotes)
+_MAKER_SERIAL_KEYS = ("Exif.Image.CameraSerialNumber", "Exif.Nikon3.SerialNumber",
                       "Exif.Nikon3.SerialNO", "Exif.Fujifilm.SerialNumber", "Exif.Olympus.SerialNumber2",
                       "Exif.OlympusEq.SerialNumber", "Exif.Pentax.SerialNumber", "Exif.PentaxDng.SerialNumber",
                       "Exif.Sigma.SerialNumber", "Exif.Panasonic.InternalSerialNumber")
@@ -219,13 +225,16 @@ def read_metadata(path: str | PathLike[str], libraw: LibRawFacts | None = None) 
 
     exiv2 reads the file's EXIF and XMP; what it read before an error in a truncated or damaged
     file is kept (a warning is logged). Missing ISO, lens and serial number are taken from the
-    maker notes where exiv2 decodes them, then from `libraw` (LibRaw's readings: ISO, exposure
-    time, f-number, focal length, date, lens), which also overrides an exposure time, f-number or
+    maker notes where exiv2 decodes them (and metering mode, white balance mode, exposure
+    compensation from Canon's), then from `libraw` (LibRaw's readings: ISO, exposure time,
+    f-number, focal length, date, lens), which also overrides an exposure time, f-number or
     focal length that differs from LibRaw's by more than a factor of 2 (exiv2 decodes CRW long
-    exposures as 1 s). The sidecar is ``NAME.xmp`` or ``NAME.EXT.xmp`` beside the file; its
-    properties (rating, label, title, description, keywords, GPS, ...) win over the file's own,
-    and its GPS position replaces the file's EXIF GPS. Files exiv2 cannot open give a Metadata
-    with only LibRaw's readings.
+    exposures as 1 s). When neither gives a make or model, an X3F or Kyocera RAW header read by
+    rawisp.vendorheaders fills in make, model, serial, date, ISO and exposure. The sidecar is
+    ``NAME.xmp`` or ``NAME.EXT.xmp`` beside the file; its properties (rating, label, title,
+    description, keywords, GPS, ...) win over the file's own, and its GPS position replaces the
+    file's EXIF GPS. Files exiv2 cannot open give a Metadata
+    with only LibRaw's (or the vendor header's) readings.
     """
     warnings: list[str] = []
     image = _read_exiv2(Path(path), warnings)
@@ -235,6 +244,10 @@ def read_metadata(path: str | PathLike[str], libraw: LibRawFacts | None = None) 
         _maker_note_fallbacks(exif, out)
     if libraw is not None:
         _libraw_fallbacks(libraw, out)
+    if "Exif.Image.Make" not in out and "Exif.Image.Model" not in out:
+        header = read_vendor_header(path)
+        if header is not None:
+            _header_fallbacks(header, out)
     sidecar_image = _read_sidecar(Path(path), warnings)
     sidecar = sidecar_image.xmpData() if sidecar_image is not None else None
     if sidecar is not None:
@@ -308,8 +321,8 @@ def _photo_key(name: str) -> str | None:
 
 
 def _maker_note_fallbacks(exif: exiv2.ExifData, out: dict[str, ExifValue]) -> None:
-    """ISO, lens model and serial number from maker notes (exiv2's decoders) when the Exif IFD
-    has none."""
+    """ISO, lens model, serial number, metering mode, white balance mode and exposure
+    compensation from maker notes (exiv2's decoders) when the Exif IFD has none."""
     if "Exif.Photo.ISOSpeedRatings" not in out:
         iso = next(filter(None, (_parse_int(_printed(exif, k)) for k in _MAKER_ISO_KEYS)), None)
         if iso:
@@ -322,6 +335,9 @@ def _maker_note_fallbacks(exif: exiv2.ExifData, out: dict[str, ExifValue]) -> No
             if lens and _is_name(lens):
                 out["Exif.Photo.LensModel"] = (_ASCII, lens)
                 break
+    stored = {d.key(): d.toString() for d in exif}
+    for key, value in maker_note_exif(stored).items():
+        out.setdefault(key, value)
     if "Exif.Photo.BodySerialNumber" not in out:
         # one number or text: a serial of several numbers is formatted per model by each vendor
         serial = next((s for s in (_printed(exif, k) for k in _MAKER_SERIAL_KEYS) if s and " " not in s), None)
@@ -356,9 +372,9 @@ def _put_rei(out: dict[str, ExifValue], iso: int) -> None:
     out["Exif.Photo.RecommendedExposureIndex"] = (int(exiv2.TypeId.unsignedLong), str(iso))
 
 
-def _libraw_fallbacks(facts: LibRawFacts, out: dict[str, ExifValue]) -> None:
-    """LibRaw's readings where exiv2 found nothing (or, for the three optics values, something
-    more than a factor of 2 away from LibRaw's)."""
+def _libraw_fallbacks(facts: LibRawFacts | HeaderFacts, out: dict[str, ExifValue]) -> None:
+    """LibRaw's (or a vendor header's) readings where exiv2 found nothing (or, for the three
+    optics values, something more than a factor of 2 away from them)."""
     rational = int(exiv2.TypeId.unsignedRational)
     for key, value, text in (
         ("Exif.Photo.ExposureTime", facts.exposure_time, _exposure_text),
@@ -381,6 +397,16 @@ def _libraw_fallbacks(facts: LibRawFacts, out: dict[str, ExifValue]) -> None:
         out["Exif.Photo.DateTimeOriginal"] = (_ASCII, facts.timestamp)
     if facts.lens and "Exif.Photo.LensModel" not in out:
         out["Exif.Photo.LensModel"] = (_ASCII, facts.lens)
+
+
+def _header_fallbacks(header: HeaderFacts, out: dict[str, ExifValue]) -> None:
+    """A vendor header's make, model and serial number, then its shot readings as LibRaw's are
+    used, where `out` has none."""
+    for key, text in (("Exif.Image.Make", header.make), ("Exif.Image.Model", header.model),
+                      ("Exif.Photo.BodySerialNumber", header.serial)):
+        if text and key not in out and _writable((_ASCII, text)):
+            out[key] = (_ASCII, text)
+    _libraw_fallbacks(header, out)
 
 
 def _exposure_text(seconds: float) -> str:

@@ -11,7 +11,7 @@ One function per stage, in order::
                            (or dng.write_dng: camera RGB before white balance -> linear DNG)
 
 :func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
-whole-file developments (:mod:`rawisp.develop`), the comparison picture (:mod:`rawisp.compare`) and
+whole-file developments (:mod:`rawisp.files`), the comparison picture (:mod:`rawisp.compare`) and
 the evaluation harness (:mod:`rawisp.evaluate`) all go through it. A :class:`Stopwatch` records the
 seconds of each stage and tells a hook about each.
 """
@@ -106,6 +106,14 @@ def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: Rende
                        overwrite=options.overwrite)
 
 
+def raw_to_rgb(raw: RawImage, engine: Engine, threads: int = 0) -> np.ndarray:
+    """raw -> packed -> linear white-balanced camera RGB ``(H, W, 3)`` float32 as stored (not turned
+    upright), 1.0 = white level, by ``engine``; non-Bayer frames give LibRaw's demosaic."""
+    if raw.mosaic is None:
+        return raw.rgb
+    return reconstruct(normalise(raw, threads), engine)
+
+
 def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[RenderOptions], *,
                   watch: Stopwatch | None = None, stream: bool = False) -> Iterator[Picture]:
     """raw -> packed -> camera RGB -> upright pixels: one :class:`Picture` per engine, in order,
@@ -114,7 +122,7 @@ def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[Rend
     Yields each engine's picture as soon as it is made, so the caller can write it before the next
     engine runs (one camera RGB frame in memory at a time). Non-Bayer frames (demosaicked by LibRaw
     at decode) skip the engines: each picture is LibRaw's. With ``stream``, an engine that can
-    compute rows on demand (``engine.rows``, the classical one) is read strip by strip by the
+    compute rows on demand (``engine.rows``: classical strips, learned rows of tiles) is read by the
     renderer, never holding the float frame; its time is then counted under render. Stages are
     timed on ``watch``: normalise, reconstruct (``reconstruct NAME`` with several engines), render.
     """

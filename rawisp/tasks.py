@@ -1,5 +1,6 @@
 """The batch tasks of the command line: picklable callables that turn one :class:`rawisp.batch.Job`
-into an :class:`rawisp.batch.Outcome` inside a worker process (engines are built there)."""
+into an :class:`rawisp.batch.Outcome` inside a worker process (engines are built there, once per
+process: a cluster worker's sandbox develops many files)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 from rawisp.batch import Job, Outcome, Status
 from rawisp.compare import CompareError, CompareOptions, compare_file, compare_ground_truth
-from rawisp.develop import develop_engines, develop_file
-from rawisp.engines import make_engine
+from rawisp.files import develop_engines, develop_file
+from rawisp.engines import cached_engine, make_engine
 from rawisp.pipeline import RenderOptions
 from rawisp.reconstruct import Engine, EngineOptions
 
@@ -23,7 +24,8 @@ class DevelopTask:
     render: RenderOptions
 
     def __call__(self, job: Job) -> Outcome:
-        result = develop_file(job.source, job.output, make_engine(self.engine, self.engine_options), self.render)
+        result = develop_file(job.source, job.output, cached_engine(self.engine, self.engine_options),
+                             self.render)
         return Outcome(job, Status.DONE, seconds=result.seconds, warnings=result.warnings)
 
 
@@ -38,7 +40,7 @@ class DevelopBothTask:
 
     def __call__(self, job: Job) -> Outcome:
         outputs = job.outputs
-        engines = [make_engine("learned", self.engine_options), make_engine("classical")]
+        engines = [cached_engine("learned", self.engine_options), cached_engine("classical")]
         result = develop_engines(job.source, {"learned": outputs[0], "classical": outputs[1]}, engines, self.render,
                                  outputs[2] if self.side_by_side else None)
         return Outcome(job, Status.DONE, seconds=result.seconds, warnings=result.warnings)

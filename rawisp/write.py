@@ -240,7 +240,8 @@ def _store(path: Path, data: bytes, overwrite: bool) -> None:
 # .part files this process is writing now (see discard_own_parts)
 _OWN_PARTS: set[Path] = set()
 # .NAME.PID.TOKEN.part, and .NAME.TOKEN.part as rawisp 0.x before the pid wrote them
-_PART_NAME = re.compile(r"^\.(?P<name>.+)\.(?:\d+\.)?[0-9a-f]{8}\.part$")
+# (the name is matched lazily: greedily it would swallow the pid, and no output's name would match)
+_PART_NAME = re.compile(r"^\.(?P<name>.+?)\.(?:\d+\.)?[0-9a-f]{8}\.part$")
 
 
 def _open_part(path: Path) -> tuple[BinaryIO, Path]:

@@ -6,6 +6,7 @@ unpickle them by name: the job's source file name says what the task does in the
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import signal
@@ -51,9 +52,46 @@ class Misbehave:
             os._exit(3)
         elif kind == "bug":
             raise ValueError("first line\nsecond line")
+        elif kind == "killworker":  # kills the process that runs it (a cluster worker's sandbox: the worker)
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(60)
         elif kind == "partial":  # dies in the middle of writing its output
             job.output.parent.mkdir(parents=True, exist_ok=True)
             (job.output.parent / f".{job.output.name}.dead0001.part").write_bytes(b"half a picture")
             os.kill(os.getpid(), signal.SIGSEGV)
         write_image(job.output, np.full((8, 8, 3), 128, np.uint8), "png")
         return Outcome(job, Status.DONE)
+
+
+_calls = 0  # jobs this process has run (Counting)
+
+
+@dataclass
+class Counting:
+    """Write a small picture and say which process developed it and how many jobs it had run."""
+
+    def __call__(self, job: Job) -> Outcome:
+        global _calls
+        _calls += 1
+        write_image(job.output, np.full((8, 8, 3), 64, np.uint8), "png")
+        return Outcome(job, Status.DONE, f"{os.getpid()} {_calls}")
+
+
+@dataclass
+class Slow:
+    """Spend ``seconds`` half-way through writing the output (a temporary file beside it), then
+    finish it: a worker killed meanwhile leaves a partial file unless something removes it."""
+
+    seconds: float = 3.0
+
+    def __call__(self, job: Job) -> Outcome:
+        # named and locked as rawisp.write names and locks its temporary files while writing them
+        part = job.output.parent / f".{job.output.name}.{os.getpid()}.5105510a.part"
+        with open(part, "wb") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            fh.write(b"half a picture")
+            fh.flush()
+            time.sleep(self.seconds)
+            write_image(job.output, np.full((8, 8, 3), 200, np.uint8), "png")
+            part.unlink()
+        return Outcome(job, Status.DONE, str(os.getpid()))

@@ -96,7 +96,7 @@ def test_file_argument_and_peers(cache, tmp_path, monkeypatch):
 def test_unusable_learned_engine_is_reported_unavailable(cache):
     """make_engine("learned") failing (here: no such model) marks it unavailable; the rest goes on."""
     config = BenchConfig(size=SIZE, cache_dir=cache, engines=("learned", "classical"), tiles=(256, 512),
-                         model=str(cache / "no-such-model.onnx"), repeat=2)
+                         models=(str(cache / "no-such-model.onnx"),), repeat=2)
     report = run_bench(config)
     rows = {r["name"]: r for r in report["results"]}
     assert list(rows) == ["learned tile=256", "learned tile=512", "classical"]
@@ -105,6 +105,28 @@ def test_unusable_learned_engine_is_reported_unavailable(cache):
     assert rows["classical"]["status"] == "ok" and len(rows["classical"]["runs"]) == 2
     text = format_report(report)
     assert "learned tile=256" in text and "unavailable:" in text and "classical" in text
+
+
+def test_learned_rows_per_model_with_network_figures(cache, tmp_path):
+    """One learned row per --model (e.g. fp32 and int8), each with its tiles, margin share and
+    network time; the margin share is what the tiling computes beyond the frame."""
+    from rawisp.learned import default_model_path
+
+    second = tmp_path / "copy.onnx"
+    for suffix in (".onnx", ".json"):
+        second.with_suffix(suffix).write_bytes(default_model_path().with_suffix(suffix).read_bytes())
+    report = run_bench(BenchConfig(size=SIZE, cache_dir=cache, engines=("learned",), tiles=(128,),
+                                   models=(str(default_model_path()), str(second)), repeat=1, threads=1))
+    rows = {r["name"]: r for r in report["results"]}
+    assert list(rows) == ["learned lwisp tile=128", "learned copy tile=128"]
+    for row in rows.values():
+        assert row["status"] == "ok", row["error"]
+        net = row["network"]
+        th, tw = (int(v) for v in net["tile"].split("x"))
+        assert th <= 128 and tw <= 128 and net["tiles"] >= 4  # a 160x120 packed frame in several tiles
+        assert net["margin_share"] == pytest.approx(1 - 160 * 120 / (net["tiles"] * th * tw), abs=1e-3)
+        assert 0 < net["network_s"] <= row["median"]["total"] and net["network_mp_per_s"] > 0
+    assert "margins" in format_report(report) and "MP/s" in format_report(report)
 
 
 def test_bench_frame_is_cached_realistic_14_bit(cache):

@@ -10,12 +10,12 @@ import pytest
 from conftest import EXIF, lines_naming, natural_image, read_exif, read_image, summary
 from PIL import Image
 
-from rawisp import compare, develop
+from rawisp import compare, files
 from rawisp.batch import Job, Status
 from rawisp.compare import CompareOptions, compare_file
 from rawisp.crops import Rect, plan_crops
 from rawisp.decode import decode
-from rawisp.develop import develop_file
+from rawisp.files import develop_file
 from rawisp.engines import make_engine
 from rawisp.evaluate import evaluate
 from rawisp.layout import GAP, MARGIN, MIN_COLUMN, TILE_GAP, caption_height, label_height, plan_layout, title_height
@@ -262,13 +262,13 @@ def test_cli_ground_truth_prints_psnr_ssim_of_both(cli, tmp_path):
 def test_engine_both_decodes_once_and_writes_both(make_dng, tmp_path, monkeypatch):
     source, _ = make_dng("b.dng", natural_image(48, 64, seed=2), noise=(1e-3, 5e-4))
     calls = []
-    real = develop.decode
+    real = files.decode
 
     def counting(path, *args):
         calls.append(path)
         return real(path, *args)
 
-    monkeypatch.setattr(develop, "decode", counting)
+    monkeypatch.setattr(files, "decode", counting)
     monkeypatch.setattr(compare, "decode", counting)
     outs = [tmp_path / "b.learned.png", tmp_path / "b.classical.png", tmp_path / "b.compare.jpg"]
     task = DevelopBothTask(EngineOptions(threads=1), PNG, side_by_side=True)

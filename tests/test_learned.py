@@ -24,7 +24,7 @@ from rawisp.chart import make_chart
 from rawisp.decode import decode
 from rawisp.pipeline import RenderOptions, render_picture
 from rawisp.metrics import psnr
-from rawisp.learned import BLEND, Learned, ModelError, default_model_path, denoise_strength, plan_tiling, tile_weights
+from rawisp.learned import Learned, ModelError, default_model_path, denoise_strength, plan_tiling, tile_margin
 from rawisp.noise import estimate_noise
 from rawisp.normalise import normalise
 from rawisp.classical import Classical
@@ -32,6 +32,8 @@ from rawisp.colour import srgb_decode
 from rawisp.reconstruct import EngineOptions
 
 NOISE = (2e-3, 1e-3)  # (shot, read): sigma planes that are not zero, so they are tiled too
+# tiles cut with the card's measured margin may differ from the whole frame, by less than this
+TILED_TOLERANCE = 1 / 65535  # one 16-bit step of linear output
 
 
 def load(**options) -> Learned:
@@ -61,24 +63,44 @@ def packed_dng(path: Path, srgb: np.ndarray, **kwargs):
 # --- tiling -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("margin,stride,blend", [(80, 4, BLEND), (8, 4, 4), (12, 4, 16), (20, 8, 0)])
-def test_planned_tile_weights_sum_to_one(margin, stride, blend):
-    """For every requested tile size, the blend ramps of the planned tiling sum to exactly one."""
-    for requested in range(16, 520, 4):
-        t = plan_tiling(requested, margin, stride, blend)
-        assert t.tile % stride == 0 and t.step % stride == 0 and t.step >= max(t.blend, stride)
-        pad = t.margin + t.blend
-        length = 3 * t.tile + 7  # frame (packed px) spanning several tiles
-        n = max(1, -(-(length + 2 * pad - t.tile) // t.step) + 1)
-        total = np.zeros((n - 1) * t.step + t.tile)
-        for i in range(n):
-            total[i * t.step:i * t.step + t.tile] += tile_weights(t.tile, t.margin, t.blend, 1)
-        np.testing.assert_allclose(total[pad:pad + length], 1.0, atol=1e-6, err_msg=str(t))
+@pytest.mark.parametrize("margin,stride", [(80, 4), (40, 4), (12, 4), (20, 8), (0, 4)])
+def test_planned_tile_cores_cover_every_pixel_once(margin, stride):
+    """For every requested tile and frame size, the kept cores cover the frame edge to edge, once;
+    tiles are multiples of the stride, no larger than asked (unless below the smallest tile)."""
+    for requested in range(16, 520, 12):
+        t = plan_tiling((requested, requested + 8), margin, stride)
+        for length in (1, 7, requested - 1, 3 * requested + 5):
+            for tile in (t.height, t.width):
+                size, core = t.core(length, tile)
+                assert size % stride == 0 and core % stride == 0 and core > 0
+                assert size <= max(tile, 2 * margin + stride) and size == core + 2 * margin
+                covered = np.zeros(-(-length // core) * core, int)
+                for y0 in range(0, length, core):
+                    covered[y0:y0 + core] += 1
+                assert (covered == 1).all() and len(covered) - length < core, (t, length)
 
 
-# odd and even sizes in every CFA phase, so every packing offset goes through the tiles
-TILE_CASES = [("RGGB", 151, 229, (224, 256)), ("BGGR", 150, 231, (224, 256)),
-              ("GRBG", 149, 230, (224, 256)), ("GBRG", 151, 421, (256, 384))]
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_reflected_indices_extend_like_numpy_pad(n):
+    from rawisp.learned import _reflected
+
+    axis = np.arange(n)
+    for pad in (0, 1, 3, 9):
+        want = np.pad(axis, pad, mode="reflect")
+        np.testing.assert_array_equal(axis[_reflected(-pad, n + 2 * pad, n)], want)
+        np.testing.assert_array_equal(axis[_reflected(-pad, n + pad, n)], want[:n + pad])  # one side only
+
+
+def test_tile_margin_is_the_measured_one_else_the_receptive_field():
+    card = {"margin": 80}
+    assert tile_margin(card) == 80
+    assert tile_margin({**card, "tiling": {"margin": 40}}) == 40
+
+
+# odd and even sizes in every CFA phase, so every packing offset goes through the tiles; tiles
+# are given as the core they keep (tile side less both margins), so they are several per frame
+TILE_CASES = [("RGGB", 151, 229, (32, 64)), ("BGGR", 150, 231, (32, 64)),
+              ("GRBG", 149, 230, (32, 64)), ("GBRG", 151, 421, (64, 96))]
 
 
 @pytest.mark.parametrize("cfa,h,w,tiles", TILE_CASES, ids=[c[0] for c in TILE_CASES])
@@ -88,13 +110,14 @@ def test_tiled_equals_single_tile(tmp_path, cfa, h, w, tiles):
     calls = counting(single)
     whole = single(packed)
     assert len(calls) == 1 and whole.shape == (h, w, 3)
-    for tile in tiles:
+    for core in tiles:
+        tile = 2 * single.tiling.margin + core
         engine = load(tile=tile)
         calls = counting(engine)
         tiled = engine(packed)
         assert len(calls) >= 2, f"tile {tile} gave a single tile: the test would prove nothing"
         diff = float(np.abs(tiled - whole).max())
-        assert diff <= 1e-3, f"tile {tile} ({len(calls)} tiles): max |tiled - whole| = {diff:.2e}"
+        assert diff <= TILED_TOLERANCE, f"tile {tile} ({len(calls)} tiles): max |tiled - whole| = {diff:.2e}"
 
 
 def test_smallest_tile_equals_single_tile(tmp_path):
@@ -103,12 +126,35 @@ def test_smallest_tile_equals_single_tile(tmp_path):
     whole = load(tile=4096)(packed)
     engine = load(tile=64)
     t = engine.tiling
-    assert t.tile == 2 * t.margin + 2 * t.blend  # the smallest tile whose ramps still sum to one
+    assert t.height == t.width == max(64, 2 * t.margin + t.stride)  # a core of one stride at least
     calls = counting(engine)
     tiled = engine(packed)
     assert len(calls) >= 9
     diff = float(np.abs(tiled - whole).max())
-    assert diff <= 1e-3, f"smallest tile {t.tile} ({len(calls)} tiles): max |tiled - whole| = {diff:.2e}"
+    assert diff <= TILED_TOLERANCE, f"smallest tile {t.height} ({len(calls)} tiles): max |tiled - whole| = {diff:.2e}"
+
+
+def test_rows_on_demand_equal_the_whole_frame(tmp_path):
+    """engine.rows(packed) gives the same rows as engine(packed), whatever slices are asked, in any
+    order and from several threads at once; read in order, each tile is computed once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, packed, _ = packed_dng(tmp_path / "t.dng", natural_image(181, 97, seed=5), cfa="GBRG", noise=NOISE)
+    engine = load(tile=2 * load().tiling.margin + 16)  # cores of 16 packed px: rows of 32 output px
+    whole = engine(packed)
+    rows = engine.rows(packed)
+    assert rows.shape == whole.shape and rows.dtype == whole.dtype
+    for y0, y1 in [(0, 1), (0, 181), (30, 95), (31, 32), (180, 181), (5, 5), (100, 60)]:
+        np.testing.assert_array_equal(rows[y0:y1], whole[y0:y1])
+    calls = counting(engine)
+    rows = engine.rows(packed)
+    parts = [rows[y:y + 7] for y in range(0, 181, 7)]  # in order, as rendering reads
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert len(calls) == engine.stats["tiles"] and len(rows.bands) <= 2  # each tile once, two rows of tiles held
+    rows = engine.rows(packed)
+    with ThreadPoolExecutor(3) as pool:  # strips asked from several threads, maybe out of order
+        parts = list(pool.map(rows.__getitem__, [slice(y, y + 7) for y in range(0, 181, 7)]))
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
 def test_tile_larger_than_frame_is_shrunk_to_fit(tmp_path):
@@ -118,7 +164,7 @@ def test_tile_larger_than_frame_is_shrunk_to_fit(tmp_path):
     calls = counting(engine)
     engine(packed)
     (_, _, th, tw), = calls
-    pad = 2 * (engine.tiling.margin + engine.tiling.blend)
+    pad = 2 * engine.tiling.margin
     _, h, w = packed.planes.shape
     assert h + pad <= th < h + pad + engine.card["stride"] and w + pad <= tw < w + pad + engine.card["stride"]
 
@@ -225,6 +271,8 @@ DAMAGE = {
     "card wrong format": (lambda m: edit_card(m, format="rawisp-lwisp/0"), "json", "format"),
     "card without input": (lambda m: edit_card(m, input=None), "json", "input"),
     "card with bad margin": (lambda m: edit_card(m, margin="80"), "json", "margin"),
+    "tiling margin above the receptive field": (lambda m: edit_card(m, tiling={"margin": 10**6}), "json", "tiling"),
+    "tiling margin off the stride": (lambda m: edit_card(m, tiling={"margin": 41}), "json", "tiling"),
     "byte flipped": (flip_byte, "onnx", "sha256"),
     "truncated onnx": (truncate, "onnx", "not a valid ONNX"),
     "not onnx": (not_onnx, "onnx", "not a valid ONNX"),

@@ -68,6 +68,18 @@ def test_stale_parts_go_live_ones_stay(tmp_path, live_part):
     assert remove_stale_parts(tmp_path / "missing") == []
 
 
+def test_stale_parts_of_one_output_go_whatever_wrote_them(tmp_path):
+    """The clean-up after a killed worker names its output: the pid in the part's name is no part of it."""
+    from rawisp.write import remove_stale_parts
+
+    mine = [tmp_path / ".s0.png.12352.5105510a.part", tmp_path / ".s0.png.0badf00d.part"]
+    theirs = [tmp_path / ".s0.png.12352.png.12352.5105510a.part", tmp_path / ".s1.png.12352.5105510a.part"]
+    for path in mine + theirs:
+        path.write_bytes(b"left by a killed worker")
+    assert sorted(remove_stale_parts(tmp_path, "s0.png")) == sorted(mine)
+    assert all(p.exists() for p in theirs)
+
+
 def _dng(path: Path, seed: int = 0) -> Path:
     synth.srgb_to_dng(path, natural_image(40, 56, seed=seed))
     return path

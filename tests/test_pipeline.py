@@ -154,7 +154,7 @@ def test_bilinear_rows_on_demand_equal_the_whole_frame(cfa, h, w, seed, data):
 def test_streamed_classical_develop_equals_rendering_the_whole_frame(make_dng, tmp_path, fmt):
     """develop_file renders the classical engine strip by strip from BilinearRows: the pixels are
     those of rendering the whole reconstructed frame (same dither), for 8- and 16-bit output."""
-    from rawisp.develop import develop_file
+    from rawisp.files import develop_file
     from rawisp.pipeline import RenderOptions, render_picture
 
     path, _ = make_dng("s.dng", natural_image(700, 523, seed=4), cfa="GBRG", orientation=6)
@@ -185,7 +185,7 @@ class WholeFrame:
     (WholeFrame(), ["decode", "normalise", "reconstruct", "render", "write"]),
 ])
 def test_the_timing_hook_hears_every_stage_in_order(make_dng, tmp_path, engine, stages):
-    from rawisp.develop import develop_file
+    from rawisp.files import develop_file
     from rawisp.pipeline import RenderOptions, Stopwatch
 
     path, _ = make_dng("t.dng", natural_image(40, 56, seed=1))

@@ -9,6 +9,8 @@ import shutil
 import stat
 import struct
 import subprocess
+import sys
+import time
 import zlib
 from fractions import Fraction
 from pathlib import Path
@@ -26,7 +28,7 @@ from rawisp.metadata import (
     read_metadata,
 )
 from rawisp import __version__
-from rawisp.write import FORMATS, output_suffix, write_image
+from rawisp.write import FORMATS, output_suffix, srgb_icc, write_image
 
 KISSX4 = DATA / "real" / "canon_kissx4_colorchart_crop.tinydng.dng"
 GOPRO = DATA / "derived" / "gopro_hero8.from_gpr.dng"
@@ -414,3 +416,14 @@ def test_read_metadata_without_exif(tmp_path):
 def test_read_metadata_never_raises_on_bad_inputs():
     for path in sorted((DATA / "bad_inputs").iterdir()):
         assert 1 <= read_metadata(path).orientation <= 8
+
+
+def test_icc_profile_is_the_same_in_every_process():
+    """LittleCMS dates the profile it makes; outputs a second apart must still be the same bytes."""
+    code = "import sys; from rawisp.write import srgb_icc; sys.stdout.buffer.write(srgb_icc())"
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=60).stdout
+    time.sleep(1.1)
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=60).stdout
+    assert first == second == srgb_icc()
+    assert struct.unpack(">6H", first[24:36]) == (2024, 1, 1, 0, 0, 0)
+    assert_srgb_profile(first)

@@ -11,6 +11,7 @@ reports the commands wrote:
         --out runs/kodak24.json -j 2
     rawisp eval ../shared/data/test/kodak24 --model runs/s3/lwisp.onnx --no-noise-profile \\
         --out runs/kodak24_est.json -j 2
+    python tools/tile_margin.py runs/s3/lwisp.onnx     # the tile margin these weights need
     rawisp bench --engine classical --engine learned --model runs/s3/lwisp.onnx \\
         --compare-peers --repeat 3 --json runs/bench.json
     python tools/update_card.py runs/s3/lwisp.onnx --row learned:lwisp.onnx \\
@@ -26,6 +27,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rawisp.margin import measure_tiling
 from rawisp.reconstruct import EngineOptions
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -59,7 +61,8 @@ def speed(bench: dict) -> dict:
     return {"command": "rawisp bench --engine classical --engine learned --compare-peers --repeat 3",
             "machine": f"{machine['cpus']}-core {machine['cpu']}, {machine['memory_gib']:.0f} GiB",
             "learned_total_s": round(row["median"]["total"], 2),
-            "learned_reconstruct_s": round(row["median"]["reconstruct"], 2),
+            "learned_network_s": row["network"]["network_s"],
+            "margin_share": row["network"]["margin_share"],
             "learned_peak_mb": round(row["peak_rss_mb"]["median"]),
             "tile": row["tile"] or EngineOptions.tile, "threads": row["threads"]}
 
@@ -113,6 +116,8 @@ def complete_card(args: argparse.Namespace) -> dict:
         },
     }
     card["metrics"]["speed_24mp_cpu"] = speed(json.loads(args.bench.read_text()))
+    if "tiling" not in card:  # the effective tile margin of these weights (tools/tile_margin.py)
+        card["tiling"] = measure_tiling(args.onnx)
     card["known_defects"] = args.known_defect or previous.get("known_defects", [])
     card["name"], card["onnx"] = "lwisp", "lwisp.onnx"
     return card

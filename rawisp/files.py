@@ -32,7 +32,8 @@ def develop_file(source: Path, output: Path, engine: Engine, options: RenderOpti
     """Develop ``source`` into ``output`` with ``engine``; raises DecodeError / OSError on failure.
 
     Stages are timed on ``watch`` (decode, normalise, reconstruct, render, write); an engine that
-    streams (classical) is computed strip by strip inside render, so it has no reconstruct figure.
+    streams (classical: strips; learned: rows of tiles) is computed inside render, so it has no
+    reconstruct figure.
     """
     watch = watch or Stopwatch()
     raw = decode(source, options.wb)
