@@ -6,6 +6,16 @@ darktable without the scene-referred workflow's exposure and filmic, RawTherapee
 built-in neutral profile instead of the auto-matched tone curve, LibRaw without auto-brightening),
 which isolates what the file says (levels, colour calibration, white balance, orientation) from
 the look each editor chooses per kind of file.
+
+Why the defaults differ between a Bayer original and its linear DNG, whatever the DNG holds:
+- darktable 4.2 switches filmic rgb on by default only for images it flags as raw
+  (``dt_image_is_raw``: DT_IMAGE_RAW), and its rawspeed loader flags a non-CFA image (LinearRaw,
+  any 3-sample DNG) DT_IMAGE_S_RAW instead (``dt_imageio_open_rawspeed_sraw``); the scene-referred
+  exposure preset applies to both. darktable 4.4 applies filmic to these images too
+  (darktable-org/darktable#14559, fixing #14558).
+- RawTherapee 5.9's default raw profile corrects chromatic aberration on the raw data, and only
+  for Bayer data (``rawimagesource.cc``: ``raw.ca_autocorrect && getSensorType() == ST_BAYER``);
+  ``raw_ca=False`` switches that step off to compare the rest of the default look.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ _COMMANDS = {"darktable": "darktable-cli", "rawtherapee": "rawtherapee-cli"}
 TIMEOUT_S = 300
 # a processing profile with no settings: RawTherapee fills in its built-in neutral values
 _NEUTRAL_PP3 = "[Version]\nAppVersion=5.9\nVersion=346\n"
+# a partial profile laid over RawTherapee's default: no raw-stage (Bayer-only) CA correction
+_NO_RAW_CA_PP3 = _NEUTRAL_PP3 + "\n[RAW]\nCA=false\n"
 
 
 def missing(editor: str) -> str | None:
@@ -30,8 +42,12 @@ def missing(editor: str) -> str | None:
     return None if command is None or shutil.which(command) else f"{command} is not installed"
 
 
-def develop_with(editor: str, source: Path, workdir: Path, *, neutral: bool = False) -> np.ndarray:
+def develop_with(editor: str, source: Path, workdir: Path, *, neutral: bool = False,
+                 raw_ca: bool = True) -> np.ndarray:
     """``source`` developed by ``editor`` (one of EDITORS): upright sRGB (H, W, 3) float in [0, 1].
+
+    raw_ca=False: RawTherapee's default profile without its raw-stage CA correction (see above;
+    the other editors ignore it).
 
     ``workdir`` holds the output and the editor's settings. Raises RuntimeError with the
     editor's message when it fails.
@@ -42,17 +58,17 @@ def develop_with(editor: str, source: Path, workdir: Path, *, neutral: bool = Fa
         with rawpy.imread(str(source)) as raw:
             return raw.postprocess(use_camera_wb=True, no_auto_bright=neutral, output_bps=16) / 65535.0
     workdir.mkdir(parents=True, exist_ok=True)
-    out = workdir / f"{source.stem}.{editor}{'.neutral' * neutral}.tif"
+    out = workdir / f"{source.stem}.{editor}{'.neutral' * neutral}{'.no_raw_ca' * (not raw_ca)}.tif"
     out.unlink(missing_ok=True)
     if editor == "darktable":
         argv = ["darktable-cli", str(source), str(out), "--core", "--configdir", str(workdir / "darktable"),
                 "--library", ":memory:", "--conf", "plugins/imageio/format/tiff/bpp=16"]
         argv += ["--conf", "plugins/darkroom/workflow=none"] if neutral else []
     elif editor == "rawtherapee":
-        profile = workdir / "neutral.pp3"
-        profile.write_text(_NEUTRAL_PP3)
-        argv = ["rawtherapee-cli", "-q", "-Y", *(["-p", str(profile)] if neutral else ["-d"]),
-                "-o", str(out), "-t", "-b16", "-c", str(source)]
+        profile = workdir / ("neutral.pp3" if neutral else "no_raw_ca.pp3")
+        profile.write_text(_NEUTRAL_PP3 if neutral else _NO_RAW_CA_PP3)
+        looks = ["-p", str(profile)] if neutral else ["-d", *(["-p", str(profile)] if not raw_ca else [])]
+        argv = ["rawtherapee-cli", "-q", "-Y", *looks, "-o", str(out), "-t", "-b16", "-c", str(source)]
     else:
         raise ValueError(f"unknown editor {editor!r}; choose from {', '.join(EDITORS)}")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S)

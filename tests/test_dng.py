@@ -17,7 +17,7 @@ from PIL import Image
 from rawisp import editors
 from rawisp.chart import make_chart
 from rawisp.decode import decode
-from rawisp.dng import THUMBNAIL_SIDE, WHITE, camera_frame
+from rawisp.dng import PREVIEW_SIDE, THUMBNAIL_SIDE, WHITE, camera_frame, source_preview
 from rawisp.metrics import psnr
 from rawisp.metadata import apply_orientation
 from rawisp.engines import make_engine
@@ -65,6 +65,8 @@ def test_layout_and_tags(chart_dngs):
     ifd0, main = _raw_page(dngs["classical"])
     tags = ifd0.tags
     assert tags.valueof(254) == 1 and max(ifd0.shape[:2]) <= THUMBNAIL_SIDE and ifd0.dtype == np.uint8
+    assert ifd0.shape[0] * ifd0.shape[1] < 19200  # below what RawTherapee fits its tone curve to
+    assert len(ifd0.pages) == 1  # the source has no preview: none is carried
     assert tags.valueof(50706) == bytes((1, 4, 0, 0)) and tags.valueof(50707) == bytes((1, 3, 0, 0))
     assert tags.valueof(274) == 6  # Orientation as a tag: the pixels are not turned
     assert tags.valueof(305).startswith("rawisp ")  # Software
@@ -142,7 +144,13 @@ def test_exiftool_validates(chart_dngs):
 def test_editors_develop_the_dng_like_the_original(chart_dngs, chart, tmp_path, editor):
     """Each editor, its look switched off, develops rawisp's DNG of the chart as it develops the
     original: mean CIEDE2000 < 2 over the chart's flat regions, same orientation and size (less
-    the border an editor trims from a Bayer frame)."""
+    the border an editor trims from a Bayer frame).
+
+    With their defaults two editors apply to the Bayer original a step they never apply to a
+    demosaicked image, whatever the DNG's tags (see rawisp.editors): darktable 4.2 switches filmic
+    rgb on only for CFA images (fixed in darktable 4.4), and RawTherapee 5.9 corrects chromatic
+    aberration on Bayer data only: mean CIEDE2000 2.43 and 2.31 on the 600x400 chart (README). The
+    test below checks the rest of RawTherapee's default look."""
     if reason := editors.missing(editor):
         pytest.skip(reason)
     source, dngs = chart_dngs
@@ -152,6 +160,23 @@ def test_editors_develop_the_dng_like_the_original(chart_dngs, chart, tmp_path, 
     assert candidate.shape == (CHART_SIZE[0], CHART_SIZE[1], 3)  # upright
     assert 0 <= candidate.shape[0] - reference.shape[0] <= 8 and 0 <= candidate.shape[1] - reference.shape[1] <= 8
     assert editors.flat_delta_e(reference, candidate, mask) < 2
+
+
+@pytest.mark.slow
+def test_rawtherapee_default_look_matches_but_its_bayer_only_step(chart_dngs, chart, tmp_path):
+    """RawTherapee's default raw profile (Auto-Matched Curve: tone curve fitted to the embedded
+    preview, highlight recovery, capture sharpening...) without its Bayer-only raw CA correction
+    develops the DNG like the original: mean CIEDE2000 < 2 over the flat regions. Neither file
+    has a preview it fits a curve to (the source has none, rawisp's thumbnail is below its
+    19200-pixel threshold)."""
+    if reason := editors.missing("rawtherapee"):
+        pytest.skip(reason)
+    source, dngs = chart_dngs
+    mask = apply_orientation(np.repeat(editors.flat_mask(chart)[..., None], 3, axis=2), 6)[..., 0]
+    reference, *candidates = (editors.develop_with("rawtherapee", path, tmp_path, raw_ca=False)
+                              for path in (source, dngs["classical"], dngs["learned"]))
+    for candidate in candidates:
+        assert editors.flat_delta_e(reference, candidate, mask) < 2
 
 
 REAL = ["real/canon_kissx4_colorchart_crop.tinydng.dng", "real/canon_eos_d30.imagemeta.CRW",
@@ -189,9 +214,10 @@ def _exiftool_problems(path: Path) -> set[str]:
 def test_real_files_round_trip(real_dngs, name):
     """From every real file: a DNG that exiftool validates, that rawisp reads back with the source's
     size, orientation, white balance and colour matrix and re-develops to the same picture
-    (PSNR >= 45 dB), and that LibRaw develops like the original (mean CIEDE2000 of 16x16-pixel
-    block means < 2: demosaicking differs, colour and exposure must not) where the file has its
-    own white balance and matrix (else the DNG holds rawisp's fallback, which LibRaw does not use)."""
+    (PSNR >= 45 dB), that carries the source's preview (the camera's JPEG, as LibRaw decodes it),
+    and that LibRaw develops like the original (mean CIEDE2000 of 16x16-pixel block means < 2:
+    demosaicking differs, colour and exposure must not) where the file has its own white balance
+    and matrix (else the DNG holds rawisp's fallback, which LibRaw does not use)."""
     if name not in real_dngs:
         pytest.skip(f"{name} is not under {DATA}")
     source, dng, developed_source, developed_dng = real_dngs[name]
@@ -202,6 +228,12 @@ def test_real_files_round_trip(real_dngs, name):
     if shutil.which("exiftool"):  # no problem the source does not have (its own EXIF's, e.g. odd dates)
         new = _exiftool_problems(dng) - _exiftool_problems(source)
         assert new <= {"Warning [Minor] Not decoding some large array(s). Ignore minor errors to decode"}, new
+    preview = source_preview(str(source))  # the camera's preview is carried, as LibRaw decodes it
+    subifds = _raw_page(dng)[0].pages
+    if preview is None:
+        assert len(subifds) == 1
+    else:
+        assert max(preview.shape[:2]) <= PREVIEW_SIDE and np.array_equal(subifds[1].asarray(), preview)
     first, second = (np.asarray(Image.open(p)).astype(np.float64) / 65535 for p in (developed_source, developed_dng))
     assert psnr(first, second, border=0) >= 45
     if not original.warnings:

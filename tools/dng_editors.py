@@ -4,7 +4,8 @@
 
 Makes the synthetic chart DNG (Orientation 6), writes rawisp's DNG of it with each engine, then
 develops original and DNG with every installed editor, with its defaults and with its look switched
-off (see rawisp.editors), and prints the mean CIEDE2000 over the chart's flat regions. Each --real
+off (see rawisp.editors), and RawTherapee also with its defaults less the raw CA correction it
+applies to Bayer data only, and prints the mean CIEDE2000 over the chart's flat regions. Each --real
 FILE gets the same rows with the mean CIEDE2000 of 16x16-pixel block means (the classical engine's
 DNG). The README's table comes from this script.
 """
@@ -36,12 +37,16 @@ def rows(source: Path, dng: Path, work: Path, score) -> list[str]:
         if reason := editors.missing(editor):
             lines.append(f"  {editor:<12} skipped: {reason}")
             continue
+        looks = {"default": {}, "neutral": {"neutral": True}}
+        if editor == "rawtherapee":
+            looks["default less raw CA"] = {"raw_ca": False}
         cells = []
-        for neutral in (False, True):
-            reference = editors.develop_with(editor, source, work / "ref", neutral=neutral)
-            candidate = editors.develop_with(editor, dng, work / "dng", neutral=neutral)
-            cells.append(f"{score(reference, candidate):6.2f} ({'x'.join(map(str, candidate.shape[1::-1]))})")
-        lines.append(f"  {editor:<12} default {cells[0]}   neutral {cells[1]}")
+        for look, options in looks.items():
+            reference = editors.develop_with(editor, source, work / "ref", **options)
+            candidate = editors.develop_with(editor, dng, work / "dng", **options)
+            size = "x".join(map(str, candidate.shape[1::-1]))
+            cells.append(f"{look} {score(reference, candidate):6.2f} ({size})")
+        lines.append(f"  {editor:<12} " + "   ".join(cells))
     return lines
 
 
