@@ -83,6 +83,23 @@ def test_fine_tune_card_counts_every_stage(photos, tmp_path):
     assert "Traceback" not in bad.output and not (tmp_path / "d.onnx").exists()
 
 
+def test_fine_tune_from_an_onnx_model_with_another_skip(photos, tmp_path):
+    """--init from a shipped .onnx: weights carried over into the bilinear-skip variant, the card lists
+    the ONNX model's stages before the new one, and the validation curve of the new stage."""
+    assert _train(photos, tmp_path / "a.onnx", "--run-dir", tmp_path / "a").exit_code == 0
+    result = _train(photos, tmp_path / "b.onnx", "--run-dir", tmp_path / "b", "--init", tmp_path / "a.onnx",
+                    "--skip", "bilinear", "--procedural-fraction", "0.5", "--colour-fraction", "0.5")
+    assert result.exit_code == 0, result.output
+    assert f"initialised from {tmp_path / 'a.onnx'}" in (tmp_path / "b" / "train.log").read_text()
+    card = load_card(tmp_path / "b.onnx")
+    assert card["architecture"]["skip"] == "bilinear" and card["architecture"]["base"] == "bilinear"
+    stages = card["training"]["stages"]
+    assert [s["iterations"] for s in stages] == [4, 4] and card["training"]["iterations"] == 8
+    assert "--skip bilinear" in stages[1]["command"] and "--skip" not in stages[0]["command"]
+    curve = card["metrics"]["validation_curve"]
+    assert [c["iteration"] for c in curve] == [2, 4] and all(c["cpu_seconds"] > 0 for c in curve)
+
+
 def test_distillation_runs_and_is_recorded(photos, tmp_path):
     teacher_run = tmp_path / "teacher"
     assert _train(photos, tmp_path / "t.onnx", "--run-dir", teacher_run, "--as-teacher").exit_code == 0

@@ -105,7 +105,7 @@ def complete_card(args: argparse.Namespace) -> dict:
     """The exported card with the eval, bench and carried-over entries added."""
     card = json.loads(args.onnx.with_suffix(".json").read_text())
     previous = json.loads((MODELS / "lwisp.json").read_text())
-    for key in ("device", "distillation_ab", "loss_ab", "mining_ab"):
+    for key in ("device", "distillation_ab", "loss_ab", "mining_ab", "architecture_ab"):
         if key in previous["training"]:
             card["training"][key] = previous["training"][key]
     card["metrics"]["kodak24"] = {

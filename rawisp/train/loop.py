@@ -293,7 +293,8 @@ def lineage(checkpoint: str | Path) -> list[dict]:
     """The training stages that led to ``checkpoint``, oldest first, following each run's ``--init``.
 
     Each stage: its command line, iterations, seconds and final validation PSNR (dB). A stage
-    whose ``--init`` checkpoint is gone, unreadable or already listed is the oldest one listed.
+    whose ``--init`` checkpoint is gone, unreadable or already listed is the oldest one listed;
+    an ``--init`` ONNX model contributes the stages its card lists.
     """
     path = Path(checkpoint)
     ckpt, stages, seen = read_checkpoint(path), [], set()
@@ -307,11 +308,23 @@ def lineage(checkpoint: str | Path) -> list[dict]:
         init = Path(cfg["init"]) if cfg.get("init") else None
         if init is None or not init.is_file() or init.resolve() in seen:
             break
+        if init.suffix == ".onnx":
+            stages.extend(_card_stages(init)[::-1])
+            break
         try:
             ckpt, path = read_checkpoint(init), init
         except ValueError:
             break
     return stages[::-1]
+
+
+def _card_stages(onnx_path: Path) -> list[dict]:
+    """The training stages an exported model's card lists (none if it has no readable card)."""
+    card = onnx_path.with_suffix(".json")
+    try:
+        return list(json.loads(card.read_text())["training"]["stages"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def command_line(cfg: dict) -> str:
@@ -361,7 +374,10 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
         "seconds": sum(s["seconds"] for s in stages),
         "stages": stages,
     }
+    curve = [{"iteration": h["iteration"], "cpu_seconds": h.get("cpu_seconds"),
+              **{k: round(h[k], 2) for k in VAL_SETS if k in h}} for h in ckpt["history"]]
     metrics = {"validation_psnr": {k: round(last[k], 2) for k in VAL_SETS if k in last},
+               "validation_curve": curve,
                "validation_set": f"{cfg['val_holdout']} held-out training-folder photos, 128 px centre crops "
                                  "(clean, mid, high noise; saturated: the same crops colour-decorrelated, clean); "
                                  "procedural: as many seeded procedural images, clean"}
