@@ -277,6 +277,27 @@ def _crash_reason(exitcode: int | None) -> str:
     return f"worker exited unexpectedly (code {exitcode})"
 
 
+class Finished:
+    """Called with each finished job's Outcome: keeps it, advances the progress bar, calls ``report``."""
+
+    def __init__(self, total: int, progress: bool, report: Callable[[Outcome], None]) -> None:
+        self.outcomes: list[Outcome] = []
+        self.bar = tqdm(total=total, unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        self.report = report
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.bar.update(1)
+        self.report(outcome)
+
+
+def remove_stale_outputs(jobs: list[Job]) -> None:
+    """Remove the temporary files that earlier runs, killed, left in the jobs' output folders
+    (kill -9 of a whole batch, a power cut)."""
+    for folder in dict.fromkeys(output.parent for job in jobs for output in job.outputs):
+        remove_stale_parts(folder)
+
+
 @dataclass
 class _Running:
     job: Job
@@ -297,18 +318,9 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["rawisp.tasks"])  # children start with the pipeline imported
     pending = list(jobs)
-    outcomes: list[Outcome] = []
     running: list[_Running] = []
-    bar = tqdm(total=len(jobs), unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-
-    def finish(outcome: Outcome) -> None:
-        outcomes.append(outcome)
-        bar.update(1)
-        report(outcome)
-
-    # temporary files of earlier runs that were killed (kill -9 of a whole batch, a power cut)
-    for folder in dict.fromkeys(output.parent for job in jobs for output in job.outputs):
-        remove_stale_parts(folder)
+    finish = Finished(len(jobs), progress, report)
+    remove_stale_outputs(jobs)
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -340,8 +352,8 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
                 _remove_partial(output)
         raise
     finally:
-        bar.close()
-    return outcomes
+        finish.bar.close()
+    return finish.outcomes
 
 
 def _poll(r: _Running, timeout: float) -> Outcome | None:

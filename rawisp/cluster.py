@@ -22,7 +22,6 @@ one line instead of looping. Ctrl-C cancels the files not yet started and stops 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -30,12 +29,10 @@ from dataclasses import replace
 
 from distributed import Client, KilledWorker, WorkerPlugin, as_completed, get_worker
 from distributed.comm import get_address_host
-from tqdm import tqdm
 
-from rawisp.batch import BatchError, Job, Outcome, Status, default_memory_gib
+from rawisp.batch import BatchError, Finished, Job, Outcome, Status, default_memory_gib, remove_stale_outputs
 from rawisp.sandbox import Sandbox, Task
 from rawisp.threads import share_of_cpus
-from rawisp.write import remove_stale_parts
 
 
 class SandboxPlugin(WorkerPlugin):
@@ -114,18 +111,9 @@ def run_on_cluster(jobs: list[Job], task: Task, scheduler: str, *, timeout: floa
             slots[worker["host"]] = slots.get(worker["host"], 0) + worker["nthreads"]
         name = f"rawisp-{uuid.uuid4().hex[:12]}"
         client.register_plugin(SandboxPlugin(name, task, timeout, max_memory, slots), name=name)
-        outcomes: list[Outcome] = []
-        bar = tqdm(total=len(jobs), unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-
-        def finish(outcome: Outcome) -> None:
-            outcomes.append(outcome)
-            bar.update(1)
-            report(outcome)
-
+        finish = Finished(len(jobs), progress, report)
         futures = {}
-        # temporary files of earlier runs that were killed, as the local batch removes them
-        for folder in dict.fromkeys(output.parent for job in jobs for output in job.outputs):
-            remove_stale_parts(folder)
+        remove_stale_outputs(jobs)
         try:
             for i, job in enumerate(jobs):
                 if not overwrite and all(p.exists() for p in job.outputs):
@@ -141,9 +129,9 @@ def run_on_cluster(jobs: list[Job], task: Task, scheduler: str, *, timeout: floa
             client.cancel(list(futures))
             raise
         finally:
-            bar.close()
+            finish.bar.close()
             client.unregister_worker_plugin(name)  # ends every sandbox (running files' temporaries removed)
-    return outcomes
+    return finish.outcomes
 
 
 def _failure(future, job: Job) -> Outcome:
