@@ -182,16 +182,26 @@ def _from_libraw(raw: rawpy.RawPy, path: Path, choice: WhiteBalanceChoice) -> Ra
     # before anything that unpacks the pixels: a header claiming a huge frame in a small file
     # must not make LibRaw allocate for it
     _check_size(path, raw.sizes.width * raw.sizes.height)
+    # the Bayer frame is read before the white balance: LibRaw's auto white balance runs a
+    # half-size processing, after which LibRaw reports another pattern and another visible frame
+    cfa = _bayer_pattern(raw)
+    frame = _bayer_frame(raw) if cfa is not None else None
     balance, warnings = white_balance(raw, choice)
     wb = balance.gains
     srgb_from_cam, matrix_warning = _colour_matrix(raw)
     warnings += matrix_warning
     common = dict(path=str(path), wb=wb, srgb_from_cam=srgb_from_cam, wb_source=balance.source,
                   orientation=flip_to_orientation(raw.sizes.flip), noise=None, warnings=warnings)
-    cfa = _bayer_pattern(raw)
-    if cfa is None:
+    if frame is None:
         rgb = _libraw_demosaic(raw, wb)
         return RawImage(mosaic=None, rgb=rgb, cfa="", black=np.zeros((2, 2)), white=1.0, **common)
+    mosaic, black, white = frame
+    return RawImage(mosaic=mosaic, rgb=None, cfa=cfa, black=black, white=white, **common)
+
+
+def _bayer_frame(raw: rawpy.RawPy) -> tuple[np.ndarray, np.ndarray, float]:
+    """The visible mosaic (H, W) uint16 DN, the black level (2, 2) DN of each site, and the white
+    level DN of a Bayer frame; DecodeError when they make no picture."""
     mosaic = np.array(raw.raw_image_visible, dtype=np.uint16)
     if mosaic.ndim != 2 or min(mosaic.shape) < 2:
         raise DecodeError("no image data (empty raw frame)")
@@ -201,7 +211,7 @@ def _from_libraw(raw: rawpy.RawPy, path: Path, choice: WhiteBalanceChoice) -> Ra
     if not white > black.max():
         raise DecodeError(f"white level {white:g} is not above black level {black.max():g}")
     _check_content(mosaic, black, white)
-    return RawImage(mosaic=mosaic, rgb=None, cfa=cfa, black=black, white=white, **common)
+    return mosaic, black, white
 
 
 def _bayer_pattern(raw: rawpy.RawPy) -> str | None:

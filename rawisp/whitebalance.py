@@ -75,8 +75,8 @@ def libraw_auto(raw: rawpy.RawPy) -> np.ndarray:
     """LibRaw's auto white balance gains (R, G, B), G = 1.
 
     LibRaw computes it inside its processing; a half-size run (no demosaic) gives the same
-    multipliers as a full one and costs about a third (0.26 s for 3 MP). The frame LibRaw holds
-    (``raw_image``) is not changed.
+    multipliers as a full one and costs about a third (0.26 s for 3 MP). Afterwards LibRaw
+    reports the half-size frame (pattern, visible mosaic): read the Bayer frame before this.
     """
     raw.postprocess(use_auto_wb=True, half_size=True, no_auto_bright=True, output_bps=8, user_flip=0)
     pre_mul = np.asarray(raw.auto_whitebalance[:3], dtype=np.float64)

@@ -204,6 +204,7 @@ def test_d30_crw_white_balance_and_exif(tmp_path):
     """The D30 records no as-shot multipliers (Auto): LibRaw's auto white balance, no orange cast."""
     raw = decode(D30)
     assert raw.wb_source == "LibRaw auto"
+    assert raw.cfa == "RGGB" and raw.mosaic.shape == (1448, 2176)  # rawisp's engines develop it
     with rawpy.imread(str(D30)) as r:
         reference = r.postprocess(use_camera_wb=True, half_size=True)  # what LibRaw does for it
         gains = np.asarray(r.auto_whitebalance[:3]) / r.auto_whitebalance[1]
@@ -211,7 +212,6 @@ def test_d30_crw_white_balance_and_exif(tmp_path):
     picture = read_image(develop(D30, tmp_path, "jpeg", tone="linear")).reshape(-1, 3).mean(axis=0)
     libraw = reference.reshape(-1, 3).mean(axis=0)
     ratios, libraw_ratios = picture[[0, 2]] / picture[1], libraw[[0, 2]] / libraw[1]
-    print(f"D30 R/G, B/G: rawisp {ratios.round(3)}, LibRaw {libraw_ratios.round(3)}")
     np.testing.assert_allclose(ratios, libraw_ratios, rtol=0.10)  # the orange picture had 1.64, 0.41
     meta = raw.metadata
     assert (meta.make, meta.model, meta.date) == ("Canon", "Canon EOS D30", "2018:01:01 13:03:32")
@@ -257,6 +257,9 @@ def test_wb_choices(make_dng, tmp_path):
     assert user.wb_source == "user" and np.allclose(user.wb, [2.0, 1.0, 1.0])
     auto = decode(path, wb="auto")
     assert auto.wb_source == "LibRaw auto" and auto.wb[1] == 1.0 and np.all(auto.wb > 0)
+    # LibRaw's auto white balance runs a half-size processing: the frame is still the Bayer one
+    assert auto.cfa == as_shot.cfa == "RGGB" and np.array_equal(auto.mosaic, as_shot.mosaic)
+    assert np.array_equal(auto.black, as_shot.black) and auto.white == as_shot.white
     daylight = decode(path, wb="daylight")  # LibRaw knows no daylight multipliers for this DNG
     assert daylight.wb_source == "unity" and daylight.warnings[0].startswith("no daylight white balance")
     with pytest.raises(ValueError):
