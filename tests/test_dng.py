@@ -23,7 +23,7 @@ from rawisp.metadata import apply_orientation
 from rawisp.engines import make_engine
 from rawisp.normalise import normalise, white_balance_gains
 from rawisp.reconstruct import reconstruct
-from tests.conftest import DATA, EXIF
+from conftest import DATA, EXIF
 
 CHART_SIZE = (360, 240)  # small: darktable and RawTherapee take seconds per file on 2 cores
 NEUTRAL = (0.55, 1.0, 0.75)
