@@ -100,6 +100,18 @@ def test_fine_tune_from_an_onnx_model_with_another_skip(photos, tmp_path):
     assert [c["iteration"] for c in curve] == [2, 4] and all(c["cpu_seconds"] > 0 for c in curve)
 
 
+def test_a_bad_onnx_init_is_one_line(photos, tmp_path):
+    """A corrupt .onnx, or one of other widths, given to --init: one line, exit 1, nothing written."""
+    (tmp_path / "bad.onnx").write_bytes(b"garbage")
+    bad = _train(photos, tmp_path / "x.onnx", "--run-dir", tmp_path / "x", "--init", tmp_path / "bad.onnx")
+    assert bad.exit_code == 1 and "bad.onnx: not an ONNX model" in bad.output and "Traceback" not in bad.output
+    assert _train(photos, tmp_path / "a.onnx", "--run-dir", tmp_path / "a").exit_code == 0
+    other = _train(photos, tmp_path / "y.onnx", "--run-dir", tmp_path / "y", "--init", tmp_path / "a.onnx",
+                   "--widths", "16,32,64")
+    assert other.exit_code == 1 and "a.onnx: weights of another shape" in other.output
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
+
+
 def test_distillation_runs_and_is_recorded(photos, tmp_path):
     teacher_run = tmp_path / "teacher"
     assert _train(photos, tmp_path / "t.onnx", "--run-dir", teacher_run, "--as-teacher").exit_code == 0

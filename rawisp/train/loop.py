@@ -101,15 +101,28 @@ def lr_factor(progress: float) -> float:
 
 
 def init_weights(model: LWISP, path: str | Path) -> list[str]:
-    """Initialise ``model`` from a checkpoint or a shipped ONNX model; returns names left untouched."""
+    """Initialise ``model`` from a checkpoint or a shipped ONNX model; returns names left untouched.
+
+    ValueError (one line) when the file is neither, or shares no weight with ``model``.
+    """
     if Path(path).suffix == ".onnx":
         import onnx
         from onnx import numpy_helper
 
-        state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
+        try:
+            graph = onnx.load(str(path)).graph
+        except Exception as exc:  # protobuf raises its own DecodeError for foreign bytes
+            raise ValueError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+        state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
     else:
         state = read_checkpoint(path)["model"]
-    return model.load_compatible(state)
+    try:
+        untouched = model.load_compatible(state)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if len(untouched) == len(model.state_dict()):
+        raise ValueError(f"{path}: shares no weights with this model (another architecture or widths)")
+    return untouched
 
 
 def training_device(name: str) -> torch.device:

@@ -206,17 +206,22 @@ class LWISP(nn.Module):
 
         A sub-pixel skip convolution ``(4c, c_in)`` becomes a bilinear one ``(c, c_in)`` by
         averaging its four sub-pixel phases (the mean of what it painted into each 2x2 block).
+        ValueError when a weight of the same name has another shape (other widths).
         """
         own = self.state_dict()
-        loaded = {}
+        loaded, clashes = {}, []
         for name, value in state.items():
             if name not in own:
                 continue
             if value.shape != own[name].shape and name.startswith(("up1.conv", "up2.conv")) \
                     and value.shape[0] == 4 * own[name].shape[0]:
                 value = value.reshape(own[name].shape[0], 4, *value.shape[1:]).mean(dim=1)
-            if value.shape == own[name].shape:
-                loaded[name] = value
+            if value.shape != own[name].shape:
+                clashes.append(name)
+            loaded[name] = value
+        if clashes:
+            raise ValueError(f"weights of another shape ({clashes[0]}: {tuple(state[clashes[0]].shape)} "
+                             f"against {tuple(own[clashes[0]].shape)}): another widths setting")
         self.load_state_dict(loaded, strict=False)
         return sorted(set(own) - set(loaded))
 
