@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch", reason="training needs the 'train' extra (t
 from rawisp.cli import main  # noqa: E402
 from rawisp.learned import Learned, load_card  # noqa: E402
 from rawisp.reconstruct import EngineOptions  # noqa: E402
-from rawisp.train.data import Sampler, bilinear_error, linear_to_srgb, srgb_to_linear  # noqa: E402
+from rawisp.train.data import Sampler, bilinear_error, srgb_encode, srgb_decode  # noqa: E402
 from rawisp.train.model import LWISP, bilinear_demosaic  # noqa: E402
 
 
@@ -166,7 +166,7 @@ def test_hard_mining_picks_crops_bilinear_gets_wrong():
 
 def test_srgb_transfer_roundtrip():
     v = torch.linspace(0, 1, 101)
-    assert torch.allclose(linear_to_srgb(srgb_to_linear(v)), v, atol=1e-6)
+    assert torch.allclose(srgb_encode(srgb_decode(v)), v, atol=1e-6)
 
 
 def test_untrained_model_is_bilinear():

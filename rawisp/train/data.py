@@ -50,12 +50,12 @@ def _is_grey(arr: np.ndarray) -> bool:
     return bool(np.abs(a[..., 0] - a[..., 1]).mean() < 1 and np.abs(a[..., 2] - a[..., 1]).mean() < 1)
 
 
-def srgb_to_linear(v: torch.Tensor) -> torch.Tensor:
+def srgb_decode(v: torch.Tensor) -> torch.Tensor:
     """sRGB-encoded [0, 1] -> linear [0, 1]."""
     return torch.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 
 
-def linear_to_srgb(v: torch.Tensor) -> torch.Tensor:
+def srgb_encode(v: torch.Tensor) -> torch.Tensor:
     """Linear -> sRGB-encoded; input clamped to [0, 1] (gradient-safe near 0)."""
     v = v.clamp(0.0, 1.0)
     return torch.where(v <= 0.0031308, v * 12.92, 1.055 * v.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
@@ -146,8 +146,8 @@ def bilinear_error(srgb: torch.Tensor) -> torch.Tensor:
     The crop itself stands in for camera RGB (no matrix, no noise): a cheap score of how hard
     a crop is to demosaic, used to mine training crops. The border (zero padding) is left out.
     """
-    demosaicked = bilinear_demosaic(pack_rggb(srgb_to_linear(srgb)))
-    error = (linear_to_srgb(demosaicked) - srgb).abs()[:, :, 2:-2, 2:-2]
+    demosaicked = bilinear_demosaic(pack_rggb(srgb_decode(srgb)))
+    error = (srgb_encode(demosaicked) - srgb).abs()[:, :, 2:-2, 2:-2]
     return error.mean(dim=(1, 2, 3))
 
 
@@ -214,7 +214,7 @@ class Sampler:
 
     def batch(self, n: int) -> Batch:
         g = self.gen
-        lin = srgb_to_linear(self.crops(n))
+        lin = srgb_decode(self.crops(n))
         exposure = torch.exp(torch.empty(n).uniform_(np.log(0.5), np.log(1.4), generator=g))
         bright = torch.rand(n, generator=g) < 0.15  # some frames with clipped highlights
         exposure = torch.where(bright, exposure * 1.8, exposure)

@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from rawisp.protocol import NOISE_PRESETS
-from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_to_linear, synthesise
+from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_decode, synthesise
 from rawisp.train.losses import psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
 from rawisp.train.procedural import colour_augment, procedural
@@ -89,7 +89,7 @@ def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1
               for name, images in (("saturated", saturated), ("procedural", generated))]
     sets = {}
     for name, images, shot, read in cases:
-        batch = synthesise(srgb_to_linear(images), m, neutral, torch.full((n,), shot), torch.full((n,), read),
+        batch = synthesise(srgb_decode(images), m, neutral, torch.full((n,), shot), torch.full((n,), read),
                            torch.full((n,), 3839.0), torch.Generator().manual_seed(seed))
         sets[name] = (batch, images)
     return sets

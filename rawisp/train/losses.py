@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from rawisp.colour import SRGB_TO_XYZ, XYZ_WHITE
-from rawisp.train.data import linear_to_srgb
+from rawisp.train.data import srgb_encode
 
 LOSSES = ("l1", "msssim", "lab")
 
@@ -21,7 +21,7 @@ _D65 = torch.tensor(XYZ_WHITE, dtype=torch.float32)
 def render_srgb(cam: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Camera RGB ``(N, 3, H, W)`` -> sRGB-encoded [0, 1] through ``inv(m)`` (``m``: camera from sRGB)."""
     lin = torch.einsum("nij,njhw->nihw", torch.linalg.inv(m), cam)
-    return linear_to_srgb(lin)
+    return srgb_encode(lin)
 
 
 def _gaussian(size: int = 7, sigma: float = 1.5) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rawisp.train.data import pack_rggb, random_cam_from_srgb, srgb_to_linear
+from rawisp.train.data import pack_rggb, random_cam_from_srgb, srgb_decode
 
 # variances below this count as clean: sigma 1e-3 at mid-grey costs nothing measurable on clean
 # frames (told to the model, held-out photos). A lower floor made the clean crops' errors (texture
@@ -104,7 +104,7 @@ def synthesise(srgb: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, 
     """
     n = srgb.shape[0]
     exposure = torch.exp(torch.empty(n).uniform_(math.log(0.05), math.log(1.8), generator=gen))
-    lin = srgb_to_linear(srgb) * exposure[:, None, None, None]
+    lin = srgb_decode(srgb) * exposure[:, None, None, None]
     cam = torch.einsum("nij,njhw->nihw", random_cam_from_srgb(n, gen), lin)
     neutral = torch.stack([torch.empty(n).uniform_(0.3, 0.95, generator=gen), torch.ones(n),
                            torch.empty(n).uniform_(0.3, 0.95, generator=gen)], dim=1)[:, [0, 1, 1, 2]]
