@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rawisp.train.procedural import GENERATORS, colour_augment, dead_leaves, grating, procedural, saturated_colour
+from rawisp.train.procedural import GENERATORS, colour_augment, dead_leaves, flat, grating, procedural, saturated_colour
 
 
 def _saturation(img: np.ndarray) -> float:
@@ -77,3 +77,17 @@ def test_procedural_draws_every_generator():
     # a grating is nearly constant along its stripes, dead leaves are not: the mix holds both kinds
     images = [procedural(rng, 64) for _ in range(40)]
     assert len({img.tobytes() for img in images}) == 40
+
+
+def test_flat_crops_are_flat_mostly_dark_and_of_every_hue():
+    rng = np.random.default_rng(5)
+    crops = np.stack([flat(rng, 64) for _ in range(200)])
+    assert crops.shape == (200, 64, 64, 3) and crops.dtype == np.float32
+    mean = crops.mean(axis=(1, 2))  # (200, 3)
+    # a ramp of at most +-5% about the mean: no texture a denoiser should keep
+    assert np.all(crops.std(axis=(1, 2)) <= 0.035 * mean + 1e-6)
+    value = mean.max(axis=1)
+    assert value.min() >= 0.03 * 0.95 and value.max() <= 0.6 * 1.05
+    assert np.median(value) < 0.35  # mostly dark: sRGB 0.35 is 0.1 linear
+    sat = (mean.max(axis=1) - mean.min(axis=1)) / mean.max(axis=1)
+    assert (sat < 0.1).mean() > 0.3 and (sat > 0.6).mean() > 0.05  # mostly near-grey, some strong colours

@@ -148,6 +148,17 @@ def test_sampler_is_deterministic_and_consistent(photos):
     assert torch.allclose(resid, sigma, rtol=0.35, atol=2e-3)
 
 
+def test_flat_fraction_replaces_crops_with_flat_colours(photos):
+    from rawisp.train.data import load_photos
+
+    imgs = load_photos([photos], min_side=64)
+    crops = Sampler(imgs, 32, seed=3, flat_fraction=1.0).crops(6)  # (6, 3, 32, 32) sRGB
+    spread = crops.amax(dim=(2, 3)) - crops.amin(dim=(2, 3))
+    assert torch.all(spread <= 0.1 * crops.mean(dim=(2, 3)) + 1e-6)
+    photo_crops = Sampler(imgs, 32, seed=3).crops(6)
+    assert (photo_crops.amax(dim=(2, 3)) - photo_crops.amin(dim=(2, 3))).mean() > 0.1
+
+
 def test_hard_mining_picks_crops_bilinear_gets_wrong():
     # half flat grey, half fine colour stripes: mined crops must be mostly the stripes
     flat = np.full((96, 96, 3), 128, np.uint8)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from rawisp.contract import PLANE_CHANNEL
 from rawisp.train.model import bilinear_demosaic
-from rawisp.train.procedural import colour_augment, procedural
+from rawisp.train.procedural import colour_augment, flat, procedural
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
@@ -159,12 +159,14 @@ class Sampler:
     procedural_fraction: share of crops replaced by procedural images (procedural.py).
     colour_fraction: share of photo crops whose colours are decorrelated (``colour_augment``).
     neutral_above_green: share of crops whose as-shot neutral has R or B above G.
+    flat_fraction: share of crops replaced by flat, mostly dark colours (``procedural.flat``).
     Fractions at 0 draw no random numbers, so older runs' batches stay reproducible.
     """
 
     def __init__(self, photos: list[np.ndarray], patch: int, seed: int, clean_fraction: float = 0.2,
                  hard_fraction: float = 0.0, hard_candidates: int = 4, procedural_fraction: float = 0.0,
-                 colour_fraction: float = 0.0, neutral_above_green: float = 0.0) -> None:
+                 colour_fraction: float = 0.0, neutral_above_green: float = 0.0,
+                 flat_fraction: float = 0.0) -> None:
         self.photos = photos
         self.patch = patch
         self.clean_fraction = clean_fraction
@@ -173,6 +175,7 @@ class Sampler:
         self.procedural_fraction = procedural_fraction
         self.colour_fraction = colour_fraction
         self.neutral_above_green = neutral_above_green
+        self.flat_fraction = flat_fraction
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
 
@@ -181,6 +184,9 @@ class Sampler:
         for i in range(n):
             if self.procedural_fraction and self.rng.random() < self.procedural_fraction:
                 out[i] = procedural(self.rng, self.patch)
+                continue
+            if self.flat_fraction and self.rng.random() < self.flat_fraction:
+                out[i] = flat(self.rng, self.patch)
                 continue
             img = self.photos[self.rng.integers(len(self.photos))]
             y = self.rng.integers(img.shape[0] - self.patch + 1)

@@ -53,6 +53,7 @@ class TrainConfig:
     procedural_fraction: float = 0.0  # share of crops replaced by procedural images
     colour_fraction: float = 0.0  # share of photo crops with decorrelated colours
     neutral_above_green: float = 0.0  # share of crops whose as-shot neutral has R or B above G
+    flat_fraction: float = 0.0  # share of crops replaced by flat, mostly dark colours
     cpu_budget: float = 0.0  # stop after this many seconds of process CPU time (0: after `iterations`)
 
 
@@ -218,7 +219,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction,
                       procedural_fraction=cfg.procedural_fraction, colour_fraction=cfg.colour_fraction,
-                      neutral_above_green=cfg.neutral_above_green)
+                      neutral_above_green=cfg.neutral_above_green, flat_fraction=cfg.flat_fraction)
     start, history, cpu_before, best = 0, [], 0.0, None
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
@@ -377,7 +378,8 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
                        "(shot 3e-5..1.5e-2 log-uniform, read = sqrt(shot) x 0.005..0.05; --clean-fraction of "
                        "crops without noise), 12- or 14-bit quantisation; --hard-fraction of crops mined: "
                        "the hardest of 4 for a bilinear demosaic; --procedural-fraction of crops procedural (dead leaves, "
-                       "gratings, grids, text); --colour-fraction of photo crops colour-decorrelated",
+                       "gratings, grids, text); --colour-fraction of photo crops colour-decorrelated; --flat-fraction of "
+                       "crops a flat, mostly dark colour",
         "loss": cfg["loss"],
         "distillation": bool(cfg["teacher"]),
         "teacher_mode": cfg["teacher_mode"],

@@ -12,6 +12,9 @@ pixel aperture soften them (a hard, aliased edge is not something a camera can r
   resolution Nyquist limit, between two random (often saturated) colours.
 - ``grid``: facade-like rows and columns of rectangles (windows, tiles) with thin joints.
 - ``text``: lines of random characters at random sizes and colours.
+- ``flat``: one colour with a faint ramp, mostly dark (not in ``GENERATORS``: drawn by its own
+  training fraction). Flat dark noisy areas are where a denoiser leaves isolated specks and a
+  demosaicker's Bayer-phase bias shows as a fine pattern; photos hold few such areas.
 
 ``colour_augment`` decorrelates the colour channels of photos (saturation boost, hue rotation
 about the grey axis, channel permutation), so low inter-channel correlation is common in training.
@@ -130,6 +133,17 @@ def text(rng: np.random.Generator, size: int) -> np.ndarray:
         draw.text((int(rng.integers(-20, 5)), y), line, fill=tuple(fg), font=font)
         y += int(px * rng.uniform(1.0, 1.6))
     return _downscale(np.asarray(im, np.float32) / 255.0)
+
+
+def flat(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A flat colour ``(size, size, 3)``, sRGB value 0.03-0.6 (linear ~0.002-0.3), with a ramp of up to ±5%."""
+    hue = saturated_colour(rng)[0]
+    mix = rng.random() ** 2  # 0: grey, 1: the saturated colour; 40% of draws nearly grey
+    colour = ((1.0 - mix) + mix * hue / max(hue.max(), 1e-3)) * rng.uniform(0.03, 0.6)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+    theta = rng.uniform(0, 2 * np.pi)
+    ramp = 1.0 + rng.uniform(0.0, 0.1) * (xx * np.cos(theta) + yy * np.sin(theta))
+    return np.clip(colour[None, None, :] * ramp[..., None], 0.0, 1.0).astype(np.float32)
 
 
 GENERATORS = {"dead_leaves": dead_leaves, "grating": grating, "grid": grid, "text": text}
