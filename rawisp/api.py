@@ -33,7 +33,7 @@ from rawisp.reconstruct import Engine, EngineOptions
 from rawisp.render import TONES
 from rawisp.threads import thread_count
 from rawisp.whitebalance import WhiteBalanceChoice, parse_wb
-from rawisp.write import FORMAT_ALIASES, FORMATS, format_name
+from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_bits
 
 StrPath = str | PathLike[str]
 DNG = "dng"  # written by rawisp.dng rather than rawisp.write
@@ -95,7 +95,7 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
     if bits not in (8, 16):
         raise OptionError(f"--bits {bits!r}: expected 8 or 16")
     options = _render_options("png" if bits == 8 else "png16", 92, exposure, tone, wb, long_edge, False, threads)
-    built = _engine(engine, model, denoise, device, tile, options.threads)
+    built = _engine(engine, model, denoise, device, tile, options.threads, 32 if linear else bits)
     with _decode_errors(path):
         raw = decode(path, options.wb)
         if linear:
@@ -129,7 +129,7 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     if not 1 <= quality <= 100:
         raise OptionError(f"--quality {quality!r}: expected 1..100")
     options = _render_options(fmt, quality, exposure, tone, wb, long_edge, overwrite, threads)
-    built = _engine(engine, model, denoise, device, tile, options.threads)
+    built = _engine(engine, model, denoise, device, tile, options.threads, output_bits(options.fmt))
     try:
         with _decode_errors(path):
             return _develop_file(Path(path), output, built, options).output
@@ -244,13 +244,15 @@ def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: Whit
                          threads=thread_count(threads), long_edge=long_edge, wb=wb)
 
 
-def _engine(name: str, model: StrPath | None, denoise: str, device: str, tile: int, threads: int) -> Engine:
+def _engine(name: str, model: StrPath | None, denoise: str, device: str, tile: int, threads: int,
+            bits: int) -> Engine:
+    """The engine, cached; ``bits``: of the output it feeds (32: linear float, cut as strictly as 16)."""
     _choose("engine", name, ENGINES)
     _choose("device", device, _DEVICES)
     if not 64 <= tile <= 4096:
         raise OptionError(f"--tile {tile!r}: expected 64..4096")
     options = EngineOptions(model=str(model) if model is not None else None, device=device, threads=threads,
-                            tile=tile, denoise=str(denoise))
+                            tile=tile, denoise=str(denoise), output_bits=bits)
     try:
         return cached_engine(name, options)
     except _ModelError as exc:

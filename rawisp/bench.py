@@ -145,7 +145,7 @@ def frame_size(path: Path) -> tuple[int, int]:
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict:
     """Measure every variant ``config.repeat`` times in fresh child processes; the JSON-ready report."""
-    from rawisp.write import output_suffix
+    from rawisp.write import output_bits, output_suffix
 
     say = progress or (lambda message: None)
     synthetic = config.source is None
@@ -164,7 +164,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
             common = {"src": str(source), "out": str(out), "fmt": config.fmt, "quality": config.quality}
             if variant.kind == "rawisp":
                 options = {"model": variant.model, "device": config.device, "threads": threads,
-                           "tile": variant.tile, "denoise": "auto"}
+                           "tile": variant.tile, "denoise": "auto", "output_bits": output_bits(config.fmt)}
                 return {"kind": "rawisp", "engine": variant.engine, "engine_options": options, **common}
             if variant.kind == "rawpy":
                 return {"kind": "rawpy", **common}
@@ -273,7 +273,7 @@ def _summarise(variant: Variant, megapixels: float) -> dict:
     if engine_stats:  # the learned engine: its tiles, the share of network pixels in margins, network time
         network_s = statistics.median(e["network_s"] for e in engine_stats)
         row["network"] = {"tiles": engine_stats[-1]["tiles"], "tile": engine_stats[-1]["tile"],
-                         "margin_share": round(engine_stats[-1]["margin_share"], 3), "network_s": round(network_s, 3),
+                         "margin": engine_stats[-1].get("margin"), "margin_share": round(engine_stats[-1]["margin_share"], 3), "network_s": round(network_s, 3),
                          "network_mp_per_s": round(megapixels / network_s, 3) if network_s > 0 else None}
     warnings = sorted({w for r in variant.runs for w in r.get("warnings", [])})
     if warnings:

@@ -31,7 +31,7 @@ from rawisp.protocol import CAMERAS, DEFAULT_CAMERA
 from rawisp.reconstruct import EngineOptions
 from rawisp.threads import share_of_cpus
 from rawisp.render import TONES
-from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_suffix
+from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_bits, output_suffix
 
 
 
@@ -196,7 +196,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
         click.echo(f"rawisp: {notice}", err=True)
     threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise,
-                                   noise_profiles=noise_profiles)
+                                   noise_profiles=noise_profiles, output_bits=output_bits(fmt))
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
                             threads=threads, long_edge=long_edge, wb=wb)
     if engine in ("learned", "both"):

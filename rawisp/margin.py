@@ -21,12 +21,10 @@ from rawisp import synth
 from rawisp.bench_scene import BENCH_NEUTRAL, synth_scene
 from rawisp.colour import srgb_decode
 from rawisp.contract import model_input
+from rawisp.learned import load_card, output_step_in_linear
 from rawisp.normalise import pack
 
-# one 16-bit step of the sRGB output at the steepest point of the sRGB curve (slope 12.92 near
-# black), with a camera matrix that amplifies errors up to 2x: a linear error below this cannot
-# move a 16-bit sRGB output value by a whole step anywhere
-LSB16_SRGB_IN_LINEAR = 1 / (65535 * 12.92 * 2)
+LSB16_SRGB_IN_LINEAR = output_step_in_linear(16)
 
 Run = Callable[[np.ndarray], np.ndarray]  # packed input (8, h, w) -> full-resolution RGB (3, 2h, 2w)
 
@@ -82,7 +80,6 @@ def measure_tiling(model: str | Path, tolerance: float = LSB16_SRGB_IN_LINEAR, t
     error at it and at every other margin, measured on :func:`probe_frames`."""
     import onnxruntime as ort
 
-    from rawisp.learned import load_card
 
     card = load_card(Path(model))
     so = ort.SessionOptions()

@@ -28,7 +28,9 @@ class Engine(Protocol):
 class EngineOptions:
     """How to build an engine: model file, onnxruntime device and threads (0: all CPUs), tile side
     in packed pixels, denoise override (off, auto or a strength), darktable's noise-profile file
-    (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed)."""
+    (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed), and the bits per sample of
+    the output the result is written to (8: the learned engine may cut tiles with a smaller
+    margin whose seams stay below one 8-bit step, :func:`rawisp.learned.tile_margin`)."""
 
     model: str | None = None
     device: str = "auto"
@@ -36,6 +38,7 @@ class EngineOptions:
     tile: int = 768  # packed px: the fastest tile whose 24 MP develop peaks below 1.2 GB (docs/speed.md)
     denoise: str = "auto"
     noise_profiles: str | None = None
+    output_bits: int = 16
 
 
 def reconstruct(packed: Packed, engine: Engine) -> np.ndarray:

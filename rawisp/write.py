@@ -83,6 +83,15 @@ def output_suffix(fmt: str) -> str:
     return _SUFFIX[fmt]
 
 
+def output_bits(fmt: str) -> int:
+    """Bits per sample that `fmt` stores: 8 for "jpeg" and "png", 16 for "png16", "tiff16" and
+    "dng" (the linear DNG, written by :mod:`rawisp.dng`)."""
+    if fmt == "dng":
+        return 16
+    _check_format(fmt)
+    return np.iinfo(_DTYPE[fmt]).bits
+
+
 def write_image(
     path: str | PathLike[str],
     img: np.ndarray,

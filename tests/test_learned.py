@@ -97,6 +97,36 @@ def test_tile_margin_is_the_measured_one_else_the_receptive_field():
     assert tile_margin({**card, "tiling": {"margin": 40}}) == 40
 
 
+def test_an_8_bit_output_is_cut_with_the_margin_measured_below_an_8_bit_step():
+    from rawisp.learned import output_step_in_linear
+
+    errors = {"0": 0.4, "8": 0.016, "16": 0.0037, "24": 4.7e-4, "32": 1.7e-5, "40": 5.4e-7, "48": 6e-7, "80": 0.0}
+    card = {"margin": 80, "stride": 4, "tiling": {"margin": 40, "error_by_margin": errors}}
+    assert output_step_in_linear(8) == pytest.approx(1.52e-4, rel=0.01)
+    assert tile_margin(card, 16) == 40 and tile_margin(card) == 40
+    assert tile_margin(card, 8) == 32
+    # a margin whose error is small but rises again further out is not trusted
+    rising = {"margin": 56, "error_by_margin": {**errors, "40": 2e-4, "48": 1e-6, "56": 1e-7}}
+    assert tile_margin({**card, "tiling": rising}, 8) == 48
+    assert tile_margin({"margin": 80, "stride": 4, "tiling": {"margin": 40}}, 8) == 40  # no table: the strict one
+    shipped = json.loads(default_model_path().with_suffix(".json").read_text())
+    assert tile_margin(shipped, 8) < tile_margin(shipped, 16)
+
+
+def test_8_bit_tiles_stay_within_a_tenth_of_an_8_bit_step_of_the_whole_frame(tmp_path):
+    from rawisp.colour import srgb_encode
+
+    _, packed, _ = packed_dng(tmp_path / "t.dng", natural_image(301, 389, seed=4), cfa="RGGB", noise=NOISE)
+    whole = load(tile=4096)(packed)
+    engine = load(tile=160, output_bits=8)
+    assert engine.tiling.margin < load(tile=160).tiling.margin
+    calls = counting(engine)
+    tiled = engine(packed)
+    assert len(calls) >= 4
+    diff = np.abs(srgb_encode(np.clip(tiled, 0, 1)) - srgb_encode(np.clip(whole, 0, 1))).max() * 255
+    assert diff < 0.1, f"8-bit tiles differ from the whole frame by {diff:.3f} of an 8-bit step"
+
+
 # odd and even sizes in every CFA phase, so every packing offset goes through the tiles; tiles
 # are given as the core they keep (tile side less both margins), so they are several per frame
 TILE_CASES = [("RGGB", 151, 229, (32, 64)), ("BGGR", 150, 231, (32, 64)),

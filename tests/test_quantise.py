@@ -21,9 +21,9 @@ def test_sensitive_convolutions_stay_fp32():
     model = onnx.load(str(default_model_path()))
     kept = set(quantise.fp32_nodes(model, quantise.KEEP_FP32))
     convs = {n.name for n in model.graph.node if n.op_type == "Conv"}
-    assert {"/Conv", "/head/head.0/Conv", "/upsample/refine/refine.0/Conv"} <= kept
+    assert {"/base_packed/Conv", "/head/head.0/Conv", "/refine_packed/refine_packed.0/Conv"} <= kept
     assert all(name in kept for name in convs if "/attention/" in name)
-    assert not kept & {"/enc2/body/body.0/Conv", "/bottom/body/body.2/Conv", "/up1/conv/Conv", "/down1/Conv"}
+    assert not kept & {"/enc2/body/body.0/Conv", "/bottom/body/body.2/Conv", "/expand/Conv", "/down1/Conv"}
 
 
 @pytest.mark.slow
@@ -42,7 +42,7 @@ def test_int8_model_quantises_the_body_and_stays_close_to_fp32(tmp_path):
         return weights is not None and weights.op_type == "DequantizeLinear"
 
     assert int8_weights("/enc1/body/body.0/Conv") and int8_weights("/bottom/body/body.2/Conv")
-    assert not int8_weights("/head/head.0/Conv") and not int8_weights("/upsample/refine/refine.2/Conv")
+    assert not int8_weights("/head/head.0/Conv") and not int8_weights("/refine_packed/refine_packed.2/Conv")
 
     card = quantise.write_card(src, dst, {"loss_db": {"clean": 1.0}})
     assert card["precision"] == "int8" and card["onnx"] == dst.name and card["tiling"] == load_card(src).get("tiling")

@@ -12,10 +12,11 @@ whether it stays within 0.1 dB of fp32 at every noise level: the condition for s
 Only the convolutions of the U-Net body are quantised. These stay fp32, because int8 there costs
 quality for little time (each is measured: see ``--keep``):
 
-- the in-graph bilinear demosaic and the head convolution: their input is the raw data itself,
+- the in-graph base demosaic (``base_packed``) and the head convolution: their input is the raw data itself,
   which 8 bits cannot carry (a 14-bit raw file has 64x finer steps);
 - the attention convolutions (1x1 and the 5x5 spatial one): tiny, and they feed sigmoids;
-- the full-resolution refinement: its output is added to the bilinear estimate as is.
+- the full-resolution refinement (``refine_packed``, run on packed planes: ``rawisp.train.packed``):
+  its output is added to the base estimate as is.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from rawisp.train.losses import psnr, render_srgb
 TRAIN = ["../shared/data/train/cbsd432", "../shared/data/train/imagenet_sample_1000",
          "../shared/data/train/sun_hays80"]
 # node-name fragments kept fp32 by default (see the module docstring)
-KEEP_FP32 = ("/Conv", "/head/", "/attention/", "/upsample/refine/")
+KEEP_FP32 = ("/base_packed/", "/head/", "/attention/", "/refine_packed/")
 ACTIVATION = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
 
 
@@ -66,15 +67,8 @@ def calibration_batches(photos: list[np.ndarray], crops: int, patch: int, seed: 
 
 
 def fp32_nodes(model: onnx.ModelProto, keep: tuple[str, ...]) -> list[str]:
-    """Names of the Conv nodes to leave in fp32: those whose name starts with or contains a
-    fragment of ``keep`` (``/Conv`` matches only the unnamed in-graph demosaic)."""
-    names = []
-    for node in model.graph.node:
-        if node.op_type != "Conv":
-            continue
-        if any(node.name == k or (k != "/Conv" and k in node.name) for k in keep):
-            names.append(node.name)
-    return names
+    """Names of the Conv nodes to leave in fp32: those whose name contains a fragment of ``keep``."""
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and any(k in n.name for k in keep)]
 
 
 def quantise(src: Path, dst: Path, batches: list[np.ndarray], activation: str = "s8",

@@ -14,6 +14,7 @@ import torch
 
 from rawisp.contract import CARD_FORMAT, CHANNELS, INPUT_NAME, OUTPUT_NAME, STRIDE, card_io
 from rawisp.train.model import LWISP, count_params, gflop_per_mp
+from rawisp.train.packed import PackedLWISP
 
 
 def receptive_margin(model: LWISP, size: int = 192) -> int:
@@ -51,15 +52,7 @@ def export(model: LWISP, out: str | Path, training: dict, metrics: dict | None =
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    dummy = torch.rand(1, CHANNELS, 64, 64)
-    # The TorchScript exporter (dynamo=False) needs no onnxscript and handles this graph exactly;
-    # it warns that it is legacy, and its tracer warns about constants that are meant to be constant.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"}, OUTPUT_NAME: {0: "n", 2: "h2", 3: "w2"}},
-                          opset_version=opset, dynamo=False)
+    graph = write_onnx(model, out, opset)
     card = {
         "format": CARD_FORMAT,
         "name": out.stem,
@@ -71,13 +64,33 @@ def export(model: LWISP, out: str | Path, training: dict, metrics: dict | None =
         "architecture": {"name": "LW-ISP U-Net with fine-grained attention and sub-pixel upsampling block",
                          "widths": list(model.widths), "skip": model.skip, "base": model.base,
                          "parameters": count_params(model),
-                         "gflop_per_output_mp": round(gflop_per_mp(model), 2)},
+                         "gflop_per_output_mp": round(gflop_per_mp(model), 2),
+                         # the exported graph computes the full-resolution tail on packed planes:
+                         # the zero taps of its kernels add multiply-adds but run faster
+                         "graph": "packed tail, transposed skips (rawisp.train.packed)",
+                         "graph_gflop_per_output_mp": round(gflop_per_mp(graph), 2)},
         "training": {**training, "commit": git_commit(),
                      "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
         "metrics": metrics or {},
     }
     card_path(out).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def write_onnx(model: LWISP, out: Path, opset: int = 17) -> PackedLWISP:
+    """Write ``model``'s function to ``out`` as the ONNX graph the runtime runs (its full-resolution
+    tail on packed planes, see :mod:`rawisp.train.packed`); returns that graph's module."""
+    graph = PackedLWISP(model.eval()).eval()  # the same function, faster on CPU
+    dummy = torch.rand(1, CHANNELS, 64, 64)
+    # The TorchScript exporter (dynamo=False) needs no onnxscript and handles this graph exactly;
+    # it warns that it is legacy, and its tracer warns about constants that are meant to be constant.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(graph, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"}, OUTPUT_NAME: {0: "n", 2: "h2", 3: "w2"}},
+                          opset_version=opset, dynamo=False)
+    return graph
 
 
 def card_path(onnx_path: str | Path) -> Path:

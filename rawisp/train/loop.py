@@ -18,6 +18,7 @@ from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_d
 from rawisp.train.losses import psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
 from rawisp.train.procedural import colour_augment, procedural
+from rawisp.train.packed import unpack_state
 
 VAL_NOISE = NOISE_PRESETS  # validation at the evaluation protocol's clean / mid / high (normalised units)
 VAL_SETS = (*VAL_NOISE, "saturated", "procedural")  # every validation score, in report order
@@ -115,6 +116,7 @@ def init_weights(model: LWISP, path: str | Path) -> list[str]:
         except Exception as exc:  # protobuf raises its own DecodeError for foreign bytes
             raise ValueError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
         state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+        state = unpack_state(state)  # an exported graph's packed tail -> LWISP's weights
     else:
         state = read_checkpoint(path)["model"]
     try:

@@ -232,20 +232,27 @@ def count_params(model: nn.Module) -> int:
 
 
 def gflop_per_mp(model: nn.Module, size: int = 64) -> float:
-    """Multiply-adds x2 of convolutions per output megapixel (GFLOP/MP), by hooking Conv2d."""
+    """Multiply-adds x2 of convolutions per output megapixel (GFLOP/MP), by hooking Conv2d and
+    ConvTranspose2d (each input pixel of a transposed convolution meets its whole kernel)."""
     total = 0
 
-    def hook(mod: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+    def hook(mod: nn.Conv2d | nn.ConvTranspose2d, inp: tuple[torch.Tensor], out: torch.Tensor) -> None:
         nonlocal total
-        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-        total += 2 * k * out.numel()
+        k = mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+        if isinstance(mod, nn.ConvTranspose2d):
+            total += 2 * k * mod.out_channels * inp[0].numel()
+        else:
+            total += 2 * k * mod.in_channels * out.numel()
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     with torch.no_grad():
         model(torch.zeros(1, CHANNELS, size, size))
     for h in handles:
         h.remove()
     out_pixels = (2 * size) ** 2
-    # the fixed demosaic's convolutions (in the graph, not Conv2d modules) run at inference too
-    total += 2 * out_pixels * (9 * 3 if model.base == "bilinear" else 25 * 4)
+    # LWISP's fixed demosaic runs at inference too, as graph operations, not Conv2d modules (the
+    # exported PackedLWISP has it as a Conv2d, counted by the hook, and no ``base`` attribute)
+    base = getattr(model, "base", None)
+    if base is not None:
+        total += 2 * out_pixels * (9 * 3 if base == "bilinear" else 25 * 4)
     return total / out_pixels * 1e6 / 1e9
