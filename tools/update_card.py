@@ -59,16 +59,26 @@ def means(report: dict, shipped: str) -> dict:
 
 
 def speed(bench: dict) -> dict:
-    """The learned engine's 24 MP figures from a bench report (run with the shipped model)."""
+    """The learned engine's 24 MP figures from a bench report (run with the shipped model), and
+    rawtherapee-cli's from the same run when the bench compared peers."""
     row = next(r for r in bench["results"] if r["name"] == "learned")
     machine = bench["machine"]
-    return {"command": "rawisp bench --engine classical --engine learned --compare-peers --repeat 3",
-            "machine": f"{machine['cpus']}-core {machine['cpu']}, {machine['memory_gib']:.0f} GiB",
-            "learned_total_s": round(row["median"]["total"], 2),
-            "learned_network_s": row["network"]["network_s"],
-            "margin_share": row["network"]["margin_share"],
-            "learned_peak_mb": round(row["peak_rss_mb"]["median"]),
-            "tile": row["tile"] or EngineOptions.tile, "threads": row["threads"]}
+    figures = {"command": "rawisp bench --engine classical --engine learned --compare-peers --repeat 3",
+               "machine": f"{machine['cpus']}-core {machine['cpu']}, {machine['memory_gib']:.0f} GiB",
+               "learned_total_s": round(row["median"]["total"], 2),
+               "learned_process_s": round(row["median"]["process"], 2),
+               "learned_cpu_s": row["cpu_s"],
+               "learned_network_s": row["network"]["network_s"],
+               "margin": row["network"].get("margin"),
+               "margin_share": row["network"]["margin_share"],
+               "tiles": f"{row['network']['tiles']} of {row['network']['tile']} packed px",
+               "learned_peak_mb": round(row["peak_rss_mb"]["median"]),
+               "tile": row["tile"] or EngineOptions.tile, "threads": row["threads"]}
+    rt = next((r for r in bench["results"] if r["name"] == "rawtherapee-cli" and r["status"] == "ok"), None)
+    if rt is not None:
+        figures.update({"rawtherapee_process_s": round(rt["median"]["process"], 2), "rawtherapee_cpu_s": rt["cpu_s"],
+                        "vs_rawtherapee_process": round(row["median"]["process"] / rt["median"]["process"], 2)})
+    return figures
 
 
 def main() -> None:
