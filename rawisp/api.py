@@ -73,7 +73,8 @@ class OutputExistsError(OutputError, FileExistsError):
 def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bits: Literal[8, 16] = 8,
             exposure: float = 0.0, tone: str = "default", wb: WhiteBalanceChoice = "camera",
             long_edge: int | None = None, model: StrPath | None = None, denoise: str = "auto",
-            device: str = "auto", tile: int = DEFAULT_TILE, threads: int = 0) -> np.ndarray:
+            noise_profiles: StrPath | None = None, device: str = "auto", tile: int = DEFAULT_TILE,
+            threads: int = 0) -> np.ndarray:
     """Develop the RAW file ``path`` into an upright ``(H, W, 3)`` array.
 
     Default: sRGB-encoded pixels, ``uint8`` (0..255, ``bits=8``) or ``uint16`` (0..65535,
@@ -88,14 +89,16 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
     "R,G,B"), applied before the engine, so it changes the linear result too. long_edge: scale the
     sRGB result down to this many pixels on its long edge (area average in linear light; None: full
     size; not for ``linear``). model: an ONNX model with its card beside it (default: the bundled one). denoise: "auto"
-    (noise from the file), "off" or a strength multiplier such as "0.5". device: "auto", "cpu" or
+    (noise from the file), "off" or a strength multiplier such as "0.5". noise_profiles: darktable's
+    noiseprofiles.json for cameras whose files carry no noise profile (as ``--noise-profiles``;
+    default: $RAWISP_NOISE_PROFILES, else darktable's installed file). device: "auto", "cpu" or
     "cuda". tile: learned engine tile side in packed (half-resolution) pixels, 64..4096. threads:
     CPU threads, 0 = all. Raises DecodeError, ModelError or OptionError.
     """
     if bits not in (8, 16):
         raise OptionError(f"--bits {bits!r}: expected 8 or 16")
     options = _render_options("png" if bits == 8 else "png16", 92, exposure, tone, wb, long_edge, False, threads)
-    built = _engine(engine, model, denoise, device, tile, options.threads, 32 if linear else bits)
+    built = _engine(engine, model, denoise, noise_profiles, device, tile, options.threads, 32 if linear else bits)
     with _decode_errors(path):
         raw = decode(path, options.wb)
         if linear:
@@ -107,7 +110,8 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
 def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, format: str | None = None,
                  quality: int = 92, exposure: float = 0.0, tone: str = "default", wb: WhiteBalanceChoice = "camera",
                  long_edge: int | None = None, model: StrPath | None = None, denoise: str = "auto",
-                 device: str = "auto", tile: int = DEFAULT_TILE, overwrite: bool = False, threads: int = 0) -> Path:
+                 noise_profiles: StrPath | None = None, device: str = "auto", tile: int = DEFAULT_TILE,
+                 overwrite: bool = False, threads: int = 0) -> Path:
     """Develop ``path`` into the picture file ``output``, as ``rawisp develop`` does; returns its path.
 
     format: "jpeg", "png" (8-bit), "png16" or "tiff16" (16-bit), or an alias ("jpg", "tif",
@@ -129,7 +133,7 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     if not 1 <= quality <= 100:
         raise OptionError(f"--quality {quality!r}: expected 1..100")
     options = _render_options(fmt, quality, exposure, tone, wb, long_edge, overwrite, threads)
-    built = _engine(engine, model, denoise, device, tile, options.threads, output_bits(options.fmt))
+    built = _engine(engine, model, denoise, noise_profiles, device, tile, options.threads, output_bits(options.fmt))
     try:
         with _decode_errors(path):
             return _develop_file(Path(path), output, built, options).output
@@ -244,20 +248,21 @@ def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: Whit
                          threads=thread_count(threads), long_edge=long_edge, wb=wb)
 
 
-def _engine(name: str, model: StrPath | None, denoise: str, device: str, tile: int, threads: int,
-            bits: int) -> Engine:
+def _engine(name: str, model: StrPath | None, denoise: str, noise_profiles: StrPath | None, device: str, tile: int,
+            threads: int, bits: int) -> Engine:
     """The engine, cached; ``bits``: of the output it feeds (32: linear float, cut as strictly as 16)."""
     _choose("engine", name, ENGINES)
     _choose("device", device, _DEVICES)
     if not 64 <= tile <= 4096:
         raise OptionError(f"--tile {tile!r}: expected 64..4096")
     options = EngineOptions(model=str(model) if model is not None else None, device=device, threads=threads,
-                            tile=tile, denoise=str(denoise), output_bits=bits)
+                            tile=tile, denoise=str(denoise), output_bits=bits,
+                            noise_profiles=str(noise_profiles) if noise_profiles is not None else None)
     try:
         return cached_engine(name, options)
     except _ModelError as exc:
         raise ModelError(str(exc)) from None
-    except ValueError as exc:  # --denoise
+    except ValueError as exc:  # --denoise, a missing or malformed noise-profile file (camera_noise.ProfileError)
         raise OptionError(str(exc)) from None
 
 

@@ -3,10 +3,13 @@
 It maps the packed planes (normalised raw units, before white balance) to ln(variance +
 VAR_FLOOR) of the green noise at every packed pixel and a weight logit per pixel; it was trained on
 synthetic raw frames of known noise made from the training photos (``tools/train_noise_net.py``),
-so it has seen what texture looks like next to noise. The frame's (shot, read) are then fitted:
-pixels near clipping and tile borders are left out, the rest are binned by brightness; each bin's
-softmax-weighted mean of ln variance (the robust pooling it was trained with: flat, noise-only
-pixels count, texture does not) goes into the same non-negative line fit as ``rawisp.noise``.
+so it has seen what texture looks like next to noise. The frame's noise is then pooled the way
+the network was trained to be pooled: pixels near clipping and tile borders are left out, and the
+softmax of the weight logits over the whole frame weighs each pixel's (ln variance - ln model
+variance at its brightness); the shot noise that makes that weighted mean 0 is the estimate, with
+read noise from a fixed share of it (READ_SHARE). The trusted pixels are mostly flat shadows, so
+the estimate at brighter levels rests on the physics (variance rising linearly with the signal),
+not on the network's readings there, which were never trained to be unbiased.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from rawisp.noise import fit_by_level
+from scipy.optimize import brentq
+
 from rawisp.normalise import Packed
 
 MODEL_NAME = "noise_net.onnx"
@@ -26,13 +30,16 @@ VAR_FLOOR = 1e-6  # the network's floor (rawisp.train.noise_net.VAR_FLOOR)
 TILE = 128  # packed pixels a side
 MAX_TILES = 32  # bigger frames are sampled on a regular grid of tiles
 EDGE = 4  # packed pixels at each tile edge left out (padding reaches in there)
-MID_GREY = 0.18
-# ln sigma(0.18) as estimated -> as it was, median over training photos (python tools/calibrate_noise_net.py);
-# between knots linear, beyond them the end knots' offsets
-CALIBRATION = (
-    (-6.519, -5.907, -5.676, -5.439, -5.216, -4.943, -4.662, -4.318, -4.076, -3.711),
-    (-6.908, -6.188, -6.146, -5.666, -5.082, -4.734, -4.245, -3.895, -3.684, -3.415),
-)
+# read^2 = READ_SHARE x shot: the median over darktable's profiles at ISO 100-12800 (9e-4; a
+# quarter of them 0, a quarter above 3.5e-3). At the shadows the pooling trusts (x ~ 0.02) it is a
+# few per cent of the variance, so its error moves sigma(0.18) by a few per cent at most.
+READ_SHARE = 1e-3
+MIN_WEIGHT = 1e-6  # pixels whose pooling weight is below this fraction of the largest are dropped
+SHOT_RANGE = (1e-10, 1.0)  # where the pooled shot noise is searched; below it counts as clean
+# sigma scale that corrects the pooled estimate's bias: the median of sigma_true / sigma_estimate
+# over noisy frames of the validation photos (python tools/calibrate_noise_net.py); one number, not
+# a curve: a 10-knot curve fitted on half of those photos did worse on the other half than none
+SIGMA_GAIN = 1.058
 
 
 def default_path() -> Path:
@@ -56,11 +63,9 @@ class NoiseNet:
 
     def __call__(self, packed: Packed) -> tuple[float, float]:
         shot, read = self.pooled(packed)
-        if not self.calibrated or shot == read == 0:
+        if not self.calibrated:
             return shot, read
-        log_sigma = 0.5 * math.log(shot * MID_GREY + read**2)
-        gain = math.exp(calibrate(log_sigma) - log_sigma)  # sigma scale
-        return shot * gain**2, read * gain
+        return shot * SIGMA_GAIN**2, read * SIGMA_GAIN
 
     def pooled(self, packed: Packed) -> tuple[float, float]:
         """The network's (shot, read) before calibration."""
@@ -77,25 +82,35 @@ class NoiseNet:
             logits.append(out[1][inner].ravel())
         if not levels:
             return 0.0, 0.0
-        level, log_var, logit = np.concatenate(levels), np.concatenate(log_vars), np.concatenate(logits)
-
-        def pooled_variance(sel: np.ndarray) -> tuple[float, float, float]:
-            # the pooling the network was trained for: softmax-weighted mean of ln variance
-            weight = np.exp(logit[sel] - logit[sel].max())
-            v = math.exp(float(np.sum(weight * log_var[sel]) / np.sum(weight))) - VAR_FLOOR
-            return float(np.mean(level[sel])), max(v, 0.0), float(sel.sum())
-
-        return fit_by_level(level, level < clip_level, pooled_variance)
+        return pool(np.concatenate(levels), np.concatenate(log_vars), np.concatenate(logits), clip_level)
 
 
-def calibrate(log_sigma: float) -> float:
-    """CALIBRATION applied to ln sigma(0.18)."""
-    xs, ys = CALIBRATION
-    if log_sigma <= xs[0]:
-        return log_sigma + ys[0] - xs[0]
-    if log_sigma >= xs[-1]:
-        return log_sigma + ys[-1] - xs[-1]
-    return float(np.interp(log_sigma, xs, ys))
+def pool(level: np.ndarray, log_var: np.ndarray, logit: np.ndarray, clip_level: float = 1.0) -> tuple[float, float]:
+    """(shot, read std) of a frame from the network's per-pixel maps.
+
+    ``level``: green signal (normalised raw units, before white balance), ``log_var``: ln(variance
+    + VAR_FLOOR), ``logit``: pooling weight logits, all flat arrays of the same length. The shot
+    noise s solves sum w (log_var - ln(s (level + READ_SHARE) + VAR_FLOOR)) = 0 with w the softmax
+    of ``logit`` over pixels below ``clip_level``: the pooled error the network was trained to
+    bring to 0 (``rawisp.train.noise_net.pooled_error``)."""
+    usable = level < clip_level
+    if not usable.any():
+        return 0.0, 0.0
+    weight = np.exp(logit[usable] - logit[usable].max())
+    keep = weight > MIN_WEIGHT
+    weight, x, log_var = weight[keep] / weight[keep].sum(), np.maximum(level[usable][keep], 0), log_var[usable][keep]
+    target = float(np.sum(weight * log_var))
+
+    def pooled_error(log_shot: float) -> float:
+        return target - float(np.sum(weight * np.log(math.exp(log_shot) * (x + READ_SHARE) + VAR_FLOOR)))
+
+    lo, hi = (math.log(v) for v in SHOT_RANGE)
+    if pooled_error(lo) <= 0:  # no more than the floor: a clean frame
+        return 0.0, 0.0
+    if pooled_error(hi) >= 0:
+        return SHOT_RANGE[1], math.sqrt(READ_SHARE * SHOT_RANGE[1])
+    shot = math.exp(brentq(pooled_error, lo, hi, xtol=1e-4))
+    return shot, math.sqrt(READ_SHARE * shot)
 
 
 def _tiles(shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:

@@ -144,6 +144,29 @@ def test_errors_are_typed_and_read_as_the_command_lines_lines(cli, dngs, tmp_pat
     assert str(caught.value).startswith(f"{dngs['side']}: cannot write output")
 
 
+def test_noise_profiles_are_the_command_lines(cli, tmp_path, monkeypatch):
+    """``noise_profiles=`` is ``--noise-profiles``: a camera the file names gets its profile's noise
+    (the same pixels as the command line), which differs from what the frame's own estimate gives;
+    a missing file is an OptionError with the command line's reason."""
+    from test_camera_noise import profile_capture, write_profiles
+
+    monkeypatch.delenv("RAWISP_NOISE_PROFILES", raising=False)
+    profiles = tmp_path / "profiles.json"
+    write_profiles(profiles)
+    source = tmp_path / "d9000.dng"  # ISO 3200: the profile says ~20x the variance drawn
+    profile_capture(source, "NIKON CORPORATION", "NIKON D9000", 3200, (2e-5, 2e-4), seed=0)
+    png = _cli_output(cli, source, tmp_path / "png", "--format", "png", "--noise-profiles", profiles)
+    with_profile = rawisp.develop(source, noise_profiles=profiles)
+    assert np.array_equal(with_profile, read_image(png))
+    assert rawisp.info(source, noise_profiles=profiles)["noise_source"].startswith("camera profile: Nikon D9000")
+    without = rawisp.develop(source)  # made-up camera: in no installed database either
+    assert np.abs(with_profile.astype(int) - without).mean() > 0.5
+    out = rawisp.develop_file(source, tmp_path / "api.png", noise_profiles=str(profiles))
+    assert np.array_equal(read_image(out), with_profile)
+    with pytest.raises(rawisp.OptionError, match="noise-profile file not found"):
+        rawisp.develop(source, noise_profiles=tmp_path / "missing.json")
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda p: rawisp.develop(p, "magic"), "--engine 'magic': expected one of learned, classical"),
     (lambda p: rawisp.develop(p, denoise="lots"), "--denoise 'lots': expected off, auto or a number from 0 to 10"),

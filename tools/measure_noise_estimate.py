@@ -15,35 +15,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rawisp import synth  # noqa: E402
-from rawisp.decode import decode  # noqa: E402
 from rawisp.noise import estimate_noise  # noqa: E402
 from rawisp.noise_net import NoiseNet  # noqa: E402
-from rawisp.normalise import normalise  # noqa: E402
-from rawisp.train.data import load_photos  # noqa: E402
-from rawisp.train.loop import split_photos  # noqa: E402
-
-DATA = ["../shared/data/train/cbsd432", "../shared/data/train/imagenet_sample_1000", "../shared/data/train/sun_hays80"]
-LEVELS = {"clean": (0.0, 0.0), "iso100": (2e-5, 1.5e-4), "iso400": (8e-5, 3e-4), "iso1600": (3e-4, 6e-4),
-          "mid": (1e-3, 5e-4), "iso6400": (1.2e-3, 1.5e-3), "high": (6e-3, 2e-3)}
-MID = 0.18
-
-
-def heldout_photos() -> list[np.ndarray]:
-    """The 40 photos rawisp train holds out for validation (same loading and split)."""
-    _, val = split_photos(load_photos([Path(d) for d in DATA], min_side=128), 40)
-    return val
-
-
-def sigma(noise: tuple[float, float], x: float = MID) -> float:
-    return float(np.sqrt(noise[0] * x + noise[1] ** 2))
+from rawisp.train.noise_frames import LEVELS, MID, estimates, load_splits, sigma  # noqa: E402
 
 
 def main() -> None:
@@ -53,7 +33,7 @@ def main() -> None:
     parser.add_argument("--levels", default=",".join(LEVELS), help="comma-separated subset of the levels")
     parser.add_argument("--learned-only", action="store_true", help="skip the hand-made estimator")
     args = parser.parse_args()
-    photos = heldout_photos()
+    _, _, photos = load_splits()
     if args.write:
         args.write.mkdir(parents=True, exist_ok=True)
         for i, photo in enumerate(photos):
@@ -61,26 +41,17 @@ def main() -> None:
     net = NoiseNet(args.model, threads=1)
     estimators = {"learned": net} if args.learned_only else {"hand-made": estimate_noise, "learned": net}
     print(f"{len(photos)} held-out photos; sigma at mid-grey ({MID}) vs truth")
-    with tempfile.TemporaryDirectory() as tmp:
-        for label in args.levels.split(","):
-            noise = LEVELS[label]
-            ratios = {name: [] for name in estimators}
-            for i, photo in enumerate(photos):
-                path = Path(tmp) / "x.dng"
-                synth.srgb_to_dng(path, photo, noise=noise, seed=i, noise_profile=False)
-                packed = normalise(decode(path))
-                for name, estimate in estimators.items():
-                    ratios[name].append(sigma(estimate(packed)))
-            for name, values in ratios.items():
-                v = np.array(values)
-                if noise == (0.0, 0.0):
-                    print(f"{label:8s} {name:9s} sigma read: median {np.median(v):.2e}, 90th pct "
-                          f"{np.quantile(v, 0.9):.2e} (truth: 12-bit rounding, 7.5e-05)")
-                else:
-                    err = np.abs(v / sigma(noise) - 1)
-                    print(f"{label:8s} {name:9s} |error| median {np.median(err):6.1%}, 90th pct "
-                          f"{np.quantile(err, 0.9):6.1%}, within 15%: {np.mean(err < 0.15):5.0%}"
-                          f"  (median ratio {np.median(v / sigma(noise)):.2f})", flush=True)
+    for label in args.levels.split(","):
+        noise = LEVELS[label]
+        for name, v in estimates(estimators, photos, [noise] * len(photos)).items():
+            if noise == (0.0, 0.0):
+                print(f"{label:8s} {name:9s} sigma read: median {np.median(v):.2e}, 90th pct "
+                      f"{np.quantile(v, 0.9):.2e} (truth: 12-bit rounding, 7.5e-05)")
+            else:
+                err = np.abs(v / sigma(noise) - 1)
+                print(f"{label:8s} {name:9s} |error| median {np.median(err):6.1%}, 90th pct "
+                      f"{np.quantile(err, 0.9):6.1%}, within 15%: {np.mean(err < 0.15):5.0%}"
+                      f"  (median ratio {np.median(v / sigma(noise)):.2f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Train and export rawisp's blind noise estimator (models/noise_net.onnx).
 
-Uses the model's own training photos and its train/validation split (the 40 held-out photos are
-never seen), one CPU thread. Reproduce the shipped file:
+Uses the model's own training photos less its 40 held-out photos (never seen) and less 40 more
+for validation (``photo_splits``), one CPU thread. Writes a snapshot every 250 iterations beside
+``--out`` (``NAME_ITERATION.onnx``) for ``tools/select_noise_net.py`` to choose from. Reproduce the
+shipped file:
 
-    nice -n 10 python tools/train_noise_net.py --out models/noise_net.onnx      # ~15 CPU-minutes
+    nice -n 10 python tools/train_noise_net.py --out runs/noise/noise_net.onnx   # ~15 CPU-minutes
+    python tools/select_noise_net.py runs/noise/noise_net_*.onnx                 # then calibrate
 """
 
 from __future__ import annotations
@@ -17,30 +20,31 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rawisp.train.data import load_photos  # noqa: E402
-from rawisp.train.loop import split_photos  # noqa: E402
-from rawisp.train.noise_net import export_onnx, train_noise_net  # noqa: E402
-
-DATA = ["../shared/data/train/cbsd432", "../shared/data/train/imagenet_sample_1000", "../shared/data/train/sun_hays80"]
-
+from rawisp.train.noise_frames import FOLDERS, TRAIN_ROOT  # noqa: E402
+from rawisp.train.noise_net import EXPOSURE, export_onnx, photo_splits, train_noise_net  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", default=None, help="photo folder (repeatable)")
     parser.add_argument("--out", default="models/noise_net.onnx")
-    parser.add_argument("--iterations", type=int, default=2500)
+    parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--patch", type=int, default=128, help="crop side, full resolution")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exposure", default=",".join(map(str, EXPOSURE)), help="LOW,HIGH exposure scale (log-uniform)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
-    photos = load_photos([Path(d) for d in args.data or DATA], min_side=128)
-    train, _ = split_photos(photos, 40)  # the same split as rawisp train's validation
+    photos = load_photos([Path(d) for d in args.data] if args.data else [TRAIN_ROOT / f for f in FOLDERS], min_side=128)
+    train, _, _ = photo_splits(photos)
     print(f"{len(train)} training photos", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     net = train_noise_net(train, args.iterations, args.batch, args.patch, args.seed,
                           log=lambda m: print(f"{m} ({time.time() - start:.0f} s)", flush=True),
-                          snapshot=lambda n: export_onnx(n, args.out))  # a usable file all along
+                          exposure_range=tuple(float(e) for e in args.exposure.split(",")),
+                          snapshot=lambda n, it: export_onnx(n, str(out.with_name(f"{out.stem}_{it}.onnx"))))
     export_onnx(net, args.out)
     print(f"wrote {args.out} after {time.time() - start:.0f} s")
 

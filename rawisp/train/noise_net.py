@@ -94,16 +94,21 @@ def pooled_error(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
     return (weight * (out[:, :1] - target).flatten(1)).sum(dim=1)
 
 
-def synthesise(srgb: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+EXPOSURE = (0.1, 2.0)  # range of the exposure scale (log-uniform) applied to the linear photos
+
+
+def synthesise(srgb: torch.Tensor, gen: torch.Generator,
+               exposure_range: tuple[float, float] = EXPOSURE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Noisy raw planes, their target map and a validity mask from sRGB crops ``(N, 3, H, W)``.
 
     As rawisp.train.data unprocesses (inverse sRGB, random camera matrix, as-shot neutral, RGGB),
-    with a wider range of exposure (0.05-1.8: pushed, dark frames too) and of noise (shot
+    with a wider range of exposure (``exposure_range``, 0.05-1.8: pushed, dark frames too) and of noise (shot
     3e-6..3e-2 log-uniform, read = sqrt(shot) x 0.003..0.1, 15% clean), 10-, 12- or 14-bit
     quantisation, and the white-balance clip at 1 that ``normalise`` applies.
     """
     n = srgb.shape[0]
-    exposure = torch.exp(torch.empty(n).uniform_(math.log(0.05), math.log(1.8), generator=gen))
+    lo, hi = (math.log(e) for e in exposure_range)
+    exposure = torch.exp(torch.empty(n).uniform_(lo, hi, generator=gen))
     lin = srgb_decode(srgb) * exposure[:, None, None, None]
     cam = torch.einsum("nij,njhw->nihw", random_cam_from_srgb(n, gen), lin)
     neutral = torch.stack([torch.empty(n).uniform_(0.3, 0.95, generator=gen), torch.ones(n),
@@ -126,14 +131,16 @@ def synthesise(srgb: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, 
 
 
 def train_noise_net(photos: list[np.ndarray], iterations: int, batch: int, patch: int, seed: int,
-                    lr: float = 2e-3, log=print, snapshot=None) -> NoiseNet:
+                    lr: float = 2e-3, log=print, snapshot=None, every: int = 250,
+                    exposure_range: tuple[float, float] = EXPOSURE) -> NoiseNet:
     """Train on random crops of ``photos`` (uint8 sRGB).
 
     Loss: per crop, |pooled error| (``pooled_error``: the frame estimate pools the map with the
     learned weights, so the network learns to trust flat, noise-only pixels and to distrust texture:
     a plain mean over the map came out up to e^2 off on detailed photos, texture swamping the noise)
     plus the per-pixel L1 / 4 (which keeps the map itself meaningful).
-    ``snapshot(net)``, if given, is called every 500 iterations (in eval mode, then back)."""
+    ``snapshot(net, iteration)``, if given, is called every ``every`` iterations (in eval mode, then
+    back), for choosing a checkpoint on validation photos afterwards."""
     from rawisp.train.data import Sampler
 
     torch.manual_seed(seed)
@@ -144,7 +151,7 @@ def train_noise_net(photos: list[np.ndarray], iterations: int, batch: int, patch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=iterations, pct_start=0.1)
     running = 0.0
     for it in range(1, iterations + 1):
-        raw, target, mask = synthesise(sampler.crops(batch), gen)
+        raw, target, mask = synthesise(sampler.crops(batch), gen, exposure_range)
         out = net(raw)
         pixel_error = (out[:, :1] - target).abs() * mask
         loss = pooled_error(out, target, mask).abs().mean() + 0.25 * pixel_error.sum() / mask.sum().clamp_min(1)
@@ -155,10 +162,23 @@ def train_noise_net(photos: list[np.ndarray], iterations: int, batch: int, patch
         running = 0.98 * running + 0.02 * loss.item() if it > 1 else loss.item()
         if it % 100 == 0 or it == iterations:
             log(f"iteration {it}: loss {running:.3f}")
-        if snapshot is not None and it % 500 == 0:
-            snapshot(net.eval())
+        if snapshot is not None and it % every == 0:
+            snapshot(net.eval(), it)
             net.train()
     return net.eval()
+
+
+def photo_splits(photos: list[np.ndarray], holdout: int = 40) -> tuple[list, list, list]:
+    """(fit, validation, held-out) photos for the noise estimator.
+
+    held-out: the 40 photos ``rawisp train`` validates on (``split_photos``), which the noise
+    tools only report on; validation: ``holdout`` more carved from the rest the same way, for
+    choosing a checkpoint and fitting the calibration; fit: what the network trains on."""
+    from rawisp.train.loop import split_photos
+
+    train, heldout = split_photos(photos, holdout)
+    fit, val = split_photos(train, holdout)
+    return fit, val, heldout
 
 
 def export_onnx(net: NoiseNet, path: str) -> None:
