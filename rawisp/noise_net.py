@@ -35,6 +35,9 @@ EDGE = 4  # packed pixels at each tile edge left out (padding reaches in there)
 # few per cent of the variance, so its error moves sigma(0.18) by a few per cent at most.
 READ_SHARE = 1e-3
 MIN_WEIGHT = 1e-6  # pixels whose pooling weight is below this fraction of the largest are dropped
+# fewer usable packed pixels than this (a frame under about 100x100 pixels) tell nothing: clean.
+# As the per-brightness fit before it required; texture and noise cannot be told apart on so few.
+MIN_PIXELS = 2500
 SHOT_RANGE = (1e-10, 1.0)  # where the pooled shot noise is searched; below it counts as clean
 # sigma scale that corrects the pooled estimate's bias: the median of sigma_true / sigma_estimate
 # over noisy frames of the validation photos (python tools/calibrate_noise_net.py); one number, not
@@ -94,7 +97,7 @@ def pool(level: np.ndarray, log_var: np.ndarray, logit: np.ndarray, clip_level: 
     of ``logit`` over pixels below ``clip_level``: the pooled error the network was trained to
     bring to 0 (``rawisp.train.noise_net.pooled_error``)."""
     usable = level < clip_level
-    if not usable.any():
+    if usable.sum() < MIN_PIXELS:
         return 0.0, 0.0
     weight = np.exp(logit[usable] - logit[usable].max())
     keep = weight > MIN_WEIGHT

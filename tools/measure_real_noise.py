@@ -36,7 +36,8 @@ def luma(pixels: np.ndarray) -> np.ndarray:
 def regions(y: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
     """(flat dark, detailed) tiles' top-left corners, chosen on the classical result's luma ``y``."""
     coarse = gaussian_filter(y, 2) - gaussian_filter(y, 6)
-    tiles = [(r, c) for r in range(0, y.shape[0] - TILE + 1, TILE // 2) for c in range(0, y.shape[1] - TILE + 1, TILE // 2)]
+    step = TILE // 2
+    tiles = [(r, c) for r in range(0, y.shape[0] - TILE + 1, step) for c in range(0, y.shape[1] - TILE + 1, step)]
     mean = np.array([y[r:r + TILE, c:c + TILE].mean() for r, c in tiles])
     structure = np.array([coarse[r:r + TILE, c:c + TILE].std() for r, c in tiles])
     dark = (mean < np.median(mean)) & (mean > 8)

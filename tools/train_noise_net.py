@@ -1,12 +1,12 @@
 """Train and export rawisp's blind noise estimator (models/noise_net.onnx).
 
 Uses the model's own training photos less its 40 held-out photos (never seen) and less 40 more
-for validation (``photo_splits``), one CPU thread. Writes a snapshot every 250 iterations beside
-``--out`` (``NAME_ITERATION.onnx``) for ``tools/select_noise_net.py`` to choose from. Reproduce the
-shipped file:
+for validation (``noise_frames.photo_splits``), one CPU thread. Writes a snapshot every 250
+iterations beside ``--out`` (``NAME_ITERATION.onnx``) for ``tools/select_noise_net.py`` to choose
+from. Reproduce the shipped file (the 1750-iteration snapshot; docs/noise.md):
 
-    nice -n 10 python tools/train_noise_net.py --out runs/noise/noise_net.onnx   # ~15 CPU-minutes
-    python tools/select_noise_net.py runs/noise/noise_net_*.onnx                 # then calibrate
+    nice -n 10 python tools/train_noise_net.py --out runs/noise/b.onnx     # ~8 CPU-minutes
+    python tools/select_noise_net.py runs/noise/b_*.onnx                   # then calibrate_noise_net.py
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rawisp.train.data import load_photos  # noqa: E402
-from rawisp.train.noise_frames import FOLDERS, TRAIN_ROOT  # noqa: E402
-from rawisp.train.noise_net import EXPOSURE, export_onnx, photo_splits, train_noise_net  # noqa: E402
+from rawisp.train.noise_frames import FOLDERS, TRAIN_ROOT, photo_splits  # noqa: E402
+from rawisp.train.noise_net import EXPOSURE, export_onnx, train_noise_net  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--patch", type=int, default=128, help="crop side, full resolution")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--exposure", default=",".join(map(str, EXPOSURE)), help="LOW,HIGH exposure scale (log-uniform)")
+    parser.add_argument("--exposure", default=",".join(map(str, EXPOSURE)),
+                        help="LOW,HIGH exposure scale (log-uniform)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)

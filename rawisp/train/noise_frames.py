@@ -30,11 +30,23 @@ MID = 0.18
 Noise = tuple[float, float]
 
 
+def photo_splits(photos: list[np.ndarray], holdout: int = 40) -> tuple[list, list, list]:
+    """(fit, validation, held-out) photos for the noise estimator.
+
+    held-out: the 40 photos ``rawisp train`` validates on (``split_photos``), which the noise
+    tools only report on; validation: ``holdout`` more carved from the rest the same way, for
+    choosing a checkpoint and fitting the calibration; fit: what the network trains on.
+    Needs the 'train' extra (torch), as the loading does."""
+    from rawisp.train.loop import split_photos
+
+    train, heldout = split_photos(photos, holdout)
+    fit, val = split_photos(train, holdout)
+    return fit, val, heldout
+
+
 def load_splits(root: Path = TRAIN_ROOT) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """(fit, validation, held-out) photos of the model's training folders under ``root``
-    (``rawisp.train.noise_net.photo_splits``)."""
+    """``photo_splits`` of the model's training photos under ``root`` (loaded as ``rawisp train`` does)."""
     from rawisp.train.data import load_photos
-    from rawisp.train.noise_net import photo_splits
 
     return photo_splits(load_photos([root / d for d in FOLDERS], min_side=128))
 

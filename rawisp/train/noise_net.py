@@ -102,7 +102,7 @@ def synthesise(srgb: torch.Tensor, gen: torch.Generator,
     """Noisy raw planes, their target map and a validity mask from sRGB crops ``(N, 3, H, W)``.
 
     As rawisp.train.data unprocesses (inverse sRGB, random camera matrix, as-shot neutral, RGGB),
-    with a wider range of exposure (``exposure_range``, 0.05-1.8: pushed, dark frames too) and of noise (shot
+    with a wider range of exposure (``exposure_range``, default 0.1-2.0: pushed, dark frames too) and of noise (shot
     3e-6..3e-2 log-uniform, read = sqrt(shot) x 0.003..0.1, 15% clean), 10-, 12- or 14-bit
     quantisation, and the white-balance clip at 1 that ``normalise`` applies.
     """
@@ -166,19 +166,6 @@ def train_noise_net(photos: list[np.ndarray], iterations: int, batch: int, patch
             snapshot(net.eval(), it)
             net.train()
     return net.eval()
-
-
-def photo_splits(photos: list[np.ndarray], holdout: int = 40) -> tuple[list, list, list]:
-    """(fit, validation, held-out) photos for the noise estimator.
-
-    held-out: the 40 photos ``rawisp train`` validates on (``split_photos``), which the noise
-    tools only report on; validation: ``holdout`` more carved from the rest the same way, for
-    choosing a checkpoint and fitting the calibration; fit: what the network trains on."""
-    from rawisp.train.loop import split_photos
-
-    train, heldout = split_photos(photos, holdout)
-    fit, val = split_photos(train, holdout)
-    return fit, val, heldout
 
 
 def export_onnx(net: NoiseNet, path: str) -> None:
