@@ -5,7 +5,7 @@ for validation (``noise_frames.photo_splits``), one CPU thread. Writes a snapsho
 iterations beside ``--out`` (``NAME_ITERATION.onnx``) for ``tools/select_noise_net.py`` to choose
 from. Reproduce the shipped file (the 1750-iteration snapshot; docs/noise.md):
 
-    nice -n 10 python tools/train_noise_net.py --out runs/noise/b.onnx     # ~8 CPU-minutes
+    nice -n 10 python tools/train_noise_net.py --out runs/noise/b.onnx     # ~8 minutes on one core
     python tools/select_noise_net.py runs/noise/b_*.onnx                   # then calibrate_noise_net.py
 """
 
