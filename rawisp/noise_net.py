@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from scipy.optimize import brentq
 
 from rawisp.normalise import Packed
 
@@ -112,7 +111,12 @@ def pool(level: np.ndarray, log_var: np.ndarray, logit: np.ndarray, clip_level: 
         return 0.0, 0.0
     if pooled_error(hi) >= 0:
         return SHOT_RANGE[1], math.sqrt(READ_SHARE * SHOT_RANGE[1])
-    shot = math.exp(brentq(pooled_error, lo, hi, xtol=1e-4))
+    # bisection: pooled_error falls as log_shot rises, and ~17 halvings reach 1e-4 of ln(shot) (a
+    # root finder from scipy would add a dependency and half a second of import to every develop)
+    while hi - lo > 1e-4:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if pooled_error(mid) > 0 else (lo, mid)
+    shot = math.exp(0.5 * (lo + hi))
     return shot, math.sqrt(READ_SHARE * shot)
 
 

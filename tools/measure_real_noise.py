@@ -11,6 +11,8 @@ in the detailed region (detail at the scale of a few pixels, where noise weighs 
 
     python tools/measure_real_noise.py ../shared/data/raw/real/*.CRW ../shared/data/raw/real/*.dng \
         ../shared/data/raw/derived/*.dng
+
+Needs SciPy (``pip install scipy``; its Gaussian filters), which rawisp itself does not.
 """
 
 from __future__ import annotations
