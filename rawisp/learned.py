@@ -72,12 +72,26 @@ def load_card(model_path: Path) -> dict:
     tiled = tiling.get("margin", 0) if isinstance(tiling, dict) else None
     if not bad and not (isinstance(tiled, int) and 0 <= tiled <= card["margin"] and tiled % card["stride"] == 0):
         bad = ["tiling.margin"]
+    if not bad and "error_by_margin" in tiling and not _error_table_ok(tiling["error_by_margin"]):
+        bad = ["tiling.error_by_margin"]
     if bad:
         raise ModelError(f"{card_file}: model card lacks or mangles {', '.join(bad)}")
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     if card.get("sha256") not in (None, digest):
         raise ModelError(f"{model_path}: file does not match its card (sha256 differs; corrupt or replaced)")
     return card
+
+
+def _error_table_ok(table: object) -> bool:
+    """A card's ``tiling.error_by_margin``: margins (decimal text) -> finite errors >= 0."""
+    if not isinstance(table, dict) or not table:
+        return False
+    for margin, error in table.items():
+        if not (isinstance(margin, str) and margin.isdigit()):
+            return False
+        if isinstance(error, bool) or not isinstance(error, (int, float)) or not 0 <= error < math.inf:
+            return False
+    return True
 
 
 def _check_graph(session: ort.InferenceSession, card: dict, model_path: Path) -> None:

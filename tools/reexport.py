@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", type=Path, help="ONNX model with its .json card beside it")
     args = ap.parse_args(argv)
+    if not args.model.is_file() or not card_path(args.model).is_file():
+        ap.error(f"{args.model}: needs the ONNX file and its .json card beside it")
     diff = reexport(args.model)
     print(f"{args.model}: re-exported; largest output difference {diff:.2e} (linear RGB)")
     return 0
