@@ -98,7 +98,7 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
     if bits not in (8, 16):
         raise OptionError(f"--bits {bits!r}: expected 8 or 16")
     options = _render_options("png" if bits == 8 else "png16", 92, exposure, tone, wb, long_edge, False, threads)
-    built = _engine(engine, model, denoise, noise_profiles, device, tile, options.threads, 32 if linear else bits)
+    built = _engine(engine, model, denoise, noise_profiles, device, tile, options.threads, 16 if linear else bits)
     with _decode_errors(path):
         raw = decode(path, options.wb)
         if linear:
@@ -250,7 +250,7 @@ def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: Whit
 
 def _engine(name: str, model: StrPath | None, denoise: str, noise_profiles: StrPath | None, device: str, tile: int,
             threads: int, bits: int) -> Engine:
-    """The engine, cached; ``bits``: of the output it feeds (32: linear float, cut as strictly as 16)."""
+    """The engine, cached; ``bits``: of the output it feeds (linear float results count as 16)."""
     _choose("engine", name, ENGINES)
     _choose("device", device, _DEVICES)
     if not 64 <= tile <= 4096:

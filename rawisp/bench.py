@@ -273,7 +273,8 @@ def _summarise(variant: Variant, megapixels: float) -> dict:
     if engine_stats:  # the learned engine: its tiles, the share of network pixels in margins, network time
         network_s = statistics.median(e["network_s"] for e in engine_stats)
         row["network"] = {"tiles": engine_stats[-1]["tiles"], "tile": engine_stats[-1]["tile"],
-                         "margin": engine_stats[-1].get("margin"), "margin_share": round(engine_stats[-1]["margin_share"], 3), "network_s": round(network_s, 3),
+                         "margin": engine_stats[-1]["margin"], "margin_share": round(engine_stats[-1]["margin_share"], 3),
+                         "network_s": round(network_s, 3),
                          "network_mp_per_s": round(megapixels / network_s, 3) if network_s > 0 else None}
     warnings = sorted({w for r in variant.runs for w in r.get("warnings", [])})
     if warnings:

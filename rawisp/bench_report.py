@@ -52,7 +52,7 @@ def format_report(report: dict) -> str:
                 f" {_range(row['min'].get(s), row['max'].get(s)):>13}" for s in STAGES))
     notes = [f"{r['name']}: {n}" for r in report["results"] for n in r["notes"] if r["status"] == RowStatus.OK]
     notes += [f"{r['name']}: network {e['network_s']:.2f} s ({e['network_mp_per_s']:.2f} MP/s) in {e['tiles']} "
-              f"tiles of {e['tile']} packed px (margin {e.get('margin')}); margins {100 * e['margin_share']:.0f}% of the "
+              f"tiles of {e['tile']} packed px (margin {e['margin']}); margins {100 * e['margin_share']:.0f}% of the "
               "pixels it computes"
               for r in report["results"] if r["status"] == RowStatus.OK and (e := r.get("network"))]
     notes += [f"{r['name']}: model load {r['load_s']:.2f} s (not in total)" for r in report["results"]

@@ -24,9 +24,9 @@ import numpy as np
 import onnxruntime as ort
 
 from rawisp.contract import CHANNELS
-from rawisp.train.export import card_path, write_onnx
+from rawisp.train.export import card_path, cost_fields, write_onnx
 from rawisp.train.loop import init_weights
-from rawisp.train.model import LWISP, gflop_per_mp
+from rawisp.train.model import LWISP
 
 TOLERANCE = 1e-5  # linear RGB: float rounding of a different summation order, far below a 16-bit step
 
@@ -56,10 +56,7 @@ def reexport(model_path: Path) -> float:
         if diff > TOLERANCE:
             raise SystemExit(f"re-exported graph differs from {model_path} by {diff:.3g} (> {TOLERANCE:g})")
         card["sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        arch["gflop_per_output_mp"] = round(gflop_per_mp(model), 2)
-        arch["graph"] = "packed tail, transposed skips (rawisp.train.packed)"
-        arch["graph_gflop_per_output_mp"] = round(gflop_per_mp(graph), 2)
-        card["architecture"] = arch
+        card["architecture"] = {**arch, **cost_fields(model, graph)}
         tmp.replace(model_path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -64,17 +64,21 @@ def export(model: LWISP, out: str | Path, training: dict, metrics: dict | None =
         "architecture": {"name": "LW-ISP U-Net with fine-grained attention and sub-pixel upsampling block",
                          "widths": list(model.widths), "skip": model.skip, "base": model.base,
                          "parameters": count_params(model),
-                         "gflop_per_output_mp": round(gflop_per_mp(model), 2),
-                         # the exported graph computes the full-resolution tail on packed planes:
-                         # the zero taps of its kernels add multiply-adds but run faster
-                         "graph": "packed tail, transposed skips (rawisp.train.packed)",
-                         "graph_gflop_per_output_mp": round(gflop_per_mp(graph), 2)},
+                         **cost_fields(model, graph)},
         "training": {**training, "commit": git_commit(),
                      "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
         "metrics": metrics or {},
     }
     card_path(out).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def cost_fields(model: LWISP, graph: PackedLWISP) -> dict:
+    """The card's cost entries: GFLOP per output MP of the model, and of the exported graph (its
+    full-resolution tail on packed planes: the zero taps of its kernels add multiply-adds but run faster)."""
+    return {"gflop_per_output_mp": round(gflop_per_mp(model), 2),
+            "graph": "packed tail, transposed skips (rawisp.train.packed)",
+            "graph_gflop_per_output_mp": round(gflop_per_mp(graph), 2)}
 
 
 def write_onnx(model: LWISP, out: Path, opset: int = 17) -> PackedLWISP:
