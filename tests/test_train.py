@@ -159,6 +159,48 @@ def test_flat_fraction_replaces_crops_with_flat_colours(photos):
     assert (photo_crops.amax(dim=(2, 3)) - photo_crops.amin(dim=(2, 3))).mean() > 0.1
 
 
+def test_pattern_loss_sees_only_the_periodic_error():
+    from rawisp.train.losses import pattern_loss
+
+    ramp = torch.linspace(0.9, 1.1, 64)[None, None, None, :]  # a flat crop's faint ramp
+    target = torch.tensor([0.02, 0.04, 0.01])[None, :, None, None] * ramp.expand(2, 3, 64, 64)
+    assert pattern_loss(target.clone(), target) == 0
+    assert pattern_loss(target + 0.001, target) < 1e-6  # an offset is no pattern
+    # a gain error on the ramp is a slope within each cell: second order (0.02% for 3% on +-10%)
+    assert pattern_loss(target * 1.03, target) == pytest.approx(2e-4, rel=0.1)
+    checker = torch.ones(64, 64)
+    checker[::2, ::2] = checker[1::2, 1::2] = -1  # period 2, both axes
+    means = target[:, :, 16:-16, 16:-16].mean(dim=(2, 3))[:, :, None, None]
+    pred = target + 0.005 * means * checker  # +-0.5% of each channel's mean
+    assert pattern_loss(pred, target) == pytest.approx(0.005, rel=1e-3)
+    assert pattern_loss(pred * 10, target * 10) == pytest.approx(0.005, rel=1e-3)  # a share, not linear units
+
+
+def test_srgb_mse_is_what_psnr_scores():
+    from rawisp.train.losses import psnr, render_srgb, srgb_mse
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand((2, 3, 16, 16), generator=gen)
+    pred = target + 0.01 * torch.randn((2, 3, 16, 16), generator=gen)
+    m = torch.eye(3).expand(2, 3, 3)
+    mse = srgb_mse(pred, target, m)
+    assert psnr(render_srgb(pred, m), render_srgb(target, m)) == pytest.approx(-10 * torch.log10(mse).item(), abs=1e-3)
+
+
+def test_pattern_and_mse_weights_train_record_and_resume(photos, tmp_path):
+    run = tmp_path / "run"
+    weights = ("--pattern-weight", 5, "--mse-weight", 2)
+    result = _train(photos, tmp_path / "m.onnx", "--run-dir", run, *weights)
+    assert result.exit_code == 0, result.output
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["config"]["pattern_weight"] == 5 and ckpt["config"]["mse_weight"] == 2 and "flat_np_rng" in ckpt
+    command = load_card(tmp_path / "m.onnx")["training"]["stages"][-1]["command"]
+    assert "--pattern-weight 5" in command and "--mse-weight 2" in command
+    again = _train(photos, tmp_path / "m2.onnx", "--run-dir", run, *weights, "--iterations", 6)
+    assert again.exit_code == 0, again.output
+    assert "resumed at iteration 4" in (run / "train.log").read_text()
+
+
 def test_hard_mining_picks_crops_bilinear_gets_wrong():
     # half flat grey, half fine colour stripes: mined crops must be mostly the stripes
     flat = np.full((96, 96, 3), 128, np.uint8)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from rawisp.protocol import NOISE_PRESETS
 from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_decode, synthesise
-from rawisp.train.losses import psnr, reconstruction_loss, render_srgb
+from rawisp.train.losses import pattern_loss, psnr, reconstruction_loss, render_srgb, srgb_mse
 from rawisp.train.model import LWISP
 from rawisp.train.procedural import colour_augment, procedural
 from rawisp.train.packed import unpack_state
@@ -23,6 +23,7 @@ from rawisp.train.packed import unpack_state
 VAL_NOISE = NOISE_PRESETS  # validation at the evaluation protocol's clean / mid / high (normalised units)
 VAL_SETS = (*VAL_NOISE, "saturated", "procedural")  # every validation score, in report order
 VAL_CROP = 128  # side of the validation centre crops (full resolution)
+PATTERN_BATCH, PATTERN_PATCH = 4, 96  # the pattern loss's flat crops per iteration and their side (px)
 
 
 @dataclass
@@ -55,6 +56,8 @@ class TrainConfig:
     colour_fraction: float = 0.0  # share of photo crops with decorrelated colours
     neutral_above_green: float = 0.0  # share of crops whose as-shot neutral has R or B above G
     flat_fraction: float = 0.0  # share of crops replaced by flat, mostly dark colours
+    pattern_weight: float = 0.0  # weight of the pattern loss on an extra batch of noise-free flat crops
+    mse_weight: float = 0.0  # weight of an sRGB mean-squared-error term added to the loss
     cpu_budget: float = 0.0  # stop after this many seconds of process CPU time (0: after `iterations`)
 
 
@@ -222,6 +225,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction,
                       procedural_fraction=cfg.procedural_fraction, colour_fraction=cfg.colour_fraction,
                       neutral_above_green=cfg.neutral_above_green, flat_fraction=cfg.flat_fraction)
+    # the pattern loss's own sampler: noise-free flat crops, seeded apart from the main batches
+    flats = Sampler(train_photos, PATTERN_PATCH, cfg.seed + 1, clean_fraction=1.0,
+                    flat_fraction=1.0) if cfg.pattern_weight else None
     start, history, cpu_before, best = 0, [], 0.0, None
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
@@ -232,6 +238,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
             distiller.load_state_dict(ckpt["distiller"])
         sampler.rng.bit_generator.state = ckpt["np_rng"]
         sampler.gen.set_state(ckpt["torch_gen"])
+        if flats and "flat_np_rng" in ckpt:
+            flats.rng.bit_generator.state = ckpt["flat_np_rng"]
+            flats.gen.set_state(ckpt["flat_torch_gen"])
         start, history = ckpt["iteration"], ckpt["history"]
         cpu_before, best = ckpt.get("cpu_seconds", 0.0), ckpt.get("best")
         log(f"resumed at iteration {start}")
@@ -259,6 +268,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
         else:
             out = model(x)
             loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m)
+        if cfg.mse_weight:
+            loss = loss + cfg.mse_weight * srgb_mse(out, batch.y, batch.m)
+        if flats:
+            flat = flats.batch(PATTERN_BATCH).to(device)
+            loss = loss + cfg.pattern_weight * pattern_loss(model(flat.x_clean), flat.y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
@@ -278,6 +292,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
                      "iteration": it, "history": history, "config": asdict(cfg), "cpu_seconds": cpu}
             if distiller:
                 state["distiller"] = distiller.state_dict()
+            if flats:
+                state["flat_np_rng"] = flats.rng.bit_generator.state
+                state["flat_torch_gen"] = flats.gen.get_state()
             score = validation_score(scores)
             if best is None or score > best:
                 best = score
