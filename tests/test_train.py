@@ -148,6 +148,28 @@ def test_sampler_is_deterministic_and_consistent(photos):
     assert torch.allclose(resid, sigma, rtol=0.35, atol=2e-3)
 
 
+def test_overstated_noise_states_weak_noise_on_clean_crops(photos):
+    from rawisp.noise_net import READ_SHARE
+    from rawisp.train.data import load_photos
+
+    imgs = load_photos([photos], min_side=64)
+    plain = Sampler(imgs, 32, seed=5, clean_fraction=1.0).batch(6)
+    assert torch.all(plain.x[:, 4:] == 0)  # a clean crop states no noise
+    batch = Sampler(imgs, 32, seed=5, clean_fraction=1.0, overstated_noise=1.0).batch(6)
+    # nothing was added: the input is the clean mosaic but for 12- or 14-bit rounding (x WB gain <= 1.4/0.3)
+    assert (batch.x[:, :4] - batch.x_clean[:, :4]).abs().max() <= 0.5 / 3839 * 1.4 / 0.3
+    # the planes state sigma^2 = shot*g*x + g^2*READ_SHARE*shot: an affine fit of sigma^2 on x per plane
+    # gives slope a = shot*g and intercept b = g^2*READ_SHARE*shot, so shot = READ_SHARE*a^2/b
+    x = batch.x[:, :4].flatten(2).double()
+    var = batch.x[:, 4:].flatten(2).double() ** 2
+    xc = x - x.mean(dim=2, keepdim=True)
+    a = (xc * var).sum(dim=2) / (xc * xc).sum(dim=2)
+    b = var.mean(dim=2) - a * x.mean(dim=2)
+    shot = READ_SHARE * a**2 / b  # (6, 4): one value per crop, the same on its four planes
+    assert torch.allclose(shot, shot[:, :1].expand(-1, 4), rtol=1e-3)
+    assert torch.all((shot > 2e-5 * 0.999) & (shot < 5e-4 * 1.001))
+
+
 def test_flat_fraction_replaces_crops_with_flat_colours(photos):
     from rawisp.train.data import load_photos
 

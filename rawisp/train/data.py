@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from rawisp.contract import PLANE_CHANNEL
+from rawisp.noise_net import READ_SHARE
 from rawisp.train.model import bilinear_demosaic
 from rawisp.train.procedural import colour_augment, flat, procedural
 
@@ -113,11 +114,13 @@ def pack_rggb(img: torch.Tensor) -> torch.Tensor:
 
 
 def synthesise(lin: torch.Tensor, m: torch.Tensor, neutral: torch.Tensor, shot: torch.Tensor,
-               read: torch.Tensor, levels: torch.Tensor, gen: torch.Generator | None) -> Batch:
+               read: torch.Tensor, levels: torch.Tensor, gen: torch.Generator | None,
+               stated: tuple[torch.Tensor, torch.Tensor] | None = None) -> Batch:
     """Make a batch from linear sRGB crops ``lin`` (N, 3, H, W).
 
     neutral ``(N, 3)`` raw value of white (G = 1; R or B may exceed 1); shot, read ``(N,)`` noise parameters in
     normalised raw units; levels ``(N,)`` white minus black in DN (quantisation step 1/levels).
+    stated: the (shot, read) the noise planes state, when not the noise added (a mis-estimate).
     """
     cam = torch.einsum("nij,njhw->nihw", m, lin)
     n4 = neutral[:, list(PLANE_CHANNEL)]
@@ -134,7 +137,7 @@ def synthesise(lin: torch.Tensor, m: torch.Tensor, neutral: torch.Tensor, shot: 
     gains = k[:, None] / n4
     packed = (raw * gains[:, :, None, None]).clamp(max=1.0)
     clean = (raw_clean.clamp(max=1.0) * gains[:, :, None, None]).clamp(max=1.0)
-    sigma = noise_sigma(packed, gains, shot, read)
+    sigma = noise_sigma(packed, gains, *(stated or (shot, read)))
     x = torch.cat([packed, sigma], dim=1)
     x_clean = torch.cat([clean, torch.zeros_like(sigma)], dim=1)
     return Batch(x=x, y=target, m=m, x_clean=x_clean)
@@ -160,13 +163,16 @@ class Sampler:
     colour_fraction: share of photo crops whose colours are decorrelated (``colour_augment``).
     neutral_above_green: share of crops whose as-shot neutral has R or B above G.
     flat_fraction: share of crops replaced by flat, mostly dark colours (``procedural.flat``).
+    overstated_noise: share of the clean crops whose noise planes state weak noise that was never
+        added (shot 2e-5 to 5e-4, read² = 1e-3·shot): what a blind estimate reads on a clean,
+        detailed photo without a NoiseProfile, so the network learns not to smooth such a photo.
     Fractions at 0 draw no random numbers, so older runs' batches stay reproducible.
     """
 
     def __init__(self, photos: list[np.ndarray], patch: int, seed: int, clean_fraction: float = 0.2,
                  hard_fraction: float = 0.0, hard_candidates: int = 4, procedural_fraction: float = 0.0,
                  colour_fraction: float = 0.0, neutral_above_green: float = 0.0,
-                 flat_fraction: float = 0.0) -> None:
+                 flat_fraction: float = 0.0, overstated_noise: float = 0.0) -> None:
         self.photos = photos
         self.patch = patch
         self.clean_fraction = clean_fraction
@@ -176,6 +182,7 @@ class Sampler:
         self.colour_fraction = colour_fraction
         self.neutral_above_green = neutral_above_green
         self.flat_fraction = flat_fraction
+        self.overstated_noise = overstated_noise
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
 
@@ -239,4 +246,9 @@ class Sampler:
         shot = torch.where(clean, torch.zeros_like(shot), shot)
         read = torch.where(clean, torch.zeros_like(read), read)
         levels = torch.where(torch.rand(n, generator=g) < 0.5, torch.full((n,), 3839.0), torch.full((n,), 14000.0))
-        return synthesise(lin, m, neutral, shot, read, levels, g)
+        stated = None
+        if self.overstated_noise:
+            over = clean & (torch.rand(n, generator=g) < self.overstated_noise)
+            weak = torch.exp(torch.empty(n).uniform_(np.log(2e-5), np.log(5e-4), generator=g))
+            stated = (torch.where(over, weak, shot), torch.where(over, (READ_SHARE * weak).sqrt(), read))
+        return synthesise(lin, m, neutral, shot, read, levels, g, stated)

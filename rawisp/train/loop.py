@@ -58,6 +58,7 @@ class TrainConfig:
     flat_fraction: float = 0.0  # share of crops replaced by flat, mostly dark colours
     pattern_weight: float = 0.0  # weight of the pattern loss on an extra batch of noise-free flat crops
     mse_weight: float = 0.0  # weight of an sRGB mean-squared-error term added to the loss
+    overstated_noise: float = 0.0  # share of clean crops whose noise planes state weak noise never added
     cpu_budget: float = 0.0  # stop after this many seconds of process CPU time (0: after `iterations`)
 
 
@@ -224,7 +225,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction,
                       procedural_fraction=cfg.procedural_fraction, colour_fraction=cfg.colour_fraction,
-                      neutral_above_green=cfg.neutral_above_green, flat_fraction=cfg.flat_fraction)
+                      neutral_above_green=cfg.neutral_above_green, flat_fraction=cfg.flat_fraction,
+                      overstated_noise=cfg.overstated_noise)
     # the pattern loss's own sampler: noise-free flat crops, seeded apart from the main batches
     flats = Sampler(train_photos, PATTERN_PATCH, cfg.seed + 1, clean_fraction=1.0,
                     flat_fraction=1.0) if cfg.pattern_weight else None
