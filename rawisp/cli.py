@@ -631,7 +631,8 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
               help="Photos held out of training for validation.")
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
           threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,
-          procedural_fraction, colour_fraction, neutral_above_green, flat_fraction, pattern_weight, mse_weight, overstated_noise, cpu_budget) -> None:
+          procedural_fraction, colour_fraction, neutral_above_green, flat_fraction, pattern_weight, mse_weight,
+          overstated_noise, cpu_budget) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -644,8 +645,8 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
                       val_holdout=val_holdout, clean_fraction=clean_fraction, hard_fraction=hard_fraction,
                       device=train_device, skip=skip, base=base, procedural_fraction=procedural_fraction,
                       colour_fraction=colour_fraction, neutral_above_green=neutral_above_green,
-                      flat_fraction=flat_fraction, pattern_weight=pattern_weight, mse_weight=mse_weight, overstated_noise=overstated_noise,
-                      cpu_budget=cpu_budget)
+                      flat_fraction=flat_fraction, pattern_weight=pattern_weight, mse_weight=mse_weight,
+                      overstated_noise=overstated_noise, cpu_budget=cpu_budget)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 

@@ -198,15 +198,16 @@ def test_pattern_loss_sees_only_the_periodic_error():
     assert pattern_loss(pred * 10, target * 10) == pytest.approx(0.005, rel=1e-3)  # a share, not linear units
 
 
-def test_srgb_mse_is_what_psnr_scores():
-    from rawisp.train.losses import psnr, render_srgb, srgb_mse
+def test_mse_weight_adds_the_squared_error_psnr_scores():
+    from rawisp.train.losses import psnr, reconstruction_loss, render_srgb
 
     gen = torch.Generator().manual_seed(0)
-    target = torch.rand((2, 3, 16, 16), generator=gen)
-    pred = target + 0.01 * torch.randn((2, 3, 16, 16), generator=gen)
+    target = torch.rand((2, 3, 64, 64), generator=gen)
+    pred = target + 0.01 * torch.randn((2, 3, 64, 64), generator=gen)
     m = torch.eye(3).expand(2, 3, 3)
-    mse = srgb_mse(pred, target, m)
-    assert psnr(render_srgb(pred, m), render_srgb(target, m)) == pytest.approx(-10 * torch.log10(mse).item(), abs=1e-3)
+    for kind in ("l1", "msssim", "lab"):
+        mse = (reconstruction_loss(kind, pred, target, m, 2.0) - reconstruction_loss(kind, pred, target, m)) / 2
+        assert psnr(render_srgb(pred, m), render_srgb(target, m)) == pytest.approx(-10 * torch.log10(mse).item(), abs=1e-3)
 
 
 def test_pattern_and_mse_weights_train_record_and_resume(photos, tmp_path):

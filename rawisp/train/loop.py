@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from rawisp.protocol import NOISE_PRESETS
 from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_decode, synthesise
-from rawisp.train.losses import pattern_loss, psnr, reconstruction_loss, render_srgb, srgb_mse
+from rawisp.train.losses import pattern_loss, psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
 from rawisp.train.procedural import colour_augment, procedural
 from rawisp.train.packed import unpack_state
@@ -265,13 +265,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
             out, feats = model(x, return_features=True)
             with torch.no_grad():
                 t_out, t_feats = teacher(batch.x_clean, return_features=True)
-            loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m)
+            loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m, cfg.mse_weight)
             loss = loss + cfg.distill_weight * distiller.loss(feats, t_feats, out, t_out)
         else:
             out = model(x)
-            loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m)
-        if cfg.mse_weight:
-            loss = loss + cfg.mse_weight * srgb_mse(out, batch.y, batch.m)
+            loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m, cfg.mse_weight)
         if flats:
             flat = flats.batch(PATTERN_BATCH).to(device)
             loss = loss + cfg.pattern_weight * pattern_loss(model(flat.x_clean), flat.y)

@@ -66,32 +66,28 @@ def srgb_to_lab(srgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
 
 
-def reconstruction_loss(kind: str, pred: torch.Tensor, target: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """The selectable reconstruction loss.
+def reconstruction_loss(kind: str, pred: torch.Tensor, target: torch.Tensor, m: torch.Tensor,
+                        mse_weight: float = 0.0) -> torch.Tensor:
+    """The selectable reconstruction loss, plus ``mse_weight`` times the sRGB mean squared error.
 
     ``l1``: L1 on the sRGB rendering plus L1 in linear camera RGB;
     ``msssim``: DeepISP's L1 + (1 - MS-SSIM), both on the sRGB rendering;
     ``lab``: (1 - a) * |Lab - Lab'|_1 / 100 + a * (1 - MS-SSIM(L, L')), a = 0.5.
+    The squared error (what PSNR scores) weights rare large errors, such as an isolated speck
+    several noise deviations below its surroundings, by their size instead of by their count.
     """
     p, t = render_srgb(pred, m), render_srgb(target, m)
+    mse = mse_weight * (p - t).square().mean() if mse_weight else 0.0
     if kind == "l1":
-        return (p - t).abs().mean() + (pred - target).abs().mean()
+        return (p - t).abs().mean() + (pred - target).abs().mean() + mse
     if kind == "msssim":
-        return 0.84 * (1 - ms_ssim(p, t)) + 0.16 * (p - t).abs().mean()
+        return 0.84 * (1 - ms_ssim(p, t)) + 0.16 * (p - t).abs().mean() + mse
     if kind == "lab":
         lp, lt = srgb_to_lab(p), srgb_to_lab(t)
         alpha = 0.5
-        return (1 - alpha) * (lp - lt).abs().mean() / 100 + alpha * (1 - ms_ssim(lp[:, :1] / 100, lt[:, :1] / 100))
+        lab = (1 - alpha) * (lp - lt).abs().mean() / 100 + alpha * (1 - ms_ssim(lp[:, :1] / 100, lt[:, :1] / 100))
+        return lab + mse
     raise ValueError(f"unknown loss {kind!r}; choose from {', '.join(LOSSES)}")
-
-
-def srgb_mse(pred: torch.Tensor, target: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of the sRGB renderings (what PSNR scores), camera RGB ``(N, 3, H, W)`` in.
-
-    Beside an L1 loss it weights rare large errors (an isolated speck several noise deviations
-    below its surroundings) by their size instead of by their count.
-    """
-    return (render_srgb(pred, m) - render_srgb(target, m)).square().mean()
 
 
 def pattern_loss(pred: torch.Tensor, target: torch.Tensor, period: int = 8, border: int = 16) -> torch.Tensor:
