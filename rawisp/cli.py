@@ -616,6 +616,9 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
               help="Weight of an sRGB squared-error term beside --loss (weights rare large errors, e.g. specks).")
 @click.option("--overstated-noise", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of clean crops whose noise planes state weak noise never added (a blind estimate's error).")
+@click.option("--ema", type=Finite(0, 0.99999), default=0.0, show_default=True,
+              help="Validate, keep and export a moving average of the weights with this decay per iteration "
+                   "(e.g. 0.999; 0: the weights as trained).")
 @click.option("--cpu-budget", type=Finite(0, 10**7), default=0.0, show_default=True,
               help="Train for this many seconds of process CPU time instead of --iterations (equal-cost A/B).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
@@ -632,7 +635,7 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
           threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,
           procedural_fraction, colour_fraction, neutral_above_green, flat_fraction, pattern_weight, mse_weight,
-          overstated_noise, cpu_budget) -> None:
+          overstated_noise, ema, cpu_budget) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -646,7 +649,7 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
                       device=train_device, skip=skip, base=base, procedural_fraction=procedural_fraction,
                       colour_fraction=colour_fraction, neutral_above_green=neutral_above_green,
                       flat_fraction=flat_fraction, pattern_weight=pattern_weight, mse_weight=mse_weight,
-                      overstated_noise=overstated_noise, cpu_budget=cpu_budget)
+                      overstated_noise=overstated_noise, ema=ema, cpu_budget=cpu_budget)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 

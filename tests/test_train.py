@@ -250,3 +250,26 @@ def test_untrained_model_is_bilinear():
     x = torch.rand(1, 8, 16, 16)
     with torch.no_grad():
         assert torch.allclose(model(x), bilinear_demosaic(x[:, :4]), atol=1e-6)
+
+
+def test_ema_keeps_exports_and_resumes_the_average(photos, tmp_path):
+    from rawisp.train.loop import checkpoint_weights, init_weights
+
+    run, out = tmp_path / "run", tmp_path / "m.onnx"
+    result = _train(photos, out, "--run-dir", run, "--ema", 0.5, "--lr", 0.01)
+    assert result.exit_code == 0, result.output
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert int(ckpt["ema"]["n_averaged"]) == 4  # one update per iteration
+    averaged, trained = checkpoint_weights(ckpt), ckpt["model"]
+    assert averaged.keys() == trained.keys()
+    assert any(not torch.equal(averaged[k], trained[k]) for k in trained)  # an average, not the last step
+    # the exported graph and --init carry the average, not the last step's weights
+    for source in (out, run / "checkpoint.pt"):
+        model = LWISP((8, 16, 32))
+        init_weights(model, source)
+        assert all(torch.allclose(model.state_dict()[k], averaged[k], atol=1e-6) for k in averaged)
+    assert "--ema 0.5" in load_card(out)["training"]["stages"][-1]["command"]
+    again = _train(photos, tmp_path / "m2.onnx", "--run-dir", run, "--ema", 0.5, "--lr", 0.01, "--iterations", 6)
+    assert again.exit_code == 0, again.output
+    resumed = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert int(resumed["ema"]["n_averaged"]) == 6  # the average went on, it did not start again

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from rawisp.protocol import NOISE_PRESETS
@@ -60,6 +61,7 @@ class TrainConfig:
     mse_weight: float = 0.0  # weight of an sRGB mean-squared-error term added to the loss
     overstated_noise: float = 0.0  # share of clean crops whose noise planes state weak noise never added
     cpu_budget: float = 0.0  # stop after this many seconds of process CPU time (0: after `iterations`)
+    ema: float = 0.0  # per-iteration decay of a moving average of the weights (0: none); validated and exported
 
 
 def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -122,7 +124,7 @@ def init_weights(model: LWISP, path: str | Path) -> list[str]:
         state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
         state = unpack_state(state)  # an exported graph's packed tail -> LWISP's weights
     else:
-        state = read_checkpoint(path)["model"]
+        state = checkpoint_weights(read_checkpoint(path))
     try:
         untouched = model.load_compatible(state)
     except ValueError as exc:
@@ -179,12 +181,22 @@ def _feature_widths(model: LWISP) -> tuple[int, int, int]:
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[LWISP, dict]:
-    """Rebuild a model from a training checkpoint; returns (model, checkpoint dict)."""
+    """Rebuild a model from a training checkpoint (its averaged weights under ``--ema``); returns
+    (model, checkpoint dict)."""
     ckpt = read_checkpoint(path)
     cfg = ckpt["config"]
     model = LWISP(tuple(cfg["widths"]), skip=cfg.get("skip", "subpixel"), base=cfg.get("base", "bilinear"))
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(checkpoint_weights(ckpt))
     return model, ckpt
+
+
+def checkpoint_weights(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint stands for: the moving average when the run kept one (``--ema``),
+    else the trained weights. Resuming restores both; everything else (export, ``--init``) uses these."""
+    if "ema" not in ckpt:
+        return ckpt["model"]
+    # AveragedModel's state: the wrapped model's under "module.", and its update count
+    return {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -223,6 +235,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model.to(device)
     params = list(model.parameters()) + (list(distiller.parameters()) if distiller else [])
     opt = torch.optim.Adam(params, lr=cfg.lr)
+    # the average of the weights over about the last 1/(1 - ema) iterations: smooths the noise of
+    # small-batch steps, as image-restoration networks are commonly trained (e.g. SwinIR, NAFNet)
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
     sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction,
                       procedural_fraction=cfg.procedural_fraction, colour_fraction=cfg.colour_fraction,
                       neutral_above_green=cfg.neutral_above_green, flat_fraction=cfg.flat_fraction,
@@ -236,6 +251,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
         ckpt = read_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
+        if averaged and "ema" in ckpt:
+            averaged.load_state_dict(ckpt["ema"])
         if distiller and "distiller" in ckpt:
             distiller.load_state_dict(ckpt["distiller"])
         sampler.rng.bit_generator.state = ckpt["np_rng"]
@@ -277,11 +294,13 @@ def train(cfg: TrainConfig, log=print) -> Path:
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if averaged:
+            averaged.update_parameters(model)
         it += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if it % cfg.val_every == 0 or progress(it) >= 1.0:
-            scores = validate(model, val_sets, clean_input=cfg.teacher_mode)
+            scores = validate(averaged.module if averaged else model, val_sets, clean_input=cfg.teacher_mode)
             cpu = cpu_before + time.process_time() - cpu0
             history.append({"iteration": it, "loss": loss.item(), "seconds": time.time() - t0,
                             "cpu_seconds": round(cpu, 1), **scores})
@@ -292,6 +311,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
                      "iteration": it, "history": history, "config": asdict(cfg), "cpu_seconds": cpu}
             if distiller:
                 state["distiller"] = distiller.state_dict()
+            if averaged:
+                state["ema"] = averaged.state_dict()
             if flats:
                 state["flat_np_rng"] = flats.rng.bit_generator.state
                 state["flat_torch_gen"] = flats.gen.get_state()
