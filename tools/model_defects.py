@@ -7,7 +7,9 @@
   (both axes), as a share of the mean (%, worst channel). Judge: <= 0.1%.
 - specks: a flat dark grey (0.02 linear) at the eval presets' mid and high noise, developed to
   8-bit; isolated pixels whose luminance is 8 or more levels (of 255) below the median of their
-  5x5 neighbourhood while none of their 8 neighbours is, per megapixel. Judge: none.
+  5x5 neighbourhood while none of their 8 neighbours is, per megapixel. Judge: none. Beside it the
+  deep ones, 14 or more levels below (8 levels is about 4.5 standard deviations of the noise the
+  model leaves there, so a few of the shallow ones are that noise's tail; 14 levels is 8).
 - hue: a chart of strongly saturated patches (12 hues, and yellow at full saturation), clean,
   developed to 8-bit; mean and worst CIEDE2000 of the patch interiors against the truth.
 """
@@ -32,6 +34,7 @@ from rawisp.synth import srgb_to_dng
 SIZE = 256
 NOISE = {"mid": (1e-3, 5e-4), "high": (6e-3, 2e-3)}
 WHITE, BLACK = 16383, 512
+DEEP = 14.0  # levels (of 255) below the 5x5 median from which a speck counts as deep
 
 
 def develop(dng: Path, out: Path, model: str | None, *extra: str) -> Path:
@@ -79,7 +82,7 @@ def saturated_chart(patch: int = 48) -> np.ndarray:
 
 def measure(model: str | None) -> dict:
     """All three measurements for one model (None: the shipped one)."""
-    report: dict = {"pattern_percent": {}, "specks_per_mp": {}, "hue": {}}
+    report: dict = {"pattern_percent": {}, "specks_per_mp": {}, "deep_specks_per_mp": {}, "hue": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for level in (0.02, 0.17):
@@ -92,6 +95,7 @@ def measure(model: str | None) -> dict:
             srgb_to_dng(dng, np.tile(flat(0.02), (4, 4, 1)), black=BLACK, white=WHITE, noise=noise, seed=1)
             img = np.asarray(Image.open(develop(dng, tmp / "out", model, "--format", "png", "--tone", "linear")))
             report["specks_per_mp"][name] = round(count_specks(img), 1)
+            report["deep_specks_per_mp"][name] = round(count_specks(img, DEEP), 1)
         chart = saturated_chart()
         dng = tmp / "chart.dng"
         srgb_to_dng(dng, chart, black=BLACK, white=WHITE)
