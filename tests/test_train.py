@@ -71,11 +71,17 @@ def test_fine_tune_card_counts_every_stage(photos, tmp_path):
     assert f"--init {tmp_path / 'a' / 'checkpoint.pt'}" in second
     assert "--hard-fraction 0.5" in second and "--lr 0.0005" in second and "--widths 8,16,32" in second
     assert set(training["stages"][0]["validation_psnr"]) == {"clean", "mid", "high", "saturated", "procedural"}
-    # an ancestor that became unreadable ends the chain instead of failing the export
+    # b recorded the stages behind its --init when it started: a damaged ancestor changes nothing
     (tmp_path / "a" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     from rawisp.train.loop import export_run
 
     card = export_run(tmp_path / "b" / "checkpoint.pt", tmp_path / "c.onnx")
+    assert card["training"]["iterations"] == 7 and len(card["training"]["stages"]) == 2
+    # a checkpoint without that record is followed by path: an unreadable ancestor ends the chain
+    old = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    del old["init_stages"]
+    torch.save(old, tmp_path / "old.pt")
+    card = export_run(tmp_path / "old.pt", tmp_path / "e.onnx")
     assert card["training"]["iterations"] == 3 and len(card["training"]["stages"]) == 1
     # ...and as --init it is one clear line, not a traceback; nothing is exported
     bad = _train(photos, tmp_path / "d.onnx", "--run-dir", tmp_path / "d", "--init", tmp_path / "a" / "checkpoint.pt")
@@ -98,6 +104,15 @@ def test_fine_tune_from_an_onnx_model_with_another_skip(photos, tmp_path):
     assert "--skip bilinear" in stages[1]["command"] and "--skip" not in stages[0]["command"]
     curve = card["metrics"]["validation_curve"]
     assert [c["iteration"] for c in curve] == [2, 4] and all(c["cpu_seconds"] > 0 for c in curve)
+    # another model shipped under a.onnx's name later (as models/lwisp.onnx is replaced): b's stages
+    # are still those a.onnx had when b started
+    from rawisp.train.loop import export_run
+
+    shipped = json.loads((tmp_path / "a.json").read_text())
+    shipped["training"]["stages"] *= 3
+    (tmp_path / "a.json").write_text(json.dumps(shipped))
+    again = export_run(tmp_path / "b" / "checkpoint.pt", tmp_path / "b2.onnx")
+    assert [s["iterations"] for s in again["training"]["stages"]] == [4, 4]
 
 
 def test_a_bad_onnx_init_is_one_line(photos, tmp_path):

@@ -224,9 +224,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
     log(f"photos: {len(train_photos)} train, {len(val_photos)} validation; device {device}")
     val_sets = validation_set(val_photos)
     model = LWISP(cfg.widths, skip=cfg.skip, base=cfg.base)
+    init_stages = []  # the stages behind --init, as they were when this run started
     if cfg.init:
         untouched = init_weights(model, cfg.init)
         log(f"initialised from {cfg.init}" + (f"; new: {', '.join(untouched)}" if untouched else ""))
+        init_stages = init_lineage(cfg.init)
     teacher = distiller = None
     if cfg.teacher:
         teacher, _ = load_checkpoint_model(cfg.teacher)
@@ -262,6 +264,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             flats.gen.set_state(ckpt["flat_torch_gen"])
         start, history = ckpt["iteration"], ckpt["history"]
         cpu_before, best = ckpt.get("cpu_seconds", 0.0), ckpt.get("best")
+        init_stages = ckpt.get("init_stages", init_stages)
         log(f"resumed at iteration {start}")
     t0, cpu0 = time.time(), time.process_time()
 
@@ -308,7 +311,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
             log(json.dumps(history[-1]))
             state = {"model": model.state_dict(), "opt": opt.state_dict(),
                      "np_rng": sampler.rng.bit_generator.state, "torch_gen": sampler.gen.get_state(),
-                     "iteration": it, "history": history, "config": asdict(cfg), "cpu_seconds": cpu}
+                     "iteration": it, "history": history, "config": asdict(cfg), "cpu_seconds": cpu,
+                     "init_stages": init_stages}
             if distiller:
                 state["distiller"] = distiller.state_dict()
             if averaged:
@@ -346,9 +350,12 @@ def training_seconds(history: list[dict]) -> float:
 def lineage(checkpoint: str | Path) -> list[dict]:
     """The training stages that led to ``checkpoint``, oldest first, following each run's ``--init``.
 
-    Each stage: its command line, iterations, seconds and final validation PSNR (dB). A stage
-    whose ``--init`` checkpoint is gone, unreadable or already listed is the oldest one listed;
-    an ``--init`` ONNX model contributes the stages its card lists.
+    Each stage: its command line, iterations, seconds and final validation PSNR (dB). A checkpoint
+    that recorded the stages behind its ``--init`` when its run started (``init_stages``) is
+    followed no further: the file at that path may since have been replaced (``models/lwisp.onnx``
+    is, each time a model ships). Older checkpoints are followed by path: a stage whose ``--init``
+    checkpoint is gone, unreadable or already listed is the oldest one listed; an ``--init`` ONNX
+    model contributes the stages its card lists.
     """
     path = Path(checkpoint)
     ckpt, stages, seen = read_checkpoint(path), [], set()
@@ -359,6 +366,9 @@ def lineage(checkpoint: str | Path) -> list[dict]:
         stages.append({"command": command_line(cfg), "iterations": ckpt["iteration"],
                        "seconds": round(training_seconds(ckpt["history"])),
                        "validation_psnr": {k: round(last[k], 2) for k in VAL_SETS if k in last}})
+        if "init_stages" in ckpt:
+            stages.extend(ckpt["init_stages"][::-1])
+            break
         init = Path(cfg["init"]) if cfg.get("init") else None
         if init is None or not init.is_file() or init.resolve() in seen:
             break
@@ -370,6 +380,17 @@ def lineage(checkpoint: str | Path) -> list[dict]:
         except ValueError:
             break
     return stages[::-1]
+
+
+def init_lineage(init: str | Path) -> list[dict]:
+    """The stages behind an ``--init`` file: its card's for an ONNX model, else its lineage."""
+    path = Path(init)
+    if path.suffix == ".onnx":
+        return _card_stages(path)
+    try:
+        return lineage(path)
+    except ValueError:
+        return []
 
 
 def _card_stages(onnx_path: Path) -> list[dict]:
