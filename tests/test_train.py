@@ -113,6 +113,16 @@ def test_fine_tune_from_an_onnx_model_with_another_skip(photos, tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(shipped))
     again = export_run(tmp_path / "b" / "checkpoint.pt", tmp_path / "b2.onnx")
     assert [s["iterations"] for s in again["training"]["stages"]] == [4, 4]
+    # resuming a checkpoint from before that record does not record today's (replaced) card as its past
+    old = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    del old["init_stages"]
+    (tmp_path / "r").mkdir()
+    torch.save(old, tmp_path / "r" / "checkpoint.pt")
+    resumed = _train(photos, tmp_path / "r.onnx", "--run-dir", tmp_path / "r", "--init", tmp_path / "a.onnx",
+                     "--skip", "bilinear", "--procedural-fraction", "0.5", "--colour-fraction", "0.5",
+                     "--iterations", "6")
+    assert resumed.exit_code == 0, resumed.output
+    assert "init_stages" not in torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
 
 
 def test_a_bad_onnx_init_is_one_line(photos, tmp_path):

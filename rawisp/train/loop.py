@@ -224,7 +224,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     log(f"photos: {len(train_photos)} train, {len(val_photos)} validation; device {device}")
     val_sets = validation_set(val_photos)
     model = LWISP(cfg.widths, skip=cfg.skip, base=cfg.base)
-    init_stages = []  # the stages behind --init, as they were when this run started
+    init_stages: list[dict] | None = []  # the stages behind --init, as they were when this run started
     if cfg.init:
         untouched = init_weights(model, cfg.init)
         log(f"initialised from {cfg.init}" + (f"; new: {', '.join(untouched)}" if untouched else ""))
@@ -264,7 +264,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
             flats.gen.set_state(ckpt["flat_torch_gen"])
         start, history = ckpt["iteration"], ckpt["history"]
         cpu_before, best = ckpt.get("cpu_seconds", 0.0), ckpt.get("best")
-        init_stages = ckpt.get("init_stages", init_stages)
+        # None: a checkpoint from before runs recorded them; its lineage goes on following paths
+        init_stages = ckpt.get("init_stages")
         log(f"resumed at iteration {start}")
     t0, cpu0 = time.time(), time.process_time()
 
@@ -311,8 +312,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
             log(json.dumps(history[-1]))
             state = {"model": model.state_dict(), "opt": opt.state_dict(),
                      "np_rng": sampler.rng.bit_generator.state, "torch_gen": sampler.gen.get_state(),
-                     "iteration": it, "history": history, "config": asdict(cfg), "cpu_seconds": cpu,
-                     "init_stages": init_stages}
+                     "iteration": it, "history": history, "config": asdict(cfg), "cpu_seconds": cpu}
+            if init_stages is not None:
+                state["init_stages"] = init_stages
             if distiller:
                 state["distiller"] = distiller.state_dict()
             if averaged:
