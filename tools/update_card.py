@@ -131,6 +131,8 @@ def complete_card(args: argparse.Namespace) -> dict:
     card["metrics"]["speed_24mp_cpu"] = speed(json.loads(args.bench.read_text()))
     if "tiling" not in card:  # the effective tile margin of these weights (tools/tile_margin.py)
         card["tiling"] = measure_tiling(args.onnx)
+    # the command as it applies to the shipped copy (the weights measured, under their shipped name)
+    card["tiling"]["command"] = "python tools/tile_margin.py models/lwisp.onnx"
     card["known_defects"] = args.known_defect or previous.get("known_defects", [])
     card["name"], card["onnx"] = "lwisp", "lwisp.onnx"
     return card
