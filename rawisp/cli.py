@@ -597,7 +597,8 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
               help="Teacher checkpoint for heterogeneous distillation.")
 @click.option("--as-teacher", is_flag=True, help="Train a teacher: it sees the clean mosaic.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from this checkpoint's (or .onnx model's) weights (fine-tuning).")
+              help="Start from this checkpoint's (or .onnx model's) weights, and a checkpoint's optimiser "
+                   "state where it fits (fine-tuning).")
 @click.option("--skip", type=click.Choice(["subpixel", "bilinear"]), default="subpixel", show_default=True,
               help="Decoder upsampling before each U-Net skip.")
 @click.option("--base", type=click.Choice(["bilinear", "mhc"]), default="bilinear", show_default=True,
@@ -622,7 +623,11 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
 @click.option("--cpu-budget", type=Finite(0, 10**7), default=0.0, show_default=True,
               help="Train for this many seconds of process CPU time instead of --iterations (equal-cost A/B).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(0, 1024), default=0, help="torch threads (0: default).")
+@click.option("--threads", type=click.IntRange(0, 1024), default=1, show_default=True,
+              help="CPU threads (0: every core). One costs the least CPU per step; more finish sooner.")
+@click.option("--warmup", type=click.IntRange(0, 10**8), default=250, show_default=True,
+              help="Iterations of learning-rate warm-up when the optimiser starts without state "
+                   "(from scratch, or an --init without one).")
 @click.option("--val-every", type=click.IntRange(1, 10**8), default=250, show_default=True,
               help="Validate and checkpoint every N iterations.")
 @_device_option("train_device", help="auto: CUDA when torch sees a GPU.")
@@ -635,7 +640,7 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
           threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,
           procedural_fraction, colour_fraction, neutral_above_green, flat_fraction, pattern_weight, mse_weight,
-          overstated_noise, ema, cpu_budget) -> None:
+          overstated_noise, ema, cpu_budget, warmup) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -649,7 +654,7 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
                       device=train_device, skip=skip, base=base, procedural_fraction=procedural_fraction,
                       colour_fraction=colour_fraction, neutral_above_green=neutral_above_green,
                       flat_fraction=flat_fraction, pattern_weight=pattern_weight, mse_weight=mse_weight,
-                      overstated_noise=overstated_noise, ema=ema, cpu_budget=cpu_budget)
+                      overstated_noise=overstated_noise, ema=ema, cpu_budget=cpu_budget, warmup=warmup)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 

@@ -75,16 +75,86 @@ def _from_sites(at_r: torch.Tensor, at_g1: torch.Tensor, at_g2: torch.Tensor, at
 BASES = {"bilinear": bilinear_demosaic, "mhc": mhc_demosaic}
 
 
+# Packed planes and full resolution: full-resolution channel ``c`` at Bayer phase ``(i, j)`` is
+# packed channel ``4c + 2i + j`` (``pixel_shuffle``'s order). A convolution on the depth-to-space
+# of packed planes is a convolution on the packed planes themselves, and running the network's
+# full-resolution tail that way is the same function at a third of its cost: no depth-to-space
+# of wide features, no concatenation at full resolution, and 44 -> 32 -> 12 channels, which fill
+# vector units, instead of 11 -> 8 -> 3.
+
+def _phase_map() -> torch.Tensor:
+    """0/1 tensor ``(9, 4, 4, 9)``: full-resolution 3x3 tap, output phase, input phase, packed 3x3 tap.
+
+    An output at phase ``(i, j)`` of packed pixel ``(Y, X)`` reads full-resolution tap ``(dy, dx)``
+    at ``(2Y + i + dy, 2X + j + dx)``: packed pixel ``Y + (i + dy) // 2`` at phase ``(i + dy) % 2``.
+    """
+    m = torch.zeros(3, 3, SCALE, SCALE, SCALE, SCALE, 3, 3)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            for i in range(SCALE):
+                for j in range(SCALE):
+                    m[dy + 1, dx + 1, i, j, (i + dy) % 2, (j + dx) % 2, (i + dy) // 2 + 1, (j + dx) // 2 + 1] = 1.0
+    return m.reshape(9, SCALE**2, SCALE**2, 9)
+
+
+_PHASES = _phase_map()
+
+
+def packed_kernel(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A full-resolution 3x3 convolution (padding 1) as the packed 3x3 one (padding 1) on its
+    input's space-to-depth: ``(c_out, c_in, 3, 3)``, ``(c_out,)`` -> ``(4 c_out, 4 c_in, 3, 3)``,
+    ``(4 c_out,)``. Differentiable, so training runs the packed form of full-resolution weights."""
+    c_out, c_in = weight.shape[:2]
+    packed = torch.einsum("oik,kpqt->opiqt", weight.reshape(c_out, c_in, 9), _PHASES.to(weight))
+    return packed.reshape(c_out * SCALE**2, c_in * SCALE**2, 3, 3), bias.repeat_interleave(SCALE**2)
+
+
+def packed_linear(fn, in_channels: int, out_channels: int) -> nn.Conv2d:
+    """The packed 3x3 convolution equal to ``fn``: an affine, translation-equivariant map from
+    packed planes ``(N, in_channels, h, w)`` to a full-resolution image ``(N, out_channels, 2h, 2w)``
+    whose kernel is at most 5x5 full-resolution pixels (the base demosaics).
+
+    Built by probing ``fn`` with unit impulses (its bias from a zero input); ValueError if ``fn``
+    reaches beyond one packed neighbour (it is then not such a map).
+    """
+    probe = 8  # packed side of the impulse probes: the 3x3 packed support fits well inside
+    c = probe // 2
+    zero = torch.zeros(1, in_channels, probe, probe)
+    with torch.no_grad():
+        bias = F.pixel_unshuffle(fn(zero), SCALE)[0]  # (out_channels * 4, probe, probe)
+        weight = torch.zeros(out_channels * SCALE**2, in_channels, 3, 3)
+        for ci in range(in_channels):
+            impulse = zero.clone()
+            impulse[0, ci, c, c] = 1.0
+            response = F.pixel_unshuffle(fn(impulse), SCALE)[0] - bias
+            # an output at packed (c - dy, c - dx) sees the impulse through tap (1 + dy, 1 + dx)
+            near = response[:, c - 1:c + 2, c - 1:c + 2].flip(1, 2)
+            if (response.abs().sum() - near.abs().sum()).item() > 1e-6 * (1.0 + near.abs().sum().item()):
+                raise ValueError("the map reaches beyond one packed neighbour: not a <= 5x5 full-resolution kernel")
+            weight[:, ci] = near
+    conv = nn.Conv2d(in_channels, out_channels * SCALE**2, 3, padding=1)
+    conv.weight.data.copy_(weight)
+    conv.bias.data.copy_(bias[:, c, c])
+    return conv
+
+
 class FineGrainedAttention(nn.Module):
     """Channel then spatial attention, both computed from a local neighbourhood.
 
     Channel attention uses a ``window``-sized average instead of global pooling so that tiles
     agree with the whole frame; spatial attention is CBAM-style (mean and max over channels).
+
+    The average is taken after the first 1x1 reduction and as two 1-D passes, which is the same
+    function as averaging first (a quarter of the channels to pool, 14 taps instead of 49):
+    the 1x1 convolution is affine and the average is a convex combination, so they commute; and
+    the mean over a window clipped to the frame (``count_include_pad=False``) is the mean over its
+    rows of the mean over its columns, since a clipped square is a product of clipped intervals.
+    Pooling was a quarter of a training step before this (``tools/train_throughput.py``).
     """
 
     def __init__(self, channels: int, reduction: int = 4, window: int = 7) -> None:
         super().__init__()
-        self.pool = nn.AvgPool2d(window, stride=1, padding=window // 2, count_include_pad=False)
+        self.window = window
         self.channel = nn.Sequential(
             nn.Conv2d(channels, channels // reduction, 1),
             nn.ReLU(inplace=True),
@@ -94,9 +164,18 @@ class FineGrainedAttention(nn.Module):
         self.spatial = nn.Sequential(nn.Conv2d(2, 1, 5, padding=2), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * self.channel(self.pool(x))
+        reduce, relu, expand, sigmoid = self.channel
+        x = x * sigmoid(expand(relu(local_mean(reduce(x), self.window))))
         stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return x * self.spatial(stats)
+
+
+def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean of each ``window`` x ``window`` neighbourhood ``(N, C, h, w)`` -> same shape, over the
+    part inside the frame (equal to ``AvgPool2d(window, 1, window // 2, count_include_pad=False)``)."""
+    pad = window // 2
+    x = F.avg_pool2d(x, (window, 1), stride=1, padding=(pad, 0), count_include_pad=False)
+    return F.avg_pool2d(x, (1, window), stride=1, padding=(0, pad), count_include_pad=False)
 
 
 class AttentionBlock(nn.Module):
@@ -141,7 +220,9 @@ class UpsamplingBlock(nn.Module):
     """The plug-and-play block that goes from packed (half) to full resolution.
 
     Depth-to-space of learned features, then a learned refinement at full resolution that also
-    sees the fixed base estimate; outputs a residual to add to it.
+    sees the fixed base estimate; outputs a residual to add to it. The refinement's weights are
+    full-resolution 3x3 kernels; :meth:`forward` runs them in packed form (the same function,
+    see :func:`packed_kernel`), :meth:`full_resolution` as written.
     """
 
     def __init__(self, channels: int, full_channels: int = 8) -> None:
@@ -157,6 +238,15 @@ class UpsamplingBlock(nn.Module):
         nn.init.zeros_(self.refine[-1].bias)
 
     def forward(self, feats: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, c1, h, w)`` and the packed base ``(N, 12, h, w)`` -> packed residual ``(N, 12, h, w)``."""
+        first, act, last = self.refine
+        # packed channel order 4c + phase: [expand, base] is the full-resolution [features, base]
+        x = torch.cat([self.expand(feats), base], dim=1)  # (N, 44, h, w)
+        x = act(F.conv2d(x, *packed_kernel(first.weight, first.bias), padding=1))  # (N, 32, h, w)
+        return F.conv2d(x, *packed_kernel(last.weight, last.bias), padding=1)  # (N, 12, h, w)
+
+    def full_resolution(self, feats: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """The same function at full resolution: base ``(N, 3, 2h, 2w)`` -> residual ``(N, 3, 2h, 2w)``."""
         full = F.pixel_shuffle(self.expand(feats), SCALE)
         return self.refine(torch.cat([full, base], dim=1))
 
@@ -188,15 +278,25 @@ class LWISP(nn.Module):
         self.up1 = Up(c2, c1, skip)
         self.dec1 = AttentionBlock(c1)
         self.upsample = UpsamplingBlock(c1)
+        # the fixed base demosaic as a packed convolution; not weights (not saved, not trained)
+        base_conv = packed_linear(self.demosaic, 4, 3)
+        self.register_buffer("base_weight", base_conv.weight.detach(), persistent=False)
+        self.register_buffer("base_bias", base_conv.bias.detach(), persistent=False)
 
-    def forward(self, x: torch.Tensor, return_features: bool = False):
-        base = self.demosaic(x[:, :4])  # (N, 3, 2h, 2w)
+    def forward(self, x: torch.Tensor, return_features: bool = False, packed: bool = True):
+        """Input ``(N, 8, h, w)`` -> linear camera RGB ``(N, 3, 2h, 2w)``; ``packed=False`` runs
+        the full-resolution tail as written (the same function, slower: for tests and op counts)."""
         e1 = self.enc1(self.head(x))  # (N, c1, h, w)
         e2 = self.enc2(self.down1(e1))  # (N, c2, h/2, w/2)
         b = self.bottom(self.down2(e2))  # (N, c3, h/4, w/4)
         d2 = self.dec2(self.up2(b, e2))  # (N, c2, h/2, w/2)
         d1 = self.dec1(self.up1(d2, e1))  # (N, c1, h, w)
-        out = base + self.upsample(d1, base)
+        if packed:
+            base = F.conv2d(x[:, :4], self.base_weight, self.base_bias, padding=1)  # (N, 12, h, w)
+            out = F.pixel_shuffle(base + self.upsample(d1, base), SCALE)
+        else:
+            base = self.demosaic(x[:, :4])  # (N, 3, 2h, 2w)
+            out = base + self.upsample.full_resolution(d1, base)
         if return_features:
             return out, (e2, b, d1)
         return out
@@ -245,8 +345,11 @@ def gflop_per_mp(model: nn.Module, size: int = 64) -> float:
             total += 2 * k * mod.in_channels * out.numel()
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    # LWISP's nominal tail (full resolution) is what its figure counts; the packed form it runs
+    # costs more multiply-adds (zero taps) and is counted on the exported graph
+    kwargs = {"packed": False} if isinstance(model, LWISP) else {}
     with torch.no_grad():
-        model(torch.zeros(1, CHANNELS, size, size))
+        model(torch.zeros(1, CHANNELS, size, size), **kwargs)
     for h in handles:
         h.remove()
     out_pixels = (2 * size) ** 2

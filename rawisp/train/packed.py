@@ -25,45 +25,14 @@ LWISP's (fine-tuning from an exported model).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rawisp.contract import SCALE
-from rawisp.train.model import LWISP
+from rawisp.train.model import LWISP, packed_linear  # noqa: F401 (packed_linear: part of this module's surface)
 
 PHASES = SCALE * SCALE  # Bayer phases: packed channels per full-resolution channel
-_PROBE = 8  # packed side of the impulse probes: the 3x3 packed support fits well inside
-
-
-def packed_linear(fn: Callable[[torch.Tensor], torch.Tensor], in_channels: int, out_channels: int) -> nn.Conv2d:
-    """The packed 3x3 convolution equal to ``fn``: an affine, translation-equivariant map from
-    packed planes ``(N, in_channels, h, w)`` to a full-resolution image ``(N, out_channels, 2h, 2w)``
-    whose kernel is at most 5x5 full-resolution pixels.
-
-    Built by probing ``fn`` with unit impulses (its bias from a zero input); ValueError if ``fn``
-    reaches beyond one packed neighbour (it is then not such a map).
-    """
-    c = _PROBE // 2
-    zero = torch.zeros(1, in_channels, _PROBE, _PROBE)
-    with torch.no_grad():
-        bias = F.pixel_unshuffle(fn(zero), SCALE)[0]  # (out_channels * PHASES, PROBE, PROBE)
-        weight = torch.zeros(out_channels * PHASES, in_channels, 3, 3)
-        for ci in range(in_channels):
-            impulse = zero.clone()
-            impulse[0, ci, c, c] = 1.0
-            response = F.pixel_unshuffle(fn(impulse), SCALE)[0] - bias
-            # an output at packed (c - dy, c - dx) sees the impulse through tap (1 + dy, 1 + dx)
-            near = response[:, c - 1:c + 2, c - 1:c + 2].flip(1, 2)
-            if (response.abs().sum() - near.abs().sum()).item() > 1e-6 * (1.0 + near.abs().sum().item()):
-                raise ValueError("the map reaches beyond one packed neighbour: not a <= 5x5 full-resolution kernel")
-            weight[:, ci] = near
-    conv = nn.Conv2d(in_channels, out_channels * PHASES, 3, padding=1)
-    conv.weight.data.copy_(weight)
-    conv.bias.data.copy_(bias[:, c, c])
-    return conv
 
 
 def pack_conv(conv: nn.Conv2d) -> nn.Conv2d:

@@ -1,0 +1,93 @@
+"""The training speed-ups of issue #27 compute the same function, and their policies hold:
+pooling after the reduction, the packed tail, channels-last, the optimiser state an --init lends,
+the warm-up, and OpenMP threads that sleep instead of spinning."""
+
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
+
+from torch import nn  # noqa: E402
+
+from rawisp.train.loop import init_optimiser, warmup_factor  # noqa: E402
+from rawisp.train.model import LWISP, FineGrainedAttention, local_mean  # noqa: E402
+from train_throughput import as_written, pool_first_attention  # noqa: E402  (tools/)
+
+
+def _random(model: nn.Module, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():  # refine's last layer starts at zero: give every weight a value
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 9, 13), (1, 3, 4, 3), (1, 2, 20, 7)])
+def test_local_mean_is_the_clipped_7x7_average(shape):
+    x = torch.rand(shape)
+    expected = nn.AvgPool2d(7, stride=1, padding=3, count_include_pad=False)(x)
+    assert torch.allclose(local_mean(x, 7), expected, atol=1e-6)
+
+
+def test_pooling_after_the_reduction_is_the_same_attention():
+    module = _random(FineGrainedAttention(24))
+    x = torch.randn(2, 24, 17, 11)
+    assert torch.allclose(module(x), pool_first_attention(module, x), atol=2e-6)
+
+
+@pytest.mark.parametrize("skip,base", [("subpixel", "bilinear"), ("bilinear", "mhc")])
+def test_the_trained_graph_is_the_network_as_written_with_its_gradients(skip, base):
+    model = _random(LWISP((8, 16, 32), skip=skip, base=base))
+    reference = LWISP((8, 16, 32), skip=skip, base=base)
+    reference.load_state_dict(model.state_dict())
+    reference = as_written(reference)
+    x = torch.rand(2, 8, 24, 16)
+    y = torch.rand(2, 3, 48, 32)
+    fast = model(x.contiguous(memory_format=torch.channels_last))
+    slow = reference(x)
+    assert fast.shape == slow.shape == (2, 3, 48, 32)
+    assert (fast - slow).abs().max() < 1e-5
+    (fast - y).abs().mean().backward()
+    (slow - y).abs().mean().backward()
+    for (name, a), b in zip(model.named_parameters(), reference.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-6), name
+
+
+def test_the_base_demosaic_is_not_a_weight():
+    model = LWISP()
+    assert not any(k.startswith("base_") for k in model.state_dict())
+    assert all(not b.requires_grad for b in (model.base_weight, model.base_bias))
+
+
+def _checkpoint(path, model):
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    model(torch.rand(1, 8, 16, 16)).mean().backward()
+    opt.step()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "config": {}, "history": [],
+                "iteration": 1}, path)
+    return opt
+
+
+def test_an_init_checkpoint_lends_its_optimiser_state_where_it_fits(tmp_path):
+    saved = _checkpoint(tmp_path / "c.pt", LWISP((8, 16, 32)))
+    opt = torch.optim.Adam(LWISP((8, 16, 32)).parameters(), 1e-3)
+    assert init_optimiser(opt, tmp_path / "c.pt")
+    first = next(iter(opt.state.values()))
+    assert torch.equal(first["exp_avg_sq"], next(iter(saved.state.values()))["exp_avg_sq"])
+    other = torch.optim.Adam(LWISP((8, 16, 24)).parameters(), 1e-3)
+    assert not init_optimiser(other, tmp_path / "c.pt") and not other.state  # other widths: fresh
+    assert not init_optimiser(opt, tmp_path / "model.onnx")  # an exported model has no optimiser
+
+
+def test_warmup_is_linear_then_flat():
+    assert [warmup_factor(i, 4) for i in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+
+
+def test_openmp_threads_sleep_when_training_is_imported():
+    code = "import os; import rawisp.train; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "PASSIVE"
