@@ -603,6 +603,8 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
               help="Decoder upsampling before each U-Net skip.")
 @click.option("--base", type=click.Choice(["bilinear", "mhc"]), default="bilinear", show_default=True,
               help="Fixed demosaic the network corrects (mhc: Malvar-He-Cutler).")
+@click.option("--domain", type=click.Choice(["linear", "log"]), default="linear", show_default=True,
+              help="Where the network works: on values, or on their logarithms (ratios between channels).")
 @click.option("--procedural-fraction", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of crops replaced by procedural images (dead leaves, gratings, grids, text).")
 @click.option("--colour-fraction", type=Finite(0, 1), default=0.0, show_default=True,
@@ -640,7 +642,7 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
           threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,
           procedural_fraction, colour_fraction, neutral_above_green, flat_fraction, pattern_weight, mse_weight,
-          overstated_noise, ema, cpu_budget, warmup) -> None:
+          overstated_noise, ema, cpu_budget, warmup, domain) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -654,7 +656,8 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
                       device=train_device, skip=skip, base=base, procedural_fraction=procedural_fraction,
                       colour_fraction=colour_fraction, neutral_above_green=neutral_above_green,
                       flat_fraction=flat_fraction, pattern_weight=pattern_weight, mse_weight=mse_weight,
-                      overstated_noise=overstated_noise, ema=ema, cpu_budget=cpu_budget, warmup=warmup)
+                      overstated_noise=overstated_noise, ema=ema, cpu_budget=cpu_budget, warmup=warmup,
+                      domain=domain)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 

@@ -91,3 +91,46 @@ def test_openmp_threads_sleep_when_training_is_imported():
     env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "PASSIVE"
+
+
+def test_the_log_domain_runs_the_same_function_packed_as_written_and_exported():
+    from rawisp.train.packed import PackedLWISP
+
+    model = _random(LWISP((8, 16, 32), domain="log")).eval()
+    x = torch.rand(2, 8, 16, 24)
+    x[:, 4:] *= 0.02  # noise planes: standard deviations
+    with torch.no_grad():
+        out = model(x)
+        assert (out - model(x, packed=False)).abs().max() < 1e-5
+        assert (out - PackedLWISP(model)(x)).abs().max() < 1e-5
+
+
+def test_an_untrained_log_model_is_the_base_demosaic_above_zero():
+    from rawisp.train.model import bilinear_demosaic
+
+    model = LWISP((8, 16, 32), domain="log").eval()
+    x = torch.rand(1, 8, 16, 16)
+    x[:, 4:] *= 0.02
+    with torch.no_grad():
+        assert torch.allclose(model(x), bilinear_demosaic(x[:, :4]).clamp_min(0), atol=1e-5)
+
+
+def test_a_log_model_trains_and_its_card_says_so(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+    import numpy as np
+
+    from rawisp.cli import main
+    from rawisp.learned import load_card
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray((rng.random((300, 320, 3)) * 255).astype(np.uint8)).save(tmp_path / f"p{i}.png")
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--out", str(out), "--iterations", "2",
+                                       "--batch", "2", "--patch", "32", "--widths", "8,16,32", "--val-every", "2",
+                                       "--val-holdout", "2", "--domain", "log", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    card = load_card(out)
+    assert card["architecture"]["domain"] == "log"
+    assert "--domain log" in card["training"]["stages"][-1]["command"]

@@ -63,6 +63,7 @@ def export(model: LWISP, out: str | Path, training: dict, metrics: dict | None =
         "margin": receptive_margin(model),
         "architecture": {"name": "LW-ISP U-Net with fine-grained attention and sub-pixel upsampling block",
                          "widths": list(model.widths), "skip": model.skip, "base": model.base,
+                         "domain": model.domain,
                          "parameters": count_params(model),
                          **cost_fields(model, graph)},
         "training": {**training, "commit": git_commit(),

@@ -53,6 +53,7 @@ class TrainConfig:
     device: str = "auto"  # auto: CUDA when torch sees a GPU, else CPU
     skip: str = "subpixel"  # decoder upsampling before each skip: subpixel | bilinear (model.Up)
     base: str = "bilinear"  # fixed demosaic the network corrects: bilinear | mhc (model.BASES)
+    domain: str = "linear"  # where the network works: linear | log (ratios; model.LWISP)
     procedural_fraction: float = 0.0  # share of crops replaced by procedural images
     colour_fraction: float = 0.0  # share of photo crops with decorrelated colours
     neutral_above_green: float = 0.0  # share of crops whose as-shot neutral has R or B above G
@@ -213,7 +214,8 @@ def load_checkpoint_model(path: str | Path) -> tuple[LWISP, dict]:
     (model, checkpoint dict)."""
     ckpt = read_checkpoint(path)
     cfg = ckpt["config"]
-    model = LWISP(tuple(cfg["widths"]), skip=cfg.get("skip", "subpixel"), base=cfg.get("base", "bilinear"))
+    model = LWISP(tuple(cfg["widths"]), skip=cfg.get("skip", "subpixel"), base=cfg.get("base", "bilinear"),
+                  domain=cfg.get("domain", "linear"))
     model.load_state_dict(checkpoint_weights(ckpt))
     return model, ckpt
 
@@ -251,7 +253,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     train_photos, val_photos = split_photos(photos, cfg.val_holdout)
     log(f"photos: {len(train_photos)} train, {len(val_photos)} validation; device {device}")
     val_sets = validation_set(val_photos)
-    model = LWISP(cfg.widths, skip=cfg.skip, base=cfg.base)
+    model = LWISP(cfg.widths, skip=cfg.skip, base=cfg.base, domain=cfg.domain)
     init_stages: list[dict] | None = []  # the stages behind --init, as they were when this run started
     if cfg.init:
         untouched = init_weights(model, cfg.init)

@@ -73,6 +73,12 @@ def _from_sites(at_r: torch.Tensor, at_g1: torch.Tensor, at_g2: torch.Tensor, at
 
 
 BASES = {"bilinear": bilinear_demosaic, "mhc": mhc_demosaic}
+DOMAINS = ("linear", "log")  # where the network works: on values, or on ratios (model.LWISP)
+
+# The log domain's offset, log(x + offset): a floor that keeps the log finite at black, plus the
+# noise's standard deviation, so that where noise swamps the signal the log does not magnify it
+# (normalised linear units: 1 = white level).
+LOG_FLOOR = 1e-3
 
 
 # Packed planes and full resolution: full-resolution channel ``c`` at Bayer phase ``(i, j)`` is
@@ -251,6 +257,20 @@ class UpsamplingBlock(nn.Module):
         return self.refine(torch.cat([full, base], dim=1))
 
 
+def log_offset(x: torch.Tensor) -> torch.Tensor:
+    """The log domain's offset for input ``(N, C, h, w)``: ``LOG_FLOOR`` plus each packed value's
+    noise standard deviation (its noise planes; none: the floor alone), ``(N, 4, h, w)``."""
+    floor = torch.full_like(x[:, :4], LOG_FLOOR)
+    return floor + x[:, 4:8] if x.shape[1] >= 8 else floor
+
+
+def to_log(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """The log domain's network input: ``log(max(x, 0) + offset)`` of the 4 planes, and each
+    noise plane relative to ``max(x, 0) + offset`` (the noise of the log, to first order)."""
+    lifted = x[:, :4].clamp_min(0) + offset
+    return torch.cat([lifted.log(), x[:, 4:] / lifted], dim=1)
+
+
 class LWISP(nn.Module):
     """LW-ISP-style U-Net on packed Bayer planes.
 
@@ -258,14 +278,21 @@ class LWISP(nn.Module):
     in_channels: 4 packed planes, plus 4 noise planes when the model denoises (``CHANNELS``).
     skip: how the decoder upsamples before each skip addition (``Up``): subpixel | bilinear.
     base: the fixed demosaic the network corrects (``BASES``): bilinear | mhc.
+    domain: ``linear``, the network sees the planes and adds its output to the base; ``log``,
+    it works on ratios: it sees ``log(x + offset)`` and the noise relative to ``x + offset``, and
+    its output multiplies the base, ``(base + offset) * exp(out) - offset`` (the offset is
+    ``LOG_FLOOR`` plus the noise's standard deviation). Colour differences between channels
+    become ratios, which do not depend on brightness (as LibRaw's DHT interpolates).
     """
 
     def __init__(self, widths: tuple[int, int, int] = (24, 48, 96), in_channels: int = CHANNELS,
-                 skip: str = "subpixel", base: str = "bilinear") -> None:
+                 skip: str = "subpixel", base: str = "bilinear", domain: str = "linear") -> None:
         super().__init__()
+        if domain not in DOMAINS:
+            raise ValueError(f"unknown domain {domain!r}; choose from {', '.join(DOMAINS)}")
         c1, c2, c3 = widths
         self.widths = tuple(widths)
-        self.skip, self.base = skip, base
+        self.skip, self.base, self.domain = skip, base, domain
         self.demosaic = BASES[base]
         self.head = nn.Sequential(nn.Conv2d(in_channels, c1, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.enc1 = AttentionBlock(c1)
@@ -286,17 +313,25 @@ class LWISP(nn.Module):
     def forward(self, x: torch.Tensor, return_features: bool = False, packed: bool = True):
         """Input ``(N, 8, h, w)`` -> linear camera RGB ``(N, 3, 2h, 2w)``; ``packed=False`` runs
         the full-resolution tail as written (the same function, slower: for tests and op counts)."""
-        e1 = self.enc1(self.head(x))  # (N, c1, h, w)
+        offset = log_offset(x) if self.domain == "log" else None  # (N, 4, h, w)
+        e1 = self.enc1(self.head(x if offset is None else to_log(x, offset)))  # (N, c1, h, w)
         e2 = self.enc2(self.down1(e1))  # (N, c2, h/2, w/2)
         b = self.bottom(self.down2(e2))  # (N, c3, h/4, w/4)
         d2 = self.dec2(self.up2(b, e2))  # (N, c2, h/2, w/2)
         d1 = self.dec1(self.up1(d2, e1))  # (N, c1, h, w)
         if packed:
-            base = F.conv2d(x[:, :4], self.base_weight, self.base_bias, padding=1)  # (N, 12, h, w)
-            out = F.pixel_shuffle(base + self.upsample(d1, base), SCALE)
+            def demosaic(planes: torch.Tensor) -> torch.Tensor:  # (N, 4, h, w) -> packed (N, 12, h, w)
+                return F.conv2d(planes, self.base_weight, self.base_bias, padding=1)
+            tail, finish = self.upsample, lambda y: F.pixel_shuffle(y, SCALE)
         else:
-            base = self.demosaic(x[:, :4])  # (N, 3, 2h, 2w)
-            out = base + self.upsample.full_resolution(d1, base)
+            demosaic, tail, finish = self.demosaic, self.upsample.full_resolution, lambda y: y
+        base = demosaic(x[:, :4])
+        if offset is None:
+            out = base + tail(d1, base)
+        else:
+            lifted = base.clamp_min(0) + demosaic(offset)  # > 0: the base demosaic's ratios
+            out = lifted * torch.exp(tail(d1, lifted.log())) - demosaic(offset)
+        out = finish(out)
         if return_features:
             return out, (e2, b, d1)
         return out

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rawisp.contract import SCALE
-from rawisp.train.model import LWISP, packed_linear  # noqa: F401 (packed_linear: part of this module's surface)
+from rawisp.train.model import LWISP, log_offset, packed_linear, to_log  # noqa: F401 (packed_linear: part of this module's surface)
 
 PHASES = SCALE * SCALE  # Bayer phases: packed channels per full-resolution channel
 
@@ -110,17 +110,24 @@ class PackedLWISP(nn.Module):
         self.upsample.expand = up.expand  # (N, 4 * full_channels, h, w) is already the packed form
         self.upsample.refine_packed = nn.Sequential(pack_conv(up.refine[0]), up.refine[1], pack_conv(up.refine[2]))
         self.base_packed = packed_linear(model.demosaic, 4, 3)
+        self.domain = model.domain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        base = self.base_packed(x[:, :4])  # (N, 12, h, w): the base demosaic, packed
-        e1 = self.enc1(self.head(x))  # (N, c1, h, w)
+        offset = log_offset(x) if self.domain == "log" else None  # (N, 4, h, w)
+        e1 = self.enc1(self.head(x if offset is None else to_log(x, offset)))  # (N, c1, h, w)
         e2 = self.enc2(self.down1(e1))  # (N, c2, h/2, w/2)
         b = self.bottom(self.down2(e2))  # (N, c3, h/4, w/4)
         d1 = self.dec1(self.up1(self.dec2(self.up2(b, e2)), e1))  # (N, c1, h, w)
+        base = self.base_packed(x[:, :4])  # (N, 12, h, w): the base demosaic, packed
+        if offset is not None:  # LWISP's log domain: the tail sees and scales the lifted base
+            lifted_offset = self.base_packed(offset)
+            base = base.clamp_min(0) + lifted_offset
         # packed channel order 4c + phase: concatenating [expand, base] is the full-resolution
         # concatenation [features, base] that the refinement was trained on
-        residual = self.upsample.refine_packed(torch.cat([self.upsample.expand(d1), base], dim=1))
-        return F.pixel_shuffle(base + residual, SCALE)  # (N, 3, 2h, 2w)
+        tail_base = base if offset is None else base.log()
+        residual = self.upsample.refine_packed(torch.cat([self.upsample.expand(d1), tail_base], dim=1))
+        out = base + residual if offset is None else base * torch.exp(residual) - lifted_offset
+        return F.pixel_shuffle(out, SCALE)  # (N, 3, 2h, 2w)
 
 
 def unpack_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
