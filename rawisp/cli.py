@@ -613,6 +613,8 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
               help="Share of crops whose as-shot neutral has R or B above G.")
 @click.option("--flat-fraction", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of crops replaced by flat, mostly dark colours (where specks and Bayer patterns show).")
+@click.option("--texture-fraction", type=Finite(0, 1), default=0.0, show_default=True,
+              help="Share of crops replaced by low-contrast texture (1/f random fields), which JPEG photos lack.")
 @click.option("--pattern-weight", type=Finite(0, 1000), default=0.0, show_default=True,
               help="Weight of a loss on the periodic part of the error over extra noise-free flat crops.")
 @click.option("--mse-weight", type=Finite(0, 10**6), default=0.0, show_default=True,
@@ -642,7 +644,7 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
 def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teacher, as_teacher, init, seed,
           threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,
           procedural_fraction, colour_fraction, neutral_above_green, flat_fraction, pattern_weight, mse_weight,
-          overstated_noise, ema, cpu_budget, warmup, domain) -> None:
+          overstated_noise, ema, cpu_budget, warmup, domain, texture_fraction) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -657,7 +659,7 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
                       colour_fraction=colour_fraction, neutral_above_green=neutral_above_green,
                       flat_fraction=flat_fraction, pattern_weight=pattern_weight, mse_weight=mse_weight,
                       overstated_noise=overstated_noise, ema=ema, cpu_budget=cpu_budget, warmup=warmup,
-                      domain=domain)
+                      domain=domain, texture_fraction=texture_fraction)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 

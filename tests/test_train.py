@@ -206,6 +206,24 @@ def test_flat_fraction_replaces_crops_with_flat_colours(photos):
     assert (photo_crops.amax(dim=(2, 3)) - photo_crops.amin(dim=(2, 3))).mean() > 0.1
 
 
+def test_texture_fraction_replaces_crops_with_low_contrast_1_over_f_texture(photos):
+    from rawisp.train.data import load_photos
+    from rawisp.train.procedural import texture
+
+    imgs = load_photos([photos], min_side=64)
+    crops = Sampler(imgs, 64, seed=3, texture_fraction=1.0).crops(8)  # (8, 3, 64, 64) sRGB
+    assert torch.equal(crops, Sampler(imgs, 64, seed=3, texture_fraction=1.0).crops(8))  # seeded
+    mean = crops.mean(dim=(2, 3))
+    contrast = crops.std(dim=(2, 3)) / mean
+    assert torch.all(mean < 0.75) and torch.all(contrast < 0.6) and contrast.median() > 0.01
+    # a 1/f spectrum: most of the variance is coarse, but the finest octave still carries some
+    img = texture(np.random.default_rng(5), 128).mean(axis=2)
+    power = np.abs(np.fft.fft2(img - img.mean())) ** 2
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(128), np.fft.fftfreq(128), indexing="ij"))
+    coarse, fine = power[(f > 0) & (f < 0.06)].sum(), power[f > 0.25].sum()
+    assert coarse > fine > 1e-4 * coarse
+
+
 def test_pattern_loss_sees_only_the_periodic_error():
     from rawisp.train.losses import pattern_loss
 

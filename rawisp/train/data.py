@@ -20,7 +20,7 @@ from PIL import Image
 from rawisp.contract import PLANE_CHANNEL
 from rawisp.noise_net import READ_SHARE
 from rawisp.train.model import bilinear_demosaic
-from rawisp.train.procedural import colour_augment, flat, procedural
+from rawisp.train.procedural import colour_augment, flat, procedural, texture
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
@@ -163,6 +163,7 @@ class Sampler:
     colour_fraction: share of photo crops whose colours are decorrelated (``colour_augment``).
     neutral_above_green: share of crops whose as-shot neutral has R or B above G.
     flat_fraction: share of crops replaced by flat, mostly dark colours (``procedural.flat``).
+    texture_fraction: share of crops replaced by low-contrast texture (``procedural.texture``).
     overstated_noise: share of the clean crops whose noise planes state weak noise that was never
         added (shot 2e-5 to 5e-4, read² = 1e-3·shot): what a blind estimate reads on a clean,
         detailed photo without a NoiseProfile, so the network learns not to smooth such a photo.
@@ -172,7 +173,7 @@ class Sampler:
     def __init__(self, photos: list[np.ndarray], patch: int, seed: int, clean_fraction: float = 0.2,
                  hard_fraction: float = 0.0, hard_candidates: int = 4, procedural_fraction: float = 0.0,
                  colour_fraction: float = 0.0, neutral_above_green: float = 0.0,
-                 flat_fraction: float = 0.0, overstated_noise: float = 0.0) -> None:
+                 flat_fraction: float = 0.0, overstated_noise: float = 0.0, texture_fraction: float = 0.0) -> None:
         self.photos = photos
         self.patch = patch
         self.clean_fraction = clean_fraction
@@ -183,6 +184,7 @@ class Sampler:
         self.neutral_above_green = neutral_above_green
         self.flat_fraction = flat_fraction
         self.overstated_noise = overstated_noise
+        self.texture_fraction = texture_fraction
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
 
@@ -194,6 +196,9 @@ class Sampler:
                 continue
             if self.flat_fraction and self.rng.random() < self.flat_fraction:
                 out[i] = flat(self.rng, self.patch)
+                continue
+            if self.texture_fraction and self.rng.random() < self.texture_fraction:
+                out[i] = texture(self.rng, self.patch)
                 continue
             img = self.photos[self.rng.integers(len(self.photos))]
             y = self.rng.integers(img.shape[0] - self.patch + 1)

@@ -58,6 +58,7 @@ class TrainConfig:
     colour_fraction: float = 0.0  # share of photo crops with decorrelated colours
     neutral_above_green: float = 0.0  # share of crops whose as-shot neutral has R or B above G
     flat_fraction: float = 0.0  # share of crops replaced by flat, mostly dark colours
+    texture_fraction: float = 0.0  # share of crops replaced by low-contrast 1/f texture
     pattern_weight: float = 0.0  # weight of the pattern loss on an extra batch of noise-free flat crops
     mse_weight: float = 0.0  # weight of an sRGB mean-squared-error term added to the loss
     overstated_noise: float = 0.0  # share of clean crops whose noise planes state weak noise never added
@@ -281,7 +282,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction,
                       procedural_fraction=cfg.procedural_fraction, colour_fraction=cfg.colour_fraction,
                       neutral_above_green=cfg.neutral_above_green, flat_fraction=cfg.flat_fraction,
-                      overstated_noise=cfg.overstated_noise)
+                      overstated_noise=cfg.overstated_noise, texture_fraction=cfg.texture_fraction)
     # the pattern loss's own sampler: noise-free flat crops, seeded apart from the main batches
     flats = Sampler(train_photos, PATTERN_PATCH, cfg.seed + 1, clean_fraction=1.0,
                     flat_fraction=1.0) if cfg.pattern_weight else None
@@ -482,7 +483,7 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
                        "crops without noise), 12- or 14-bit quantisation; --hard-fraction of crops mined: "
                        "the hardest of 4 for a bilinear demosaic; --procedural-fraction of crops procedural (dead leaves, "
                        "gratings, grids, text); --colour-fraction of photo crops colour-decorrelated; --flat-fraction of "
-                       "crops a flat, mostly dark colour",
+                       "crops a flat, mostly dark colour; --texture-fraction of crops low-contrast 1/f texture",
         "loss": cfg["loss"],
         "distillation": bool(cfg["teacher"]),
         "teacher_mode": cfg["teacher_mode"],

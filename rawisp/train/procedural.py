@@ -15,6 +15,10 @@ pixel aperture soften them (a hard, aliased edge is not something a camera can r
 - ``flat``: one colour with a faint ramp, mostly dark (not in ``GENERATORS``: drawn by its own
   training fraction). Flat dark noisy areas are where a denoiser leaves isolated specks and a
   demosaicker's Bayer-phase bias shows as a fine pattern; photos hold few such areas.
+- ``texture``: low-contrast natural texture, a random field with a 1/f^beta power spectrum
+  (gravel, foliage, mortar, fabric at a distance), mostly dark (its own training fraction too).
+  The training photos are JPEGs, whose quantisation removes exactly this kind of texture, so
+  without it the network learns that fine low-contrast detail is noise.
 
 ``colour_augment`` decorrelates the colour channels of photos (saturation boost, hue rotation
 about the grey axis, channel permutation), so low inter-channel correlation is common in training.
@@ -144,6 +148,30 @@ def flat(rng: np.random.Generator, size: int) -> np.ndarray:
     theta = rng.uniform(0, 2 * np.pi)
     ramp = 1.0 + rng.uniform(0.0, 0.1) * (xx * np.cos(theta) + yy * np.sin(theta))
     return np.clip(colour[None, None, :] * ramp[..., None], 0.0, 1.0).astype(np.float32)
+
+
+def texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Low-contrast texture ``(size, size, 3)``, sRGB in [0, 1]: a colour (as ``flat``'s, sRGB value
+    0.03-0.6) modulated by a zero-mean random field of power spectrum 1/f^beta (beta 1-2.5: the
+    range of natural textures) at 2-30% contrast (standard deviation over mean); a third of the
+    draws add a second, independent field on one colour channel (coloured texture)."""
+    big = size * SUPERSAMPLE
+    f = np.fft.fftfreq(big)
+    radius = np.hypot(*np.meshgrid(f, f, indexing="ij"))
+    radius[0, 0] = 1.0
+
+    def field() -> np.ndarray:
+        amplitude = radius ** (-rng.uniform(1.0, 2.5) / 2)  # power = amplitude^2 ~ 1/f^beta
+        amplitude[0, 0] = 0.0  # zero mean
+        spectrum = amplitude * (rng.standard_normal((big, big)) + 1j * rng.standard_normal((big, big)))
+        values = np.fft.ifft2(spectrum).real
+        return values / values.std()
+
+    base = flat(rng, big)  # the colour and its faint ramp, drawn at the supersampled size
+    modulation = np.repeat((1.0 + np.exp(rng.uniform(np.log(0.02), np.log(0.3))) * field())[..., None], 3, axis=2)
+    if rng.random() < 1 / 3:
+        modulation[..., rng.integers(3)] += rng.uniform(0.02, 0.15) * field()
+    return np.clip(_downscale((base * modulation).astype(np.float32)), 0.0, 1.0)
 
 
 GENERATORS = {"dead_leaves": dead_leaves, "grating": grating, "grid": grid, "text": text}
