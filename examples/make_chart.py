@@ -7,8 +7,8 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from rawisp.chart import make_chart
-from rawisp.synth import srgb_to_dng
+from rawisp.measure.chart import make_chart
+from rawisp.measure.synth import srgb_to_dng
 
 EXIF = {
     "ExposureTime": Fraction(1, 125),

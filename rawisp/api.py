@@ -1,9 +1,9 @@
 """The Python API: ``rawisp.develop``, ``rawisp.develop_file`` and ``rawisp.info``.
 
-A thin layer over the composer the command line uses (:mod:`rawisp.pipeline`, :mod:`rawisp.files`): the same options
-under the same names (``rawisp develop --format png16 --exposure 0.5`` is
-``develop_file(path, out, format="png16", exposure=0.5)``), the same pixels, and errors as typed
-exceptions whose text is the line the command line prints after ``rawisp:``.
+A thin layer over the composer the command line uses (:mod:`rawisp.pipeline.compose`,
+:mod:`rawisp.pipeline.files`): the same options under the same names (``rawisp develop --format
+png16 --exposure 0.5`` is ``develop_file(path, out, format="png16", exposure=0.5)``), the same
+pixels, and errors as typed exceptions whose text is the line the command line prints after ``rawisp:``.
 
 Unlike ``rawisp develop``, these functions run in the calling process: a file that crashes LibRaw
 takes the caller down with it. Engines are built once per process and set of options, so a script
@@ -21,22 +21,22 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rawisp.batch import write_failure
-from rawisp.decode import DecodeError as _DecodeError
-from rawisp.decode import RawImage, decode
-from rawisp.engines import ENGINES, cached_engine
-from rawisp.files import develop_file as _develop_file
-from rawisp.learned import ModelError as _ModelError
-from rawisp.metadata import Metadata, apply_orientation
-from rawisp.pipeline import RenderOptions, raw_to_pixels, raw_to_rgb
-from rawisp.reconstruct import Engine, EngineOptions
-from rawisp.render import TONES
+from rawisp.batch.runner import write_failure
+from rawisp.engines.learned import ModelError as _ModelError
+from rawisp.engines.registry import ENGINES, cached_engine
+from rawisp.io.decode import DecodeError as _DecodeError
+from rawisp.io.decode import RawImage, decode
+from rawisp.io.metadata import Metadata, apply_orientation
+from rawisp.io.whitebalance import WhiteBalanceChoice, parse_wb
+from rawisp.io.write import FORMAT_ALIASES, FORMATS, format_name, output_bits
+from rawisp.pipeline.compose import RenderOptions, raw_to_pixels, raw_to_rgb
+from rawisp.pipeline.files import develop_file as _develop_file
+from rawisp.stages.reconstruct import Engine, EngineOptions
+from rawisp.stages.render import TONES
 from rawisp.threads import thread_count
-from rawisp.whitebalance import WhiteBalanceChoice, parse_wb
-from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_bits
 
 StrPath = str | PathLike[str]
-DNG = "dng"  # written by rawisp.dng rather than rawisp.write
+DNG = "dng"  # written by rawisp.io.dng rather than rawisp.io.write
 DEFAULT_TILE = EngineOptions.tile  # as rawisp develop --tile
 _DEVICES = ("auto", "cpu", "cuda")
 
@@ -153,9 +153,9 @@ def info(path: StrPath, denoise: str = "auto", noise_profiles: StrPath | None = 
     label, title, keywords, warnings; and the noise the learned engine would use with ``denoise``
     and darktable's ``noise_profiles`` (see :func:`describe_noise`). Raises DecodeError.
     """
-    from rawisp.camera_noise import profiles_path
-    from rawisp.learned import denoise_strength
-    from rawisp.noise_net import NoiseNet
+    from rawisp.engines.camera_noise import profiles_path
+    from rawisp.engines.learned import denoise_strength
+    from rawisp.engines.noise_net import NoiseNet
 
     strength = denoise_strength(denoise)
     profiles = profiles_path(str(noise_profiles) if noise_profiles is not None else None)
@@ -189,8 +189,8 @@ def describe_noise(raw: RawImage, estimator, profiles: Path | None, strength: fl
     --denoise ``strength``), noise_reference (the camera profile or EXIF prior), noise_estimate
     (the blind estimate); each {shot, read std, sigma_mid_grey} in normalised raw units before
     white balance (mid-grey = 0.18 of white), or None."""
-    from rawisp.noise_choice import MID_GREY, choose_noise, variance
-    from rawisp.normalise import normalise
+    from rawisp.engines.noise_choice import MID_GREY, choose_noise, variance
+    from rawisp.stages.normalise import normalise
 
     if raw.mosaic is None:
         return {"noise_source": "none (non-Bayer: demosaicked by LibRaw, the learned engine is not used)"}
@@ -267,7 +267,7 @@ def _engine(name: str, model: StrPath | None, denoise: str, noise_profiles: StrP
 
 
 def _format(name: str) -> str:
-    """The output format called ``name``: one of rawisp.write's (or an alias), or "dng"."""
+    """The output format called ``name``: one of rawisp.io.write's (or an alias), or "dng"."""
     return DNG if name.lower() == DNG else format_name(name)
 
 

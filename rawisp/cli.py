@@ -21,17 +21,17 @@ import click
 from rawisp import __version__
 from tqdm import tqdm
 
-from rawisp import naming
-from rawisp.batch import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, default_memory_gib,
-                          merge_jobs, plan_jobs, run_batch, subfolder_hint)
+from rawisp.batch.runner import (BatchError, Job, Outcome, Status, check_output_dir, collect_inputs, default_memory_gib,
+                                 merge_jobs, plan_jobs, run_batch, subfolder_hint)
 from rawisp.colour import BAYER_PATTERNS
-from rawisp.dng import SUFFIX as DNG_SUFFIX
-from rawisp.engines import ENGINES, make_engine
-from rawisp.protocol import CAMERAS, DEFAULT_CAMERA
-from rawisp.reconstruct import EngineOptions
+from rawisp.engines.registry import ENGINES, make_engine
+from rawisp.io import naming
+from rawisp.io.dng import SUFFIX as DNG_SUFFIX
+from rawisp.io.write import FORMAT_ALIASES, FORMATS, format_name, output_bits, output_suffix
+from rawisp.measure.protocol import CAMERAS, DEFAULT_CAMERA
+from rawisp.stages.reconstruct import EngineOptions
+from rawisp.stages.render import TONES
 from rawisp.threads import share_of_cpus
-from rawisp.render import TONES
-from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_bits, output_suffix
 
 
 
@@ -50,7 +50,7 @@ class Finite(click.FloatRange):
 
 class FormatChoice(click.ParamType):
     """An output format by its name or a usual alias (jpg, tif, tiff; any case): the format's name.
-    ``extra`` formats are written by other modules than rawisp.write (develop's "dng")."""
+    ``extra`` formats are written by other modules than rawisp.io.write (develop's "dng")."""
 
     name = "format"
 
@@ -157,8 +157,8 @@ def main() -> None:
 def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, wb, denoise,
             noise_profiles, device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet, scheduler) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures, in OUT or beside each input."""
-    from rawisp.pipeline import RenderOptions
-    from rawisp.tasks import DevelopBothTask, DevelopTask
+    from rawisp.batch.tasks import DevelopBothTask, DevelopTask
+    from rawisp.pipeline.compose import RenderOptions
 
     if side_by_side and engine != "both":
         raise click.UsageError("--side-by-side needs --engine both")
@@ -210,7 +210,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
 
 def _check_engine(options: EngineOptions) -> None:
     """Build the learned engine once in the parent, so a bad model or setting fails before any file."""
-    from rawisp.learned import ModelError
+    from rawisp.engines.learned import ModelError
 
     try:
         make_engine("learned", options)
@@ -263,9 +263,9 @@ def _run(jobs_list: list[Job], task, workers: int, timeout: float, max_memory: f
 
 
 def _run_on_cluster(jobs_list, task, scheduler, timeout, max_memory, overwrite, progress, report) -> list[Outcome]:
-    """:func:`rawisp.cluster.run_on_cluster`, with one line and exit 1 when it cannot start."""
+    """:func:`rawisp.batch.cluster.run_on_cluster`, with one line and exit 1 when it cannot start."""
     try:
-        from rawisp.cluster import run_on_cluster
+        from rawisp.batch.cluster import run_on_cluster
     except ImportError as exc:
         click.echo(f"rawisp: --scheduler needs the cluster extra (pip install 'rawisp[cluster]'): {exc}", err=True)
         sys.exit(1)
@@ -282,7 +282,7 @@ def _run_on_cluster(jobs_list, task, scheduler, timeout, max_memory, overwrite, 
 
 
 def _parse_crop(ctx, param, values):
-    from rawisp.crops import parse_rect
+    from rawisp.compare.crops import parse_rect
 
     try:
         return tuple(parse_rect(v) for v in values)
@@ -332,10 +332,10 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     (or --crop), reconstruct timings, and with --diff the amplified difference. One line per input
     tells the crops (as --crop values) and, for --ground-truth inputs, PSNR/SSIM of each side.
     """
-    from rawisp.compare import CompareError, CompareOptions, eval_camera
-    from rawisp.pipeline import RenderOptions
-    from rawisp.protocol import EvalError, find_images, parse_noise
-    from rawisp.tasks import CompareTask
+    from rawisp.batch.tasks import CompareTask
+    from rawisp.compare.picture import CompareError, CompareOptions, eval_camera
+    from rawisp.measure.protocol import EvalError, find_images, parse_noise
+    from rawisp.pipeline.compose import RenderOptions
 
     if not inputs and not truths:
         raise click.UsageError("give RAW files and/or --ground-truth images")
@@ -417,9 +417,9 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
 def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, noise_profiles, border, per_image,
                  out_file, keep, device, jobs, quiet) -> None:
     """Score engines on synthetic DNGs made from the ground-truth sRGB images in GT_DIR."""
-    from rawisp.eval_report import check_report_path, format_table, write_report
-    from rawisp.evaluate import engine_specs, evaluate
-    from rawisp.protocol import EvalError, find_images, parse_noise
+    from rawisp.measure.eval_report import check_report_path, format_table, write_report
+    from rawisp.measure.evaluate import engine_specs, evaluate
+    from rawisp.measure.protocol import EvalError, find_images, parse_noise
 
     start = time.perf_counter()
     try:
@@ -495,8 +495,8 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
 
     Prints per-stage seconds, total, MP/s and peak resident memory per engine, each run in a fresh process.
     """
-    from rawisp.bench import DEFAULT_SIZE, BenchConfig, BenchError, RowStatus, run_bench
-    from rawisp.bench_report import format_report
+    from rawisp.measure.bench import DEFAULT_SIZE, BenchConfig, BenchError, RowStatus, run_bench
+    from rawisp.measure.bench_report import format_report
 
     if file is not None and size is not None:
         raise click.UsageError("--size only applies to the synthetic frame; give FILE or --size, not both")
@@ -519,7 +519,7 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
 
 
 def _parse_wb(value: str):
-    from rawisp.whitebalance import parse_wb
+    from rawisp.io.whitebalance import parse_wb
 
     try:
         return parse_wb(value)
@@ -542,10 +542,10 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
     with the reason under "error") when its metadata can be read; the exit status is then 1.
     """
     from rawisp.api import describe, describe_noise, describe_shot
-    from rawisp.camera_noise import ProfileError, profiles_path
-    from rawisp.decode import DecodeError, decode, read_header
-    from rawisp.learned import denoise_strength
-    from rawisp.noise_net import NoiseNet
+    from rawisp.engines.camera_noise import ProfileError, profiles_path
+    from rawisp.engines.learned import denoise_strength
+    from rawisp.engines.noise_net import NoiseNet
+    from rawisp.io.decode import DecodeError, decode, read_header
 
     try:
         strength = denoise_strength(denoise)

@@ -1,4 +1,4 @@
-"""Batch tasks that misbehave on purpose, for the crash-containment tests of ``rawisp.batch``.
+"""Batch tasks that misbehave on purpose, for the crash-containment tests of ``rawisp.batch.runner``.
 
 They live in a module of their own (not in a test file) so the batch's forkserver children can
 unpickle them by name: the job's source file name says what the task does in the child.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rawisp.batch import Job, Outcome, Status
-from rawisp.write import write_image
+from rawisp.batch.runner import Job, Outcome, Status
+from rawisp.io.write import write_image
 
 GIB = 1 << 30
 
@@ -85,7 +85,7 @@ class Slow:
     seconds: float = 3.0
 
     def __call__(self, job: Job) -> Outcome:
-        # named and locked as rawisp.write names and locks its temporary files while writing them
+        # named and locked as rawisp.io.write names and locks its temporary files while writing them
         part = job.output.parent / f".{job.output.name}.{os.getpid()}.5105510a.part"
         with open(part, "wb") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image, ImageCms
 
-from rawisp import synth
-from rawisp.chart import COLORCHECKER_SRGB8, pink_noise
 from rawisp.cli import main
+from rawisp.measure import synth
+from rawisp.measure.chart import COLORCHECKER_SRGB8, pink_noise
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 OTHER_CAM_FROM_SRGB = np.array([[0.62, 0.30, 0.08], [0.20, 0.70, 0.10], [0.02, 0.18, 0.80]])

@@ -15,7 +15,7 @@ import tifffile
 from conftest import EXIF, lines_naming, natural_image, patch_image, patch_means, read_image, sha256, summary
 
 import rawisp
-from rawisp.render import render
+from rawisp.stages.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def dngs(tmp_path_factory) -> dict[str, Path]:
     """A natural scene stored sideways (orientation 6, with EXIF) and an upright ColorChecker."""
-    from rawisp import synth
+    from rawisp.measure import synth
 
     root = tmp_path_factory.mktemp("api")
     side = root / "side.dng"
@@ -83,7 +83,7 @@ def test_linear_camera_rgb_is_upright_float_and_renders_to_the_srgb_result(dngs)
     assert rgb.dtype == np.float32 and rgb.shape == (4 * 32 + 1, 6 * 32 + 1, 3)
     # the synthetic camera: white-balanced camera RGB = linear sRGB @ cam_from_srgb.T
     from rawisp.colour import srgb_decode
-    from rawisp.synth import DEFAULT_CAM_FROM_SRGB
+    from rawisp.measure.synth import DEFAULT_CAM_FROM_SRGB
 
     truth = srgb_decode(colours / 255.0) @ DEFAULT_CAM_FROM_SRGB.T
     assert np.abs(patch_means(rgb) - truth).max() < 2e-3
@@ -182,8 +182,8 @@ def test_bad_options_are_option_errors(dngs, call, message):
 
 
 def test_the_model_is_loaded_once_for_many_files(dngs, monkeypatch):
-    from rawisp import engines
-    from rawisp.learned import Learned
+    from rawisp.engines import registry as engines
+    from rawisp.engines.learned import Learned
 
     engines._cached_engine.cache_clear()
     loads = []

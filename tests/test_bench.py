@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 from conftest import read_exif
 
-from rawisp import bench, bench_scene
-from rawisp.bench import BenchConfig, run_bench, run_child
-from rawisp.bench_child import STAGES
-from rawisp.bench_report import format_report
-from rawisp.bench_scene import bench_frame
 from rawisp.cli import main
+from rawisp.measure import bench, bench_scene
+from rawisp.measure.bench import BenchConfig, run_bench, run_child
+from rawisp.measure.bench_child import STAGES
+from rawisp.measure.bench_report import format_report
+from rawisp.measure.bench_scene import bench_frame
 
 SIZE = (320, 240)
 MB = 2**20
@@ -110,7 +110,7 @@ def test_unusable_learned_engine_is_reported_unavailable(cache):
 def test_learned_rows_per_model_with_network_figures(cache, tmp_path):
     """One learned row per --model (e.g. fp32 and int8), each with its tiles, margin share and
     network time; the margin share is what the tiling computes beyond the frame."""
-    from rawisp.learned import default_model_path
+    from rawisp.engines.learned import default_model_path
 
     second = tmp_path / "copy.onnx"
     for suffix in (".onnx", ".json"):

@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 from conftest import natural_image
 
-from rawisp import synth
-from rawisp.camera_noise import (DARKTABLE_BINS, DARKTABLE_VARIANCE_SCALE, DEFAULT_PROFILES, PROFILES_ENV, Camera,
-                                 ProfileDatabase, ProfileError, darktable_noise, exif_prior, profiles_path)
 from rawisp.colour import srgb_decode
-from rawisp.decode import decode
-from rawisp.learned import Learned
-from rawisp.noise_choice import MID_GREY, PRIOR_FLOOR, RAISE, choose_noise, variance
-from rawisp.normalise import normalise
-from rawisp.reconstruct import EngineOptions
+from rawisp.engines.camera_noise import (DARKTABLE_BINS, DARKTABLE_VARIANCE_SCALE, DEFAULT_PROFILES, PROFILES_ENV,
+                                         Camera, ProfileDatabase, ProfileError, darktable_noise, exif_prior,
+                                         profiles_path)
+from rawisp.engines.learned import Learned
+from rawisp.engines.noise_choice import MID_GREY, PRIOR_FLOOR, RAISE, choose_noise, variance
+from rawisp.io.decode import decode
+from rawisp.measure import synth
+from rawisp.stages.normalise import normalise
+from rawisp.stages.reconstruct import EngineOptions
 
 # green a, b of two made-up cameras, darktable's units (R and B differ: they carry white balance)
 PROFILES = {

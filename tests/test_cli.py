@@ -28,8 +28,8 @@ from conftest import (
 from PIL import Image
 
 from rawisp import __version__
-from rawisp.batch import RAW_SUFFIXES
-from rawisp.write import srgb_icc
+from rawisp.batch.runner import RAW_SUFFIXES
+from rawisp.io.write import srgb_icc
 
 CLASSICAL = ("--engine", "classical")
 

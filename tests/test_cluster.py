@@ -24,8 +24,8 @@ import pytest
 from batch_tasks import Counting, Misbehave, Slow
 from conftest import lines_naming, natural_image, part_files, read_image, summary
 
-from rawisp import synth
-from rawisp.batch import Job, run_batch
+from rawisp.batch.runner import Job, run_batch
+from rawisp.measure import synth
 
 TESTS = Path(__file__).resolve().parent
 needs_dask = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
@@ -154,7 +154,7 @@ def test_cluster_batch_equals_the_local_batch_byte_for_byte(cli, cluster, tmp_pa
 
 @needs_dask
 def test_each_worker_keeps_one_sandbox_for_many_files(cluster, tmp_path):
-    from rawisp.cluster import run_on_cluster
+    from rawisp.batch.cluster import run_on_cluster
 
     jobs = [Job(tmp_path / f"f{i}.dng", tmp_path / "out" / f"f{i}.png") for i in range(8)]
     outcomes = run_on_cluster(jobs, Counting(), cluster.address, progress=False)
@@ -171,11 +171,11 @@ def test_each_worker_keeps_one_sandbox_for_many_files(cluster, tmp_path):
 
 def test_batch_tasks_build_their_engine_once_per_process(tmp_path, monkeypatch):
     """What a sandbox keeps: the tasks of rawisp develop reuse the engine they built."""
-    from rawisp import engines
-    from rawisp.learned import Learned
-    from rawisp.pipeline import RenderOptions
-    from rawisp.reconstruct import EngineOptions
-    from rawisp.tasks import DevelopTask
+    from rawisp.batch.tasks import DevelopTask
+    from rawisp.engines import registry as engines
+    from rawisp.engines.learned import Learned
+    from rawisp.pipeline.compose import RenderOptions
+    from rawisp.stages.reconstruct import EngineOptions
 
     engines._cached_engine.cache_clear()
     loads = []
@@ -189,7 +189,7 @@ def test_batch_tasks_build_their_engine_once_per_process(tmp_path, monkeypatch):
 
 @needs_dask
 def test_crashes_hangs_and_hogs_cost_only_their_file_with_the_local_lines(cluster, tmp_path):
-    from rawisp.cluster import run_on_cluster
+    from rawisp.batch.cluster import run_on_cluster
 
     kinds = ["segv", "abort", "exit", "bug", "hang", "partial", "reserve", "ok1", "ok2"]
     before = cluster.worker_pids()
@@ -215,7 +215,7 @@ def test_crashes_hangs_and_hogs_cost_only_their_file_with_the_local_lines(cluste
 
 @needs_dask
 def test_a_worker_killed_mid_file_leaves_no_partial_and_its_file_is_done_elsewhere(cluster, tmp_path):
-    from rawisp.cluster import run_on_cluster
+    from rawisp.batch.cluster import run_on_cluster
 
     cluster.wait_for_two_workers()
     out = tmp_path / "out"
@@ -286,7 +286,7 @@ def test_ctrl_c_cancels_what_has_not_started(cluster, tmp_path):
 
 @needs_dask
 def test_a_file_that_kills_every_worker_fails_with_one_line(cluster, tmp_path):
-    from rawisp.cluster import run_on_cluster
+    from rawisp.batch.cluster import run_on_cluster
 
     cluster.wait_for_two_workers()
     jobs = [Job(tmp_path / f"{kind}.dng", tmp_path / "out" / f"{kind}.png") for kind in ("killworker", "ok1", "ok2")]
@@ -304,7 +304,7 @@ def test_a_file_that_kills_every_worker_fails_with_one_line(cluster, tmp_path):
 def test_scheduler_needs_the_extra_and_a_reachable_scheduler(cli, tmp_path, monkeypatch):
     [source] = _dngs(tmp_path / "in", 1)
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
-    monkeypatch.delitem(sys.modules, "rawisp.cluster", raising=False)
+    monkeypatch.delitem(sys.modules, "rawisp.batch.cluster", raising=False)
     result = cli("develop", source, "-o", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:1")
     assert result.exit_code == 1
     assert result.stderr.startswith("rawisp: --scheduler needs the cluster extra (pip install 'rawisp[cluster]')")
@@ -325,11 +325,11 @@ def test_unreachable_scheduler_is_one_line(cli, tmp_path):
 
 
 def _sandboxes() -> list[int]:
-    """Process ids of the ``rawisp.sandbox`` processes running on this machine."""
+    """Process ids of the ``rawisp.batch.sandbox`` processes running on this machine."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"rawisp.sandbox" in (entry / "cmdline").read_bytes():
+            if entry.name.isdigit() and b"rawisp.batch.sandbox" in (entry / "cmdline").read_bytes():
                 found.append(int(entry.name))
         except OSError:
             continue

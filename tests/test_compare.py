@@ -10,20 +10,22 @@ import pytest
 from conftest import EXIF, lines_naming, natural_image, read_exif, read_image, summary
 from PIL import Image
 
-from rawisp import compare, files
-from rawisp.batch import Job, Status
-from rawisp.compare import CompareOptions, compare_file
-from rawisp.crops import Rect, plan_crops
-from rawisp.decode import decode
-from rawisp.files import develop_file
-from rawisp.engines import make_engine
-from rawisp.evaluate import evaluate
-from rawisp.layout import GAP, MARGIN, MIN_COLUMN, TILE_GAP, caption_height, label_height, plan_layout, title_height
-from rawisp.normalise import normalise
-from rawisp.pipeline import RenderOptions, render_picture
-from rawisp.protocol import Noise
-from rawisp.reconstruct import EngineOptions, reconstruct
-from rawisp.tasks import DevelopBothTask
+from rawisp.batch.runner import Job, Status
+from rawisp.batch.tasks import DevelopBothTask
+from rawisp.compare import picture as compare
+from rawisp.compare.crops import Rect, plan_crops
+from rawisp.compare.layout import (GAP, MARGIN, MIN_COLUMN, TILE_GAP, caption_height, label_height, plan_layout,
+                                   title_height)
+from rawisp.compare.picture import CompareOptions, compare_file
+from rawisp.engines.registry import make_engine
+from rawisp.io.decode import decode
+from rawisp.measure.evaluate import evaluate
+from rawisp.measure.protocol import Noise
+from rawisp.pipeline import files
+from rawisp.pipeline.compose import RenderOptions, render_picture
+from rawisp.pipeline.files import develop_file
+from rawisp.stages.normalise import normalise
+from rawisp.stages.reconstruct import EngineOptions, reconstruct
 
 PNG = RenderOptions(fmt="png")
 

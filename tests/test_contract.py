@@ -1,4 +1,4 @@
-"""The model contract (rawisp.contract) holds on both sides: the training synthesis and the runtime
+"""The model contract (rawisp.engines.contract) holds on both sides: the training synthesis and the runtime
 (DNG -> decode -> normalise -> sigma planes) build the same 8 input planes for one capture, and the
 shipped model's card says what the contract says."""
 
@@ -9,10 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from rawisp import contract, synth
-from rawisp.decode import decode
-from rawisp.learned import default_model_path
-from rawisp.normalise import normalise
+from rawisp.engines import contract
+from rawisp.engines.learned import default_model_path
+from rawisp.io.decode import decode
+from rawisp.measure import synth
+from rawisp.stages.normalise import normalise
 
 BLACK, LEVELS = 256, 3839  # DN of black, and white - black (a 12-bit camera)
 SHOT, READ = 2e-3, 1e-3  # the noise the capture's NoiseProfile states (normalised raw units)

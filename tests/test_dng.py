@@ -14,15 +14,15 @@ import rawpy
 import tifffile
 from PIL import Image
 
-from rawisp import editors
-from rawisp.chart import make_chart
-from rawisp.decode import decode
-from rawisp.dng import PREVIEW_SIDE, THUMBNAIL_SIDE, WHITE, camera_frame, source_preview
-from rawisp.metrics import psnr
-from rawisp.metadata import apply_orientation
-from rawisp.engines import make_engine
-from rawisp.normalise import normalise, white_balance_gains
-from rawisp.reconstruct import reconstruct
+from rawisp.engines.registry import make_engine
+from rawisp.io.decode import decode
+from rawisp.io.dng import PREVIEW_SIDE, THUMBNAIL_SIDE, WHITE, camera_frame, source_preview
+from rawisp.io.metadata import apply_orientation
+from rawisp.measure import editors
+from rawisp.measure.chart import make_chart
+from rawisp.measure.metrics import psnr
+from rawisp.stages.normalise import normalise, white_balance_gains
+from rawisp.stages.reconstruct import reconstruct
 from conftest import DATA, EXIF
 
 CHART_SIZE = (360, 240)  # small: darktable and RawTherapee take seconds per file on 2 cores
@@ -37,7 +37,7 @@ def chart() -> np.ndarray:
 @pytest.fixture(scope="module")
 def chart_dngs(tmp_path_factory, chart) -> tuple[Path, dict[str, Path]]:
     """The chart as a synthetic camera DNG (turned: Orientation 6) and rawisp's DNG of it per engine."""
-    from rawisp.synth import srgb_to_dng
+    from rawisp.measure.synth import srgb_to_dng
 
     folder = tmp_path_factory.mktemp("chart")
     source = folder / "chart.dng"
@@ -147,7 +147,7 @@ def test_editors_develop_the_dng_like_the_original(chart_dngs, chart, tmp_path, 
     the border an editor trims from a Bayer frame).
 
     With their defaults two editors apply to the Bayer original a step they never apply to a
-    demosaicked image, whatever the DNG's tags (see rawisp.editors): darktable 4.2 switches filmic
+    demosaicked image, whatever the DNG's tags (see rawisp.measure.editors): darktable 4.2 switches filmic
     rgb on only for CFA images (fixed in darktable 4.4), and RawTherapee 5.9 corrects chromatic
     aberration on Bayer data only: mean CIEDE2000 2.43 and 2.31 on the 600x400 chart (README). The
     test below checks the rest of RawTherapee's default look."""

@@ -10,15 +10,16 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from rawisp.colour import BAYER_PATTERNS
 from rawisp.cli import main
-from rawisp.decode import decode
-from rawisp.eval_report import summarise
-from rawisp.evaluate import Oracle, develop_dng, evaluate
-from rawisp.libraw_reference import LibRawReference, one_openmp_thread, openmp_of_rawpy
-from rawisp.metrics import ciede2000, mean_delta_e00, psnr, srgb_to_lab, ssim
-from rawisp.protocol import BLACK, NEUTRAL, NOISE_PRESETS, WHITE, EvalError, Noise, load_image, noise_seed, parse_noise
-from rawisp.synth import DEFAULT_CAM_FROM_SRGB, srgb_to_dng
+from rawisp.colour import BAYER_PATTERNS
+from rawisp.io.decode import decode
+from rawisp.measure.eval_report import summarise
+from rawisp.measure.evaluate import Oracle, develop_dng, evaluate
+from rawisp.measure.libraw_reference import LibRawReference, one_openmp_thread, openmp_of_rawpy
+from rawisp.measure.metrics import ciede2000, mean_delta_e00, psnr, srgb_to_lab, ssim
+from rawisp.measure.protocol import (BLACK, NEUTRAL, NOISE_PRESETS, WHITE, EvalError, Noise, load_image, noise_seed,
+                                     parse_noise)
+from rawisp.measure.synth import DEFAULT_CAM_FROM_SRGB, srgb_to_dng
 
 
 # Sharma, Wu & Dalal (2005), Table 1: L1 a1 b1  L2 a2 b2  dE00, all 34 pairs

@@ -19,17 +19,17 @@ import numpy as np
 import pytest
 from conftest import natural_image, read_image
 
-from rawisp import synth
-from rawisp.chart import make_chart
-from rawisp.decode import decode
-from rawisp.pipeline import RenderOptions, render_picture
-from rawisp.metrics import psnr
-from rawisp.learned import Learned, ModelError, default_model_path, denoise_strength, plan_tiling, tile_margin
-from rawisp.noise_net import NoiseNet
-from rawisp.normalise import normalise
-from rawisp.classical import Classical
 from rawisp.colour import srgb_decode
-from rawisp.reconstruct import EngineOptions
+from rawisp.engines.classical import Classical
+from rawisp.engines.learned import Learned, ModelError, default_model_path, denoise_strength, plan_tiling, tile_margin
+from rawisp.engines.noise_net import NoiseNet
+from rawisp.io.decode import decode
+from rawisp.measure import synth
+from rawisp.measure.chart import make_chart
+from rawisp.measure.metrics import psnr
+from rawisp.pipeline.compose import RenderOptions, render_picture
+from rawisp.stages.normalise import normalise
+from rawisp.stages.reconstruct import EngineOptions
 
 NOISE = (2e-3, 1e-3)  # (shot, read): sigma planes that are not zero, so they are tiled too
 # tiles cut with the card's measured margin may differ from the whole frame, by less than this
@@ -82,7 +82,7 @@ def test_planned_tile_cores_cover_every_pixel_once(margin, stride):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
 def test_reflected_indices_extend_like_numpy_pad(n):
-    from rawisp.learned import _reflected
+    from rawisp.engines.learned import _reflected
 
     axis = np.arange(n)
     for pad in (0, 1, 3, 9):
@@ -98,7 +98,7 @@ def test_tile_margin_is_the_measured_one_else_the_receptive_field():
 
 
 def test_an_8_bit_output_is_cut_with_the_margin_measured_below_an_8_bit_step():
-    from rawisp.learned import output_step_in_linear
+    from rawisp.engines.learned import output_step_in_linear
 
     errors = {"0": 0.4, "8": 0.016, "16": 0.0037, "24": 4.7e-4, "32": 1.7e-5, "40": 5.4e-7, "48": 6e-7, "80": 0.0}
     card = {"margin": 80, "stride": 4, "tiling": {"margin": 40, "error_by_margin": errors}}
@@ -420,7 +420,7 @@ def test_denoise_setting_scales_the_noise_fed_to_the_model(tmp_path):
 
 
 def test_without_profile_the_noise_is_estimated(tmp_path):
-    """No NoiseProfile and no ISO: the learned blind estimate feeds the model (rawisp.noise_choice),
+    """No NoiseProfile and no ISO: the learned blind estimate feeds the model (rawisp.engines.noise_choice),
     --denoise scales it, and it finds the noise that was added at mid and bright levels (measured:
     1.17x the truth's sigma at 0.2, 1.06x at 0.5; at 0.05 1.6x: the read-noise intercept of the
     fit is the weakly determined part on this busy scene)."""

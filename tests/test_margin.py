@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from rawisp.margin import edge_error_profile, effective_margin, probe_frames
+from rawisp.measure.margin import edge_error_profile, effective_margin, probe_frames
 
 
 def box_model(radius: int):

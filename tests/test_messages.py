@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import lines_naming, natural_image, summary
 
-from rawisp import synth
-from rawisp.batch import Job, Outcome, Status
+from rawisp.batch.runner import Job, Outcome, Status
+from rawisp.measure import synth
 
 
 def _dng(path: Path, seed: int = 0) -> Path:

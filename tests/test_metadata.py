@@ -14,11 +14,11 @@ import rawpy
 from conftest import DATA, FULL_EXIF, natural_image, read_image
 
 from rawisp import __version__
-from rawisp.decode import decode
-from rawisp.files import develop_file
-from rawisp.engines import make_engine
-from rawisp.pipeline import RenderOptions
-from rawisp.whitebalance import parse_wb
+from rawisp.engines.registry import make_engine
+from rawisp.io.decode import decode
+from rawisp.io.whitebalance import parse_wb
+from rawisp.pipeline.compose import RenderOptions
+from rawisp.pipeline.files import develop_file
 
 needs_exiftool = pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real RAW files not available ({DATA})")
@@ -89,7 +89,7 @@ def develop(source: Path, out: Path, fmt: str, **options) -> Path:
 @pytest.fixture(scope="module")
 def full_source(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("src") / "full.dng"
-    from rawisp import synth
+    from rawisp.measure import synth
 
     synth.srgb_to_dng(path, natural_image(30, 44, seed=3), exif=FULL_EXIF, make="Acme", model="Model 1",
                       orientation=6)
@@ -123,7 +123,7 @@ def test_two_develops_give_identical_bytes(full_source, tmp_path):
 @needs_exiftool
 @pytest.mark.parametrize("sidecar", ["{name}.xmp", "{stem}.xmp"])
 def test_sidecar_xmp_reaches_the_output(tmp_path, sidecar):
-    from rawisp import synth
+    from rawisp.measure import synth
 
     source = tmp_path / "s.dng"
     synth.srgb_to_dng(source, natural_image(30, 44, seed=1), exif={k: v for k, v in FULL_EXIF.items() if k != "XMP"})
@@ -223,7 +223,7 @@ def test_d30_crw_white_balance_and_exif(tmp_path):
 @needs_exiftool
 def test_info_reads_every_header_exiftool_reads(cli):
     """Make, Model, date and ISO of every stub in bad_inputs, as exiftool reports them; the X3F
-    and Kyocera headers, which neither exiv2 nor LibRaw reads, through rawisp.vendorheaders."""
+    and Kyocera headers, which neither exiv2 nor LibRaw reads, through rawisp.io.vendorheaders."""
     vendor_headers = {"exiftool_stub.KyoceraRaw.raw", "exiftool_stub.Sigma.x3f", "exiftool_stub.SigmaDP2.x3f"}
     checked = set()
     for path in sorted((DATA / "bad_inputs").iterdir()):
@@ -287,8 +287,8 @@ def test_wb_option_changes_the_picture(cli, make_dng, tmp_path):
 def test_write_metadata_into_an_existing_dng(full_source, tmp_path):
     """The entry point for TIFF-based files written elsewhere (a linear DNG): metadata in, pixels
     and DNG tags kept."""
-    from rawisp import synth
-    from rawisp.metadata import read_metadata, write_metadata
+    from rawisp.io.metadata import read_metadata, write_metadata
+    from rawisp.measure import synth
 
     target = tmp_path / "t.dng"
     synth.srgb_to_dng(target, natural_image(30, 44, seed=4))
@@ -307,8 +307,8 @@ def test_write_metadata_into_an_existing_dng(full_source, tmp_path):
 def test_values_exiv2_cannot_write_are_left_out(tmp_path):
     """Text of a damaged file that is not UTF-8, or a number too big for its type (fuzzing found
     the first as an internal error)."""
-    from rawisp.metadata import Metadata, read_metadata
-    from rawisp.write import write_image
+    from rawisp.io.metadata import Metadata, read_metadata
+    from rawisp.io.write import write_image
 
     meta = Metadata(exif={"Exif.Image.Make": (2, "Ac\udcffme"), "Exif.Photo.ISOSpeedRatings": (3, "70000"),
                           "Exif.Image.Model": (2, "Model 1")})
@@ -321,7 +321,7 @@ def test_values_exiv2_cannot_write_are_left_out(tmp_path):
 
 
 def test_canon_maker_note_values_in_exif_terms():
-    from rawisp.makernotes import canon_ev, canon_serial, maker_note_exif
+    from rawisp.io.makernotes import canon_ev, canon_serial, maker_note_exif
 
     # Canon's EV codes: 1/32 EV, thirds coded as 12 and 20
     assert [canon_ev(c) for c in (-20, -12, 0, 12, 20, 32, 44, -64)] == [
@@ -363,8 +363,8 @@ def test_x3f_and_kyocera_headers(tmp_path):
     import io
     import struct
 
-    from rawisp.metadata import read_metadata
-    from rawisp.vendorheaders import HeaderFacts, kyocera_facts, x3f_facts
+    from rawisp.io.metadata import read_metadata
+    from rawisp.io.vendorheaders import HeaderFacts, kyocera_facts, x3f_facts
 
     x3f = x3f_bytes({"CAMMANUF": "SIGMA", "CAMMODEL": "SIGMA SD10", "CAMSERIAL": "02001234", "TIME": "978309395",
                      "ISO": "100", "SHUTTER": "0.00929", "APERTURE": "8.35419", "FLENGTH": "30.0", "WB_DESC": "Auto"})

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the model variants need the 'train' extra (torch)")
 
-from rawisp.learned import default_model_path  # noqa: E402
+from rawisp.engines.learned import default_model_path  # noqa: E402
 from rawisp.train.data import pack_rggb, synthesise  # noqa: E402
 from rawisp.train.loop import init_weights, lr_factor  # noqa: E402
 from rawisp.train.model import LWISP, bilinear_demosaic, gflop_per_mp, mhc_demosaic  # noqa: E402

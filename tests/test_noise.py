@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from conftest import natural_image
 
-from rawisp import synth
-from rawisp.decode import decode
-from rawisp.chart import pink_noise
 from rawisp.colour import srgb_decode
-from rawisp.contract import sigma_planes
-from rawisp.noise import estimate_noise
-from rawisp.normalise import Packed, normalise
+from rawisp.engines.contract import sigma_planes
+from rawisp.engines.noise import estimate_noise
+from rawisp.io.decode import decode
+from rawisp.measure import synth
+from rawisp.measure.chart import pink_noise
+from rawisp.stages.normalise import Packed, normalise
 
 H, W = 384, 512
 

@@ -2,7 +2,7 @@
 synthetic DNG without a NoiseProfile -> decode -> normalise -> estimate; and of its training code.
 
 What matters is the noise std at mid-grey, sigma(0.18) = sqrt(shot * 0.18 + read^2), the level the
-choice of sources compares (rawisp.noise_choice).
+choice of sources compares (rawisp.engines.noise_choice).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import pytest
 from conftest import natural_image
 from test_noise import packed_capture, textured_scene
 
-from rawisp import synth
 from rawisp.colour import srgb_decode
-from rawisp.decode import decode
-from rawisp.noise import estimate_noise
-from rawisp.noise_net import NoiseNet
-from rawisp.normalise import normalise
+from rawisp.engines.noise import estimate_noise
+from rawisp.engines.noise_net import NoiseNet
+from rawisp.io.decode import decode
+from rawisp.measure import synth
+from rawisp.stages.normalise import normalise
 
 MID = 0.18
 
@@ -73,7 +73,7 @@ def test_texture_is_not_read_as_noise(tmp_path, net):
 
 
 def test_tiny_frames_give_no_noise(net):
-    from rawisp.normalise import Packed
+    from rawisp.stages.normalise import Packed
 
     planes = np.random.default_rng(0).uniform(0.2, 0.4, (4, 6, 40)).astype(np.float32)
     packed = Packed(planes=planes, gains=np.ones(4, np.float32), noise=None, offset=(0, 0), shape=(12, 80))
@@ -103,7 +103,7 @@ def test_pooling_inverts_the_noise_model():
     """Maps that read exactly ln(shot x level + read^2 + VAR_FLOOR) give back the shot noise (read
     from READ_SHARE), whatever the weights; pixels with near-zero weight (texture) do not count,
     however high they read; a map at the floor is a clean frame."""
-    from rawisp.noise_net import READ_SHARE, VAR_FLOOR, pool
+    from rawisp.engines.noise_net import READ_SHARE, VAR_FLOOR, pool
 
     rng = np.random.default_rng(0)
     level = rng.uniform(0.005, 0.6, 20000)
@@ -122,7 +122,7 @@ def test_pooling_leaves_out_pixels_near_clipping_and_small_frames():
     """Pixels at or above the clip level (greens that may have clipped after white balance) carry
     no information about the noise and are left out; with fewer than MIN_PIXELS left (a frame under
     about 100x100 pixels) the frame reads clean: too few pixels to tell texture from noise."""
-    from rawisp.noise_net import MIN_PIXELS, READ_SHARE, VAR_FLOOR, pool
+    from rawisp.engines.noise_net import MIN_PIXELS, READ_SHARE, VAR_FLOOR, pool
 
     level = np.linspace(0.01, 0.99, 4 * MIN_PIXELS)
     log_var = np.log(1e-3 * (level + READ_SHARE) + VAR_FLOOR)

@@ -13,8 +13,8 @@ import tifffile
 from conftest import natural_image, summary
 from PIL import Image
 
-from rawisp import synth
 from rawisp.cli import main
+from rawisp.measure import synth
 
 # --- numbers -----------------------------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ def test_long_edge_is_an_area_average_in_linear_light(cli, tmp_path):
 
 
 def test_downscale_averages_light_not_codes():
-    from rawisp.resize import downscale, scaled_size
+    from rawisp.stages.resize import downscale, scaled_size
 
     board = np.zeros((64, 96, 3), np.uint16)
     board[::2, ::2] = board[1::2, 1::2] = 65535  # a black-and-white checkerboard
@@ -218,7 +218,7 @@ def test_without_out_each_output_goes_beside_its_input(cli, tmp_path):
 
 
 def test_an_output_is_never_named_as_an_input(tmp_path):
-    from rawisp.batch import plan_jobs
+    from rawisp.batch.runner import plan_jobs
 
     files = [(tmp_path / "a.dng", tmp_path), (tmp_path / "a.dng.dng", tmp_path)]
     jobs, notices = plan_jobs(files, None, lambda rel, stem: [stem + ".dng"])

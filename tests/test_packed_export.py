@@ -11,7 +11,7 @@ ort = pytest.importorskip("onnxruntime")
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from rawisp.learned import default_model_path  # noqa: E402
+from rawisp.engines.learned import default_model_path  # noqa: E402
 from rawisp.train.export import write_onnx  # noqa: E402
 from rawisp.train.loop import init_weights  # noqa: E402
 from rawisp.train.model import LWISP, bilinear_demosaic, mhc_demosaic  # noqa: E402

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from conftest import natural_image, part_files, summary
 
-from rawisp import synth, write
-from rawisp.write import write_image
+from rawisp.io import write
+from rawisp.io.write import write_image
+from rawisp.measure import synth
 
 HOLD = """
 import fcntl, sys, time
@@ -47,7 +48,7 @@ def live_part():
 
 
 def test_stale_parts_go_live_ones_stay(tmp_path, live_part):
-    from rawisp.write import remove_stale_parts
+    from rawisp.io.write import remove_stale_parts
 
     live = tmp_path / f".a.png.{os.getpid() + 1}.0123abcd.part"
     writer = live_part(live)
@@ -70,7 +71,7 @@ def test_stale_parts_go_live_ones_stay(tmp_path, live_part):
 
 def test_stale_parts_of_one_output_go_whatever_wrote_them(tmp_path):
     """The clean-up after a killed worker names its output: the pid in the part's name is no part of it."""
-    from rawisp.write import remove_stale_parts
+    from rawisp.io.write import remove_stale_parts
 
     mine = [tmp_path / ".s0.png.12352.5105510a.part", tmp_path / ".s0.png.0badf00d.part"]
     theirs = [tmp_path / ".s0.png.12352.png.12352.5105510a.part", tmp_path / ".s1.png.12352.5105510a.part"]

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from rawisp.colour import BAYER_PATTERNS
-from rawisp import synth
-from rawisp.classical import BilinearRows, Classical
-from rawisp.decode import decode
-from rawisp.metrics import psnr
-from rawisp.normalise import normalise, pack, plane_values, rggb_padding, unpack
-from rawisp.render import render
+from rawisp.engines.classical import BilinearRows, Classical
+from rawisp.io.decode import decode
+from rawisp.measure import synth
+from rawisp.measure.metrics import psnr
+from rawisp.stages.normalise import normalise, pack, plane_values, rggb_padding, unpack
+from rawisp.stages.render import render
 
 BORDER = 10
 # (cfa, black, white, camera matrix, as-shot neutral, odd/even size): 12- and 14-bit, per-site blacks
@@ -41,7 +41,7 @@ CASE_IDS = [f"{c[0]}-{c[2]}" for c in CASES]
 
 def develop(path, tone: str = "linear") -> np.ndarray:
     """The classical pipeline in-process: DNG -> upright sRGB uint8 (no file written)."""
-    from rawisp.metadata import apply_orientation
+    from rawisp.io.metadata import apply_orientation
 
     raw = decode(path)
     out = render(Classical()(normalise(raw)), raw.srgb_from_cam, tone=tone)
@@ -139,7 +139,7 @@ def _site_labels(cfa: str, h: int, w: int) -> np.ndarray:
 def test_bilinear_rows_on_demand_equal_the_whole_frame(cfa, h, w, seed, data):
     """Any row slice of BilinearRows (any CFA phase, odd sizes, slices past the end) is exactly
     those rows of the whole-frame classical development."""
-    from rawisp.normalise import Packed
+    from rawisp.stages.normalise import Packed
 
     planes, offset = pack(np.random.default_rng(seed).random((h, w), dtype=np.float32), cfa)
     packed = Packed(planes=planes, gains=np.ones(4, np.float32), noise=None, offset=offset, shape=(h, w))
@@ -154,8 +154,8 @@ def test_bilinear_rows_on_demand_equal_the_whole_frame(cfa, h, w, seed, data):
 def test_streamed_classical_develop_equals_rendering_the_whole_frame(make_dng, tmp_path, fmt):
     """develop_file renders the classical engine strip by strip from BilinearRows: the pixels are
     those of rendering the whole reconstructed frame (same dither), for 8- and 16-bit output."""
-    from rawisp.files import develop_file
-    from rawisp.pipeline import RenderOptions, render_picture
+    from rawisp.pipeline.compose import RenderOptions, render_picture
+    from rawisp.pipeline.files import develop_file
 
     path, _ = make_dng("s.dng", natural_image(700, 523, seed=4), cfa="GBRG", orientation=6)
     options = RenderOptions(fmt=fmt, threads=2)
@@ -185,8 +185,8 @@ class WholeFrame:
     (WholeFrame(), ["decode", "normalise", "reconstruct", "render", "write"]),
 ])
 def test_the_timing_hook_hears_every_stage_in_order(make_dng, tmp_path, engine, stages):
-    from rawisp.files import develop_file
-    from rawisp.pipeline import RenderOptions, Stopwatch
+    from rawisp.pipeline.compose import RenderOptions, Stopwatch
+    from rawisp.pipeline.files import develop_file
 
     path, _ = make_dng("t.dng", natural_image(40, 56, seed=1))
     heard = []
@@ -329,7 +329,7 @@ def test_output_is_upright(cli, make_dng, tmp_path, orientation):
 
 
 def test_default_tone_keeps_white_and_rolls_off_pushed_highlights():
-    from rawisp.render import render, shoulder
+    from rawisp.stages.render import render, shoulder
 
     ramp = np.linspace(0, 1, 257, dtype=np.float32)
     rgb = np.repeat(ramp[None, :, None], 3, axis=2)

@@ -12,9 +12,9 @@ pytest.importorskip("torch")  # the tool scores on the training's validation set
 
 import quantise  # noqa: E402  (tools/, on the tests' pythonpath)
 
-from rawisp.learned import Learned, default_model_path, load_card  # noqa: E402
-from rawisp.margin import probe_frames  # noqa: E402
-from rawisp.reconstruct import EngineOptions  # noqa: E402
+from rawisp.engines.learned import Learned, default_model_path, load_card  # noqa: E402
+from rawisp.measure.margin import probe_frames  # noqa: E402
+from rawisp.stages.reconstruct import EngineOptions  # noqa: E402
 
 
 def test_sensitive_convolutions_stay_fp32():

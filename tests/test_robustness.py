@@ -24,14 +24,14 @@ from conftest import DATA, lines_naming, part_files, sha256, summary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rawisp.batch.runner import Job, Status, run_batch
 from rawisp.colour import BAYER_PATTERNS
-from rawisp import synth
-from rawisp.batch import Job, Status, run_batch
-from rawisp.decode import decode
-from rawisp.learned import Learned
-from rawisp.normalise import Packed
-from rawisp.tiff import LONG, SHORT
-from rawisp.reconstruct import EngineOptions
+from rawisp.engines.learned import Learned
+from rawisp.io.decode import decode
+from rawisp.io.tiff import LONG, SHORT
+from rawisp.measure import synth
+from rawisp.stages.normalise import Packed
+from rawisp.stages.reconstruct import EngineOptions
 
 TESTS = Path(__file__).resolve().parent
 GIB = 1 << 30
@@ -83,7 +83,7 @@ def test_memory_limit_is_what_stops_the_runaway_worker(tmp_path):
 def test_killed_batch_takes_its_workers_down(tmp_path):
     """kill -9 of the batch process: a worker stuck in a file (here: sleeping an hour) ends too."""
     script = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); from pathlib import Path; "
-              "from batch_tasks import Misbehave; from rawisp.batch import Job, run_batch; "
+              "from batch_tasks import Misbehave; from rawisp.batch.runner import Job, run_batch; "
               f"run_batch([Job(Path('hang.dng'), Path({str(tmp_path / 'hang.png')!r}))], Misbehave(), "
               "timeout=3600, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", script])

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import EXIF, rational, read_exif
-from rawisp import synth
 from rawisp.colour import BAYER_PATTERNS, SRGB_TO_XYZ, srgb_decode, srgb_encode
-from rawisp.chart import COLORCHECKER_SRGB8, make_chart
+from rawisp.measure import synth
+from rawisp.measure.chart import COLORCHECKER_SRGB8, make_chart
 
 BLACK = [250, 262, 255, 258]  # per 2x2 position, row-major
 EXAMPLE = Path(__file__).parents[1] / "examples" / "chart.dng"

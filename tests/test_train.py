@@ -10,8 +10,8 @@ from PIL import Image
 torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 
 from rawisp.cli import main  # noqa: E402
-from rawisp.learned import Learned, load_card  # noqa: E402
-from rawisp.reconstruct import EngineOptions  # noqa: E402
+from rawisp.engines.learned import Learned, load_card  # noqa: E402
+from rawisp.stages.reconstruct import EngineOptions  # noqa: E402
 from rawisp.train.data import Sampler, bilinear_error, srgb_encode, srgb_decode  # noqa: E402
 from rawisp.train.model import LWISP, bilinear_demosaic  # noqa: E402
 
@@ -174,7 +174,7 @@ def test_sampler_is_deterministic_and_consistent(photos):
 
 
 def test_overstated_noise_states_weak_noise_on_clean_crops(photos):
-    from rawisp.noise_net import READ_SHARE
+    from rawisp.engines.noise_net import READ_SHARE
     from rawisp.train.data import load_photos
 
     imgs = load_photos([photos], min_side=64)

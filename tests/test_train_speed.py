@@ -121,7 +121,7 @@ def test_a_log_model_trains_and_its_card_says_so(tmp_path):
     import numpy as np
 
     from rawisp.cli import main
-    from rawisp.learned import load_card
+    from rawisp.engines.learned import load_card
 
     rng = np.random.default_rng(0)
     for i in range(4):

@@ -1,4 +1,4 @@
-"""Tests for rawisp.write (output files) and rawisp.metadata (EXIF, orientation)."""
+"""Tests for rawisp.io.write (output files) and rawisp.io.metadata (EXIF, orientation)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,9 @@ import tifffile
 from conftest import DATA, assert_srgb_profile, read_exif
 from PIL import Image, ImageOps
 
-from rawisp.metadata import (
-    Metadata,
-    apply_orientation,
-    flip_to_orientation,
-    read_metadata,
-)
 from rawisp import __version__
-from rawisp.write import FORMATS, output_suffix, srgb_icc, write_image
+from rawisp.io.metadata import (Metadata, apply_orientation, flip_to_orientation, read_metadata)
+from rawisp.io.write import FORMATS, output_suffix, srgb_icc, write_image
 
 KISSX4 = DATA / "real" / "canon_kissx4_colorchart_crop.tinydng.dng"
 GOPRO = DATA / "derived" / "gopro_hero8.from_gpr.dng"
@@ -420,7 +415,7 @@ def test_read_metadata_never_raises_on_bad_inputs():
 
 def test_icc_profile_is_the_same_in_every_process():
     """LittleCMS dates the profile it makes; outputs a second apart must still be the same bytes."""
-    code = "import sys; from rawisp.write import srgb_icc; sys.stdout.buffer.write(srgb_icc())"
+    code = "import sys; from rawisp.io.write import srgb_icc; sys.stdout.buffer.write(srgb_icc())"
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=60).stdout
     time.sleep(1.1)
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=60).stdout

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rawisp.noise_net import NoiseNet  # noqa: E402
+from rawisp.engines.noise_net import NoiseNet  # noqa: E402
 from rawisp.train.noise_frames import estimates, load_splits, sigma  # noqa: E402
 
 DRAWS, NOISY = 6, 2e-3

@@ -3,7 +3,7 @@
     python tools/cluster_bench.py [--files 12] [--size 1200x800] [--engine classical] [--workers 2]
     python tools/cluster_bench.py --scheduler tcp://HOST:8786 --dir /shared/bench   # a real cluster
 
-Writes ``--files`` synthetic DNGs (``rawisp.synth``: colour waves with grain and noise) to ``--dir`` (default a
+Writes ``--files`` synthetic DNGs (``rawisp.measure.synth``: colour waves with grain and noise) to ``--dir`` (default a
 temporary folder; on a real cluster a folder every worker sees at the same path), then develops
 them to JPEG into fresh output folders with the local pool (``rawisp develop -j WORKERS``'s
 runner: one child process per file) and on a cluster: by default a local one of the same size
@@ -31,11 +31,11 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 import numpy as np  # noqa: E402
 
-from rawisp import synth
-from rawisp.batch import Job, Status, run_batch
-from rawisp.pipeline import RenderOptions
-from rawisp.reconstruct import EngineOptions
-from rawisp.tasks import DevelopTask
+from rawisp.batch.runner import Job, Status, run_batch
+from rawisp.batch.tasks import DevelopTask
+from rawisp.measure import synth
+from rawisp.pipeline.compose import RenderOptions
+from rawisp.stages.reconstruct import EngineOptions
 from rawisp.threads import share_of_cpus
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     from distributed import Client, LocalCluster
 
-    from rawisp.cluster import run_on_cluster
+    from rawisp.batch.cluster import run_on_cluster
 
     width, height = (int(v) for v in args.size.lower().split("x"))
     root = args.dir or Path(tempfile.mkdtemp(prefix="rawisp-cluster-bench-"))

@@ -30,7 +30,7 @@ import numpy as np
 import rawpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rawisp import synth  # noqa: E402
+from rawisp.measure import synth  # noqa: E402
 
 H, W = 1200, 1600
 BINS = 300

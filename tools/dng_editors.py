@@ -4,7 +4,7 @@
 
 Makes the synthetic chart DNG (Orientation 6), writes rawisp's DNG of it with each engine, then
 develops original and DNG with every installed editor, with its defaults and with its look switched
-off (see rawisp.editors), and RawTherapee also with its defaults less the raw CA correction it
+off (see rawisp.measure.editors), and RawTherapee also with its defaults less the raw CA correction it
 applies to Bayer data only, and prints the mean CIEDE2000 over the chart's flat regions. Each --real
 FILE gets the same rows with the mean CIEDE2000 of 16x16-pixel block means (the classical engine's
 DNG). The README's table comes from this script.
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rawisp import editors
-from rawisp.chart import make_chart
-from rawisp.metadata import apply_orientation
-from rawisp.synth import srgb_to_dng
+from rawisp.io.metadata import apply_orientation
+from rawisp.measure import editors
+from rawisp.measure.chart import make_chart
+from rawisp.measure.synth import srgb_to_dng
 
 
 def develop_dng(out: Path, engine: str, *sources: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rawisp.camera_noise import PRIOR_LEVELS, ProfileDatabase, darktable_noise  # noqa: E402
+from rawisp.engines.camera_noise import PRIOR_LEVELS, ProfileDatabase, darktable_noise  # noqa: E402
 
 ISO_RANGE = (50, 25600)  # beyond it cameras extrapolate digitally, or too few profiles
 

@@ -69,7 +69,7 @@ def procedural_image(h: int, w: int, seed: int = 0) -> np.ndarray:
 def make_seeds(folder: Path, corpus: Path | None = None) -> list[Path]:
     """Write the synthetic seed DNGs into ``folder``; return them plus the files of ``corpus``
     (a folder holding ``bad_inputs/`` and ``unsupported/``; None or missing: synthetic only)."""
-    from rawisp import synth
+    from rawisp.measure import synth
 
     folder.mkdir(parents=True, exist_ok=True)
     seeds = []

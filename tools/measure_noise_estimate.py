@@ -1,9 +1,9 @@
 """Compare the blind noise estimators on the 40 held-out training photos (never Kodak24).
 
-Each photo becomes a real 12-bit DNG without NoiseProfile (rawisp.synth, realistic camera
+Each photo becomes a real 12-bit DNG without NoiseProfile (rawisp.measure.synth, realistic camera
 matrix, as-shot neutral (0.55, 1, 0.75)) at each noise level, is decoded and normalised as
 ``rawisp develop`` does, and both estimators read its noise: the hand-made one
-(``rawisp.noise.estimate_noise``) and the learned one (``rawisp.noise_net``). Prints, per level,
+(``rawisp.engines.noise.estimate_noise``) and the learned one (``rawisp.engines.noise_net``). Prints, per level,
 the median and 90th percentile of |sigma_estimate / sigma_true - 1| at mid-grey (0.18) and the
 share of photos within 15%; for clean frames, the sigma at mid-grey each estimator reads.
 ``--write DIR`` also saves the held-out photos as PNG for ``rawisp eval DIR``.
@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rawisp.noise import estimate_noise  # noqa: E402
-from rawisp.noise_net import NoiseNet  # noqa: E402
+from rawisp.engines.noise import estimate_noise  # noqa: E402
+from rawisp.engines.noise_net import NoiseNet  # noqa: E402
 from rawisp.train.noise_frames import LEVELS, MID, estimates, load_splits, sigma  # noqa: E402
 
 

@@ -28,8 +28,8 @@ import tifffile
 from PIL import Image
 
 from rawisp.colour import srgb_encode
-from rawisp.metrics import ciede2000, srgb_to_lab
-from rawisp.synth import srgb_to_dng
+from rawisp.measure.metrics import ciede2000, srgb_to_lab
+from rawisp.measure.synth import srgb_to_dng
 
 SIZE = 256
 NOISE = {"mid": (1e-3, 5e-4), "high": (6e-3, 2e-3)}

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from rawisp.contract import CHANNELS
+from rawisp.engines.contract import CHANNELS
 from rawisp.train.export import card_path, cost_fields, write_onnx
 from rawisp.train.loop import init_weights
 from rawisp.train.model import LWISP

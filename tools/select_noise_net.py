@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rawisp.noise_net import NoiseNet  # noqa: E402
+from rawisp.engines.noise_net import NoiseNet  # noqa: E402
 from rawisp.train.noise_frames import LEVELS, estimates, load_splits, log_errors  # noqa: E402
 
 

@@ -4,7 +4,7 @@ peak memory of the worker that developed it, and the wall time.
     python tools/stress.py [--size 12000x8400] [--engine learned] [--limit-gib 4] [--check]
 
 The DNG (16-bit RGGB, 14-bit levels, a procedural scene with gradients, waves, discs and noise) is
-written once with ``rawisp.synth.write_dng`` to ``/tmp/rawisp-stress-WxH.dng`` and reused. The
+written once with ``rawisp.measure.synth.write_dng`` to ``/tmp/rawisp-stress-WxH.dng`` and reused. The
 command line runs as a child process exactly as a user would run it; this script samples ``/proc``
 every 20 ms for every process of that run and keeps, per process, the kernel's own high-water mark
 of resident memory (``VmHWM``, exact whatever the sampling rate, read until the process exits).
@@ -34,7 +34,7 @@ GIB = 1 << 30
 
 def make_dng(path: Path, width: int, height: int) -> None:
     """A procedural RGGB mosaic written in one go (peak about 4 GB for 100 MP, once)."""
-    from rawisp import synth
+    from rawisp.measure import synth
 
     rng = np.random.default_rng(0)
     raw = np.empty((height, width), np.float64)

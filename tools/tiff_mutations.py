@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rawisp.tiff import (BYTE, DOUBLE, EXIF_IFD, IFD, LONG, NOISE_PROFILE, RATIONAL, SHORT, SRATIONAL, SUB_IFDS,
-                         TYPE_FORMAT, TYPE_SIZE)
+from rawisp.io.tiff import (BYTE, DOUBLE, EXIF_IFD, IFD, LONG, NOISE_PROFILE, RATIONAL, SHORT, SRATIONAL, SUB_IFDS,
+                            TYPE_FORMAT, TYPE_SIZE)
 
 # --- TIFF structure ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@
 Runs the model on the bench's synthetic scene (two seeds, clean / mid / high noise) whole and as
 one tile, and finds the smallest margin (packed pixels, a multiple of the stride) at which the
 tile differs from the whole frame by less than ``--tolerance`` (default: a linear error that
-cannot move a 16-bit sRGB output value by one step; see :mod:`rawisp.margin`). The runtime then
+cannot move a 16-bit sRGB output value by one step; see :mod:`rawisp.measure.margin`). The runtime then
 cuts tiles with that margin instead of the full receptive field (the card's ``margin``).
 """
 
@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from rawisp.margin import LSB16_SRGB_IN_LINEAR, measure_tiling
+from rawisp.measure.margin import LSB16_SRGB_IN_LINEAR, measure_tiling
 
 
 def main(argv: list[str] | None = None) -> int:

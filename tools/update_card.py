@@ -27,8 +27,8 @@ import argparse
 import json
 from pathlib import Path
 
-from rawisp.margin import measure_tiling
-from rawisp.reconstruct import EngineOptions
+from rawisp.measure.margin import measure_tiling
+from rawisp.stages.reconstruct import EngineOptions
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 KODAK_COMMAND = ("rawisp eval ../shared/data/test/kodak24 --engine learned --engine classical --engine libraw-ahd "
@@ -40,7 +40,7 @@ KODAK_PROTOCOL = ("rawisp eval defaults: identity camera matrix, neutral (0.55, 
                   "border; reporting only, never used for training or tuning")
 NO_PROFILE_MEANING = ("vendor RAW (no NoiseProfile): the same DNGs without NoiseProfile, EXIF of a camera no "
                       "profile database knows at ISO 400 at every level; the noise is chosen by "
-                      "rawisp.noise_choice (camera profile, EXIF prior, learned blind estimate), here the "
+                      "rawisp.engines.noise_choice (camera profile, EXIF prior, learned blind estimate), here the "
                       "estimate within the ISO 400 prior's range")
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rawisp.contract import PLANE_CHANNEL
-from rawisp.noise_net import READ_SHARE
+from rawisp.engines.contract import PLANE_CHANNEL
+from rawisp.engines.noise_net import READ_SHARE
 from rawisp.train.model import bilinear_demosaic
 from rawisp.train.procedural import colour_augment, flat, procedural, texture
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from rawisp.contract import CARD_FORMAT, CHANNELS, INPUT_NAME, OUTPUT_NAME, STRIDE, card_io
+from rawisp.engines.contract import CARD_FORMAT, CHANNELS, INPUT_NAME, OUTPUT_NAME, STRIDE, card_io
 from rawisp.train.model import LWISP, count_params, gflop_per_mp
 from rawisp.train.packed import PackedLWISP
 

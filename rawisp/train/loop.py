@@ -14,7 +14,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from rawisp.protocol import NOISE_PRESETS
+from rawisp.measure.protocol import NOISE_PRESETS
 from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_decode, synthesise
 from rawisp.train.losses import pattern_loss, psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP

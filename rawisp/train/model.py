@@ -17,7 +17,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from rawisp.contract import CHANNELS, SCALE
+from rawisp.engines.contract import CHANNELS, SCALE
 
 
 def bilinear_demosaic(packed: torch.Tensor) -> torch.Tensor:

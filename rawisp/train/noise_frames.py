@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rawisp import synth
-from rawisp.decode import decode
-from rawisp.normalise import Packed, normalise
+from rawisp.io.decode import decode
+from rawisp.measure import synth
+from rawisp.stages.normalise import Packed, normalise
 
 TRAIN_ROOT = Path("../shared/data/train")  # relative to the project root, where the tools run
 FOLDERS = ("cbsd432", "imagenet_sample_1000", "sun_hays80")  # the model's training photos

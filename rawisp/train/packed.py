@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rawisp.contract import SCALE
+from rawisp.engines.contract import SCALE
 from rawisp.train.model import LWISP, log_offset, packed_linear, to_log  # noqa: F401 (packed_linear: part of this module's surface)
 
 PHASES = SCALE * SCALE  # Bayer phases: packed channels per full-resolution channel

@@ -1,0 +1,11 @@
+"""The reconstruction engines, which turn Packed planes into linear camera RGB: ``classical``
+(bilinear, NumPy, strip by strip) and ``learned`` (the LW-ISP network through onnxruntime, tile by
+tile), built by name in ``registry`` (what ``--engine`` chooses from). Beside them what the learned
+engine needs: ``contract`` (the model's inputs, noise planes, scale, stride and card, which
+:mod:`rawisp.train` meets from the other side) and the noise it is told, chosen by
+``noise_choice`` from the file's NoiseProfile, ``camera_noise`` (darktable's profiles, the EXIF
+prior) and ``noise_net`` (the learned blind estimate); ``noise`` is the hand-made estimate it is
+measured against. One layer with :mod:`rawisp.stages`: its modules may import the stages,
+:mod:`rawisp.io`, :mod:`rawisp.colour` and :mod:`rawisp.threads`; never torch, the composer
+(:mod:`rawisp.pipeline`) or anything above it.
+"""

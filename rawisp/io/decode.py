@@ -1,0 +1,307 @@
+"""Decode a camera RAW file with LibRaw (rawpy) into a mosaic plus the metadata that matters.
+
+Bayer sensors give the visible mosaic in DN; anything else LibRaw can read (X-Trans, linear
+DNG, 4-colour data) is demosaicked by LibRaw itself into linear, white-balanced camera RGB so
+the colour rendering downstream stays the same.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rawpy
+import tifffile
+
+from rawisp.colour import BAYER_PATTERNS, SRGB_TO_XYZ
+from rawisp.io.metadata import LibRawFacts, Metadata, flip_to_orientation, libraw_facts, read_metadata
+from rawisp.io.tiff import NOISE_PROFILE
+from rawisp.io.whitebalance import WhiteBalanceChoice, white_balance
+
+
+
+class DecodeError(Exception):
+    """The file cannot be developed; the message is the reason, for one line of output."""
+
+
+@dataclass
+class RawImage:
+    """A decoded RAW frame.
+
+    Exactly one of ``mosaic`` (Bayer, DN) and ``rgb`` (already demosaicked by LibRaw; linear,
+    white-balanced camera RGB, 1.0 = white level) is set.
+    """
+
+    path: str
+    mosaic: np.ndarray | None  # (H, W) uint16 DN, visible area
+    rgb: np.ndarray | None  # (H, W, 3) float32 linear white-balanced camera RGB
+    cfa: str  # colours of the 2x2 at (0,0), (0,1), (1,0), (1,1), e.g. "RGGB"
+    black: np.ndarray  # (2, 2) float black level in DN at each 2x2 position
+    white: float  # DN
+    wb: np.ndarray  # (3,) white-balance gains R, G, B with G = 1 (see rawisp.io.whitebalance)
+    srgb_from_cam: np.ndarray  # (3, 3) white-balanced camera RGB -> linear sRGB, rows sum to 1 (synth: cam_from_srgb)
+    orientation: int  # EXIF orientation 1..8 of the stored pixels
+    noise: tuple[float, float] | None  # (shot, read std) in normalised raw units, if the file says
+    metadata: Metadata = field(default_factory=Metadata)
+    warnings: list[str] = field(default_factory=list)
+    wb_source: str = "as-shot"  # where ``wb`` came from: as-shot, LibRaw auto, daylight, user, unity
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the stored (not yet rotated) frame in pixels."""
+        data = self.mosaic if self.mosaic is not None else self.rgb
+        return data.shape[:2]
+
+
+def decode(path: str | Path, wb: WhiteBalanceChoice = "camera") -> RawImage:
+    """Read ``path`` with the white balance ``wb`` (see rawisp.io.whitebalance); raise DecodeError
+    with a one-line reason when it cannot be developed."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with _libraw_quiet(), rawpy.imread(str(path)) as raw:
+            image = _from_libraw(raw, path, wb)
+            facts = libraw_facts(raw)  # rawpy unpacks the frame for these: after the size check
+    except DecodeError:
+        raise
+    except rawpy.LibRawFileUnsupportedError:
+        raise DecodeError(_not_raw(path) or "unsupported format (LibRaw cannot read it)") from None
+    except (rawpy.LibRawUnsufficientMemoryError, rawpy.LibRawMemPoolOverflowError):
+        raise DecodeError("LibRaw ran out of memory decoding it") from None
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError):
+        raise DecodeError(_not_raw(path) or "truncated or corrupt file (LibRaw could not read the image data)") from None
+    except rawpy.LibRawError as exc:
+        raise DecodeError(f"LibRaw refused it: {_libraw_message(exc)}") from None
+    except PermissionError:
+        raise DecodeError("permission denied") from None
+    image.metadata = read_metadata(path, facts)
+    image.warnings += image.metadata.warnings
+    image.noise = _dng_noise_profile(path)
+    return image
+
+
+# signatures of files people mistake for RAW files (a camera's JPEG, a renamed export...)
+_NOT_RAW_SIGNATURES = {
+    b"\xff\xd8\xff": "a JPEG picture",
+    b"\x89PNG\r\n\x1a\n": "a PNG picture",
+    b"GIF8": "a GIF picture",
+    b"%PDF-": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+}
+_TEXT_CONTROLS = set(range(32)) - {9, 10, 12, 13}  # bytes that do not occur in text (tab, LF, FF, CR do)
+
+
+def _not_raw(path: Path) -> str | None:
+    """"not a RAW file (what it is)" when a file LibRaw refused is recognisably something else,
+    else None (then it may well be a damaged RAW file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    for signature, kind in _NOT_RAW_SIGNATURES.items():
+        if head.startswith(signature):
+            return f"not a RAW file ({kind})"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return None
+    if head and not _TEXT_CONTROLS.intersection(head):
+        return "not a RAW file (it holds text)"
+    return None
+
+
+def read_header(path: str | Path) -> Metadata:
+    """The metadata of ``path`` without its pixels, for files whose frame cannot be decoded: exiv2's
+    reading plus LibRaw's where LibRaw can open the file."""
+    facts: LibRawFacts | None = None
+    try:
+        with _libraw_quiet(), rawpy.imread(str(path)) as raw:
+            _check_size(Path(path), raw.sizes.width * raw.sizes.height)  # rawpy unpacks for the facts
+            facts = libraw_facts(raw)
+    except (rawpy.LibRawError, OSError, DecodeError):
+        pass
+    return read_metadata(path, facts)
+
+
+def _check_file(path: Path) -> None:
+    """Refuse what is not a readable, non-empty regular file, with the reason."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DecodeError("no such file") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, a folder without permission...
+        raise DecodeError((exc.strerror or str(exc)).lower()) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DecodeError("is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise DecodeError("not a regular file (a pipe, socket or device)")
+    try:
+        with open(path, "rb"):  # LibRaw would call an unreadable file corrupt
+            pass
+    except OSError as exc:
+        raise DecodeError(f"cannot read it ({(exc.strerror or str(exc)).lower()})") from None
+    if info.st_size == 0:
+        raise DecodeError("empty file")
+
+
+@contextmanager
+def _libraw_quiet() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile: LibRaw prints its own diagnostics there
+    ("Unexpected end of file"), and rawisp reports the problem in one line of its own."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):  # no usable stderr: nothing to silence
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _libraw_message(exc: Exception) -> str:
+    """LibRaw's error text without the bytes-literal wrapping rawpy gives it."""
+    arg = exc.args[0] if exc.args else exc
+    return (arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)).rstrip(".").lower()
+
+
+def _from_libraw(raw: rawpy.RawPy, path: Path, choice: WhiteBalanceChoice) -> RawImage:
+    # before anything that unpacks the pixels: a header claiming a huge frame in a small file
+    # must not make LibRaw allocate for it
+    _check_size(path, raw.sizes.width * raw.sizes.height)
+    # the Bayer frame is read before the white balance: LibRaw's auto white balance runs a
+    # half-size processing, after which LibRaw reports another pattern and another visible frame
+    cfa = _bayer_pattern(raw)
+    frame = _bayer_frame(raw) if cfa is not None else None
+    balance, warnings = white_balance(raw, choice)
+    wb = balance.gains
+    srgb_from_cam, matrix_warning = _colour_matrix(raw)
+    warnings += matrix_warning
+    common = dict(path=str(path), wb=wb, srgb_from_cam=srgb_from_cam, wb_source=balance.source,
+                  orientation=flip_to_orientation(raw.sizes.flip), noise=None, warnings=warnings)
+    if frame is None:
+        rgb = _libraw_demosaic(raw, wb)
+        return RawImage(mosaic=None, rgb=rgb, cfa="", black=np.zeros((2, 2)), white=1.0, **common)
+    mosaic, black, white = frame
+    return RawImage(mosaic=mosaic, rgb=None, cfa=cfa, black=black, white=white, **common)
+
+
+def _bayer_frame(raw: rawpy.RawPy) -> tuple[np.ndarray, np.ndarray, float]:
+    """The visible mosaic (H, W) uint16 DN, the black level (2, 2) DN of each site, and the white
+    level DN of a Bayer frame; DecodeError when they make no picture."""
+    mosaic = np.array(raw.raw_image_visible, dtype=np.uint16)
+    if mosaic.ndim != 2 or min(mosaic.shape) < 2:
+        raise DecodeError("no image data (empty raw frame)")
+    colours = raw.raw_colors_visible[:2, :2]
+    black = np.asarray(raw.black_level_per_channel, dtype=np.float64)[colours]
+    white = float(raw.white_level)
+    if not white > black.max():
+        raise DecodeError(f"white level {white:g} is not above black level {black.max():g}")
+    _check_content(mosaic, black, white)
+    return mosaic, black, white
+
+
+def _bayer_pattern(raw: rawpy.RawPy) -> str | None:
+    """The 2x2 CFA string of the visible area, or None for non-Bayer data."""
+    if raw.raw_type != rawpy.RawType.Flat or raw.num_colors != 3:
+        return None
+    pattern = raw.raw_pattern
+    if pattern is None or pattern.shape != (2, 2):
+        return None
+    desc = raw.color_desc.decode("ascii")
+    cfa = "".join(desc[c] for c in raw.raw_colors_visible[:2, :2].ravel())
+    return cfa if cfa in BAYER_PATTERNS else None  # e.g. "GGBR" of a corrupt CFAPattern is not Bayer
+
+
+def _colour_matrix(raw: rawpy.RawPy) -> tuple[np.ndarray, list[str]]:
+    """Camera (white-balanced) -> linear sRGB from LibRaw's rgb_cam or its XYZ matrix."""
+    rgb_cam = np.asarray(raw.color_matrix, dtype=np.float64)[:, :3]
+    if np.abs(rgb_cam).sum() > 0 and _usable(rgb_cam):
+        return rgb_cam, []
+    cam_xyz = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
+    if np.abs(cam_xyz).sum() > 0 and _usable(cam_xyz):
+        cam_rgb = cam_xyz @ SRGB_TO_XYZ
+        with np.errstate(all="ignore"):
+            cam_rgb /= cam_rgb.sum(axis=1, keepdims=True)
+        if _usable(cam_rgb):
+            return np.linalg.inv(cam_rgb), []
+    return np.eye(3), ["no usable colour matrix in the file; colours are camera RGB"]
+
+
+def _usable(matrix: np.ndarray) -> bool:
+    """A finite, well-conditioned 3x3 matrix (a corrupt file can give NaN or a singular one)."""
+    return bool(np.all(np.isfinite(matrix))) and np.linalg.cond(matrix) < 1e6
+
+
+def _libraw_demosaic(raw: rawpy.RawPy, wb: np.ndarray) -> np.ndarray:
+    """Non-Bayer data: LibRaw's demosaic to linear camera RGB, white-balanced, 1.0 = white."""
+    rgb = raw.postprocess(output_color=rawpy.ColorSpace.raw, gamma=(1, 1), no_auto_bright=True,
+                          output_bps=16, user_wb=[float(wb[0]), 1.0, float(wb[2]), 1.0],
+                          highlight_mode=rawpy.HighlightMode.Clip, user_flip=0)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise DecodeError("not a colour image (monochrome sensors are not supported)")
+    if rgb.max() == 0:
+        raise DecodeError("no image data (all pixels black)")
+    return rgb.astype(np.float32) / 65535.0
+
+
+# Even lossy raw codecs (GoPro VC-5) spend over 1 bit a pixel; a file far smaller than that
+# cannot hold the frame its header announces, whatever LibRaw returns for it.
+MIN_BITS_PER_PIXEL = 0.25
+
+
+def _check_size(path: Path, pixels: int) -> None:
+    """Refuse a file too small to hold ``pixels`` pixels (a stub or a truncated copy)."""
+    size = path.stat().st_size
+    if size * 8 < pixels * MIN_BITS_PER_PIXEL:
+        raise DecodeError(f"truncated file: {size} bytes cannot hold a {pixels / 1e6:.1f} MP frame")
+
+
+def _check_content(mosaic: np.ndarray, black: np.ndarray, white: float) -> None:
+    """Refuse frames that hold no picture: all at or below black, all clipped, or constant.
+
+    Looks at a regular sample of about 512x512 pixels; LibRaw returns such frames for stubs and
+    pruned files instead of failing. (Dark frames are kept: their noise lifts them above black.)
+    """
+    sample = mosaic[:: max(1, mosaic.shape[0] // 512), :: max(1, mosaic.shape[1] // 512)]
+    # a signal of 1/10000 of the range renders black: such data does not match the file's levels
+    # (a corrupt BitsPerSample: 1-bit data under a 16-bit white level); real dark frames' noise is higher
+    floor = black.min() + 1e-4 * (white - black.min())
+    if sample.max() <= floor:
+        raise DecodeError("no image data (every pixel is at or below the black level)" if sample.max() <= black.min()
+                          else f"no image data (every pixel is within {floor - black.min():.1f} DN of the black level)")
+    if sample.min() >= white:
+        raise DecodeError("no image data (every pixel is clipped)")
+    if sample.min() == sample.max():
+        raise DecodeError(f"no image data (every pixel has the value {int(sample.min())})")
+
+
+def _dng_noise_profile(path: Path) -> tuple[float, float] | None:
+    """(shot, read std) from a DNG NoiseProfile tag (variance = S*x + O, x normalised)."""
+    if path.suffix.lower() != ".dng":
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            for page in tif.pages:
+                tag = page.tags.get(NOISE_PROFILE)
+                if tag is not None:
+                    s, o = float(tag.value[0]), float(tag.value[1])
+                    if not (s <= 1.0 and o <= 1.0):  # NaN, or noise above the full range: corrupt
+                        return None  # the learned engine estimates the noise from the pixels instead
+                    return (max(s, 0.0), float(np.sqrt(max(o, 0.0))))
+    except Exception:  # a DNG that LibRaw reads but tifffile does not: no profile, not an error
+        return None
+    return None

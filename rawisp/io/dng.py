@@ -1,0 +1,276 @@
+"""Linear DNG output: the engine's demosaicked frame handed back to a RAW editor.
+
+The file is a DNG 1.4 as Adobe's converter lays it out: IFD0 is a small 8-bit sRGB thumbnail
+(NewSubFileType 1) carrying the DNG and colour tags, its first SubIFD holds the full-resolution
+LinearRaw image (PhotometricInterpretation 34892, 3 samples of 16 bits, NewSubFileType 0) and,
+when the source has an embedded preview (the camera's JPEG), a second SubIFD holds that preview
+(8-bit sRGB, long side at most :data:`PREVIEW_SIDE`). The
+pixels are the engine's output with the white-balance gains taken out: linear camera RGB,
+0 = black, 65535 = the source's white level, stored as the sensor saw them (not turned; the
+Orientation tag says how to show them). The colour calibration is the source's (its DNG colour
+and profile tags verbatim, else LibRaw's XYZ -> camera matrix), so an editor applies its own
+white balance, exposure and look as it would to the original.
+
+The image is uncompressed, in strips: the one layout LibRaw 0.22, darktable 4.2 and
+RawTherapee 5.9 all read right (measured on the synthetic chart and the Canon Kiss X4 file;
+see README). Integer Deflate fails in LibRaw and darktable; floating-point Deflate renders black
+in RawTherapee ("demosaiced float dng files are not supported"); lossless JPEG tiles make
+RawTherapee read a camera it has constants for 2 EV too bright, lossless JPEG strips break LibRaw
+and RawTherapee; uncompressed tiles make RawTherapee's colours wrong. Black is 0 because darktable
+and RawTherapee ignore BlackLevel in a LinearRaw image (a neutral offset turns magenta).
+
+Previews: RawTherapee's default raw profile ("Auto-Matched Curve") fits its tone curve to the
+file's largest embedded preview, and skips that when the preview has fewer than 19200 pixels
+(rtengine/histmatching.cc). So the DNG carries the source's own preview (the curve is fitted to
+the camera's JPEG, as for the original) and rawisp's rendering only as a thumbnail below that size
+(a source without a preview gets no fitted curve, as the original does); a 256-pixel rendering
+made RawTherapee fit its curve to rawisp's look instead (mean CIEDE2000 5.0 against 2.7 on the
+360x240 synthetic chart).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from rawisp import __version__
+from rawisp.io.decode import RawImage
+from rawisp.io.metadata import embed_metadata
+from rawisp.io.tiff import ASCII, BYTE, LONG, RATIONAL, SHORT, SRATIONAL
+from rawisp.io.write import write_file
+from rawisp.measure.synth import colour_matrix_from
+from rawisp.stages.normalise import white_balance_gains
+from rawisp.stages.render import render
+
+SUFFIX = ".dng"
+WHITE = 65535  # white level of the stored frame: 1.0 of the source's normalised raw
+STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 MiB)
+THUMBNAIL_SIDE = 128  # long side of the IFD0 thumbnail in pixels: at most 16384 pixels (see above)
+PREVIEW_SIDE = 1024  # long side of the source's preview as the DNG carries it, in pixels
+LINEAR_RAW = 34892  # PhotometricInterpretation of demosaicked raw data
+STRIP_ROWS = 256  # rows of the engine output converted at a time
+
+_D65 = 21  # EXIF LightSource code of the CalibrationIlluminant
+_PREVIEW_COLOR_SPACE, _SRGB = 50970, 2  # DNG PreviewColorSpace tag and its sRGB value
+
+# DNG tags copied verbatim from a DNG source's IFD0: they describe the camera's colour response
+# (matrices, calibration, profile, white balance, exposure) and stay true of the same camera RGB
+COLOUR_TAGS = {
+    50708: "UniqueCameraModel", 50721: "ColorMatrix1", 50722: "ColorMatrix2", 50723: "CameraCalibration1",
+    50724: "CameraCalibration2", 50727: "AnalogBalance", 50728: "AsShotNeutral", 50729: "AsShotWhiteXY",
+    50730: "BaselineExposure", 50778: "CalibrationIlluminant1", 50779: "CalibrationIlluminant2",
+    50931: "CameraCalibrationSignature", 50932: "ProfileCalibrationSignature", 50936: "ProfileName",
+    50937: "ProfileHueSatMapDims", 50938: "ProfileHueSatMapData1", 50939: "ProfileHueSatMapData2",
+    50940: "ProfileToneCurve", 50941: "ProfileEmbedPolicy", 50942: "ProfileCopyright",
+    50964: "ForwardMatrix1", 50965: "ForwardMatrix2", 50981: "ProfileLookTableDims",
+    50982: "ProfileLookTableData", 51108: "ProfileLookTableEncoding", 51109: "BaselineExposureOffset",
+    51110: "DefaultBlackRender", 52529: "ProfileHueSatMapEncoding",
+}
+_DEFAULT_CROP_ORIGIN, _DEFAULT_CROP_SIZE = 50719, 50720
+
+Tag = tuple[int, int, int, object, bool]  # tifffile extratag: code, type, count, value, write once
+
+
+def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, *, overwrite: bool = False) -> Path:
+    """Write ``frame`` (see :func:`camera_frame`) of ``raw`` as a linear DNG at ``path``, atomically.
+
+    Raises OutputExistsError / OSError as :func:`rawisp.io.write.write_file` does.
+    """
+    # the sensor's EXIF CFAPattern does not describe a demosaicked image. (exiv2's rewrite also types
+    # the SubIFDs entry LONG, as Adobe does; tifffile's type IFD is legal but exiftool flags it.)
+    meta = replace(raw.metadata, exif={k: v for k, v in raw.metadata.exif.items() if k != "Exif.Photo.CFAPattern"})
+    data = embed_metadata(encode_dng(raw, frame), meta, f"rawisp {__version__}", picture=False)
+    return write_file(path, data, overwrite=overwrite)
+
+
+def camera_frame(rgb, wb: np.ndarray) -> np.ndarray:
+    """Engine output -> the stored frame: (H, W, 3) uint16 linear camera RGB before white balance,
+    0 = black, :data:`WHITE` = the source's white level (values outside clipped).
+
+    rgb: (H, W, 3) linear white-balanced camera RGB as the engines give it (1.0 = white after the
+    gains of :func:`rawisp.stages.normalise.white_balance_gains`), or rows on demand (see
+    :func:`rawisp.stages.render.render`)."""
+    scale = (WHITE / white_balance_gains(wb)).astype(np.float32)
+    h = rgb.shape[0]
+    frame = np.empty((h, rgb.shape[1], 3), np.uint16)
+    for y in range(0, h, STRIP_ROWS):
+        strip = np.asarray(rgb[y:y + STRIP_ROWS], np.float32) * scale
+        frame[y:y + STRIP_ROWS] = np.clip(np.rint(strip), 0, WHITE)
+    return frame
+
+
+def encode_dng(raw: RawImage, frame: np.ndarray) -> bytes:
+    """The DNG file of ``frame`` (see :func:`camera_frame`) with the colour metadata of ``raw``."""
+    buf = io.BytesIO()
+    h, w, _ = frame.shape
+    preview = source_preview(raw.path)
+    with tifffile.TiffWriter(buf, byteorder="<", bigtiff=False) as tif:
+        tif.write(thumbnail(raw, frame), photometric="rgb", subfiletype=1, subifds=1 + (preview is not None),
+                  metadata=None, software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
+        tif.write(frame, photometric=LINEAR_RAW, subfiletype=0, metadata=None, software=False,
+                  rowsperstrip=max(1, STRIP_BYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
+        if preview is not None:
+            tif.write(preview, photometric="rgb", subfiletype=1, metadata=None, software=False,
+                      extratags=[(_PREVIEW_COLOR_SPACE, LONG, 1, (_SRGB,), True)])
+    return buf.getvalue()
+
+
+def source_preview(path: str) -> np.ndarray | None:
+    """The source's embedded preview as LibRaw finds it (the largest: usually the camera's JPEG),
+    decoded to (H, W, 3) uint8 sRGB and shrunk to a long side of at most :data:`PREVIEW_SIDE`, as
+    stored (not turned); None when the file has none LibRaw can read."""
+    import rawpy
+    from PIL import Image
+
+    try:
+        with rawpy.imread(path) as source:
+            thumb = source.extract_thumb()
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            image = Image.open(io.BytesIO(thumb.data)).convert("RGB")
+        else:
+            image = Image.fromarray(np.asarray(thumb.data, np.uint8)).convert("RGB")
+    except (rawpy.LibRawError, OSError, ValueError):  # no preview, or one that does not decode
+        return None
+    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
+def thumbnail(raw: RawImage, frame: np.ndarray) -> np.ndarray:
+    """An 8-bit sRGB rendering of ``frame``, long side at most :data:`THUMBNAIL_SIDE`, not turned
+    (the Orientation tag applies to it as to the raw image)."""
+    step = -(-max(frame.shape[:2]) // THUMBNAIL_SIDE)
+    h, w = frame.shape[0] // step * step, frame.shape[1] // step * step
+    if h == 0 or w == 0:  # a frame thinner than one step: one row or column of samples
+        small = frame[::step, ::step].astype(np.float32)
+    else:
+        small = frame[:h, :w].reshape(h // step, step, w // step, step, 3).mean(axis=(1, 3), dtype=np.float32)
+    rgb = small * (white_balance_gains(raw.wb) / WHITE).astype(np.float32)
+    return render(rgb, raw.srgb_from_cam, threads=1)
+
+
+def ifd0_tags(raw: RawImage) -> list[Tag]:
+    """DNG version, camera, orientation and colour tags of IFD0 (the thumbnail's IFD)."""
+    meta = raw.metadata
+    colour = source_colour_tags(raw.path) or libraw_colour_tags(raw)
+    make, model = meta.make or "", meta.model or ""
+    tags: list[Tag] = [
+        (50706, BYTE, 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50707, BYTE, 4, (1, 3, 0, 0), True),  # DNGBackwardVersion: readers of 1.3 read it all
+        (274, SHORT, 1, (raw.orientation,), True),
+    ]
+    if not any(tag[0] == 50708 for tag in colour):
+        tags.append((50708, ASCII, 0, f"{make} {model}".strip() or "rawisp", True))  # UniqueCameraModel
+    for code, text in ((271, make), (272, model)):  # the rest of the EXIF comes by exiv2
+        if text:
+            tags.append((code, ASCII, 0, text, True))
+    return tags + colour
+
+
+def raw_ifd_tags(raw: RawImage, shape: tuple[int, int]) -> list[Tag]:
+    """Levels and default crop of the LinearRaw IFD."""
+    origin, size = _source_default_crop(raw.path, shape) or ((0, 0), (shape[1], shape[0]))
+    return [
+        (50713, SHORT, 2, (1, 1), True),  # BlackLevelRepeatDim
+        (50714, SHORT, 3, (0, 0, 0), True),  # BlackLevel per sample
+        (50717, SHORT, 3, (WHITE,) * 3, True),  # WhiteLevel per sample
+        (_DEFAULT_CROP_ORIGIN, LONG, 2, origin, True),
+        (_DEFAULT_CROP_SIZE, LONG, 2, size, True),
+    ]
+
+
+def libraw_colour_tags(raw: RawImage) -> list[Tag]:
+    """Colour tags of a non-DNG source: LibRaw's XYZ -> camera matrix (D65, Adobe's tables), or
+    one made from rawisp's camera -> sRGB matrix when LibRaw has none; AsShotNeutral = 1 / gains."""
+    import rawpy
+
+    cam_xyz = np.zeros((3, 3))
+    try:
+        with rawpy.imread(raw.path) as source:
+            cam_xyz = np.asarray(source.rgb_xyz_matrix, np.float64)[:3]
+    except (rawpy.LibRawError, OSError):  # a source that is no longer readable: rawisp's matrix
+        pass
+    if not (np.isfinite(cam_xyz).all() and np.abs(cam_xyz).sum() > 0):
+        cam_xyz = colour_matrix_from(np.linalg.inv(raw.srgb_from_cam))
+    neutral = 1.0 / np.asarray(raw.wb, np.float64)
+    return [
+        (50721, SRATIONAL, 9, _rationals(cam_xyz.ravel()), True),  # ColorMatrix1
+        (50778, SHORT, 1, (_D65,), True),  # CalibrationIlluminant1
+        (50728, RATIONAL, 3, _rationals(neutral / neutral[1]), True),  # AsShotNeutral
+    ]
+
+
+def _rationals(values: np.ndarray, denominator: int = 1_000_000) -> tuple[int, ...]:
+    """Flat (numerator, denominator, ...) pairs of (S)RATIONALs, six decimal places."""
+    return tuple(int(v) for x in values for v in (round(float(x) * denominator), denominator))
+
+
+def _dng_pages(path: str) -> tuple[tifffile.TiffPage, tifffile.TiffPage] | None:
+    """(IFD0, the full-resolution raw IFD) of a DNG file; None for anything else."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            ifd0 = tif.pages.first
+            if 50706 not in ifd0.tags:  # no DNGVersion: not a DNG
+                return None
+            pages = [ifd0, *(ifd0.pages or [])]
+            main = next((p for p in pages if p.tags.valueof(254, 0) == 0), ifd0)
+            for page in pages:  # read every value while the file is open
+                for tag in page.tags:
+                    _ = tag.value
+            return ifd0, main
+    except Exception:  # a file LibRaw reads but tifffile does not: no DNG tags to copy
+        return None
+
+
+def source_colour_tags(path: str) -> list[Tag]:
+    """The :data:`COLOUR_TAGS` of a DNG source's IFD0, as stored (empty for other files)."""
+    pages = _dng_pages(path)
+    if pages is None:
+        return []
+    tags = []
+    for tag in pages[0].tags:
+        if tag.code in COLOUR_TAGS and not _undefined(tag):
+            value = tag.value
+            if isinstance(value, np.ndarray):
+                value = value.ravel().tolist()
+            elif not isinstance(value, (str, bytes, tuple, list)):
+                value = (value,)
+            tags.append((tag.code, int(tag.dtype), 0 if tag.dtype == ASCII else tag.count, value, True))
+    return tags
+
+
+def _undefined(tag: tifffile.TiffTag) -> bool:
+    """A (S)RATIONAL with a zero denominator: "unknown", as some converters write BaselineExposure."""
+    return tag.dtype in (RATIONAL, SRATIONAL) and 0 in np.ravel(tag.value)[1::2]
+
+
+def _source_default_crop(path: str, shape: tuple[int, int]) -> tuple[tuple, tuple] | None:
+    """A DNG source's DefaultCropOrigin/Size when they fit ``shape`` (rows, columns), else None.
+
+    The DNG default crop is relative to the active area, which is the frame LibRaw decodes."""
+    pages = _dng_pages(path)
+    if pages is None:
+        return None
+    tags = pages[1].tags
+    if _DEFAULT_CROP_ORIGIN not in tags or _DEFAULT_CROP_SIZE not in tags:
+        return None
+    origin = [_number(v) for v in _pairs(tags[_DEFAULT_CROP_ORIGIN])]
+    size = [_number(v) for v in _pairs(tags[_DEFAULT_CROP_SIZE])]
+    h, w = shape
+    if min(origin) < 0 or min(size) <= 0 or origin[0] + size[0] > w or origin[1] + size[1] > h:
+        return None
+    return tuple(round(v) for v in origin), tuple(round(v) for v in size)
+
+
+def _pairs(tag: tifffile.TiffTag) -> list:
+    """A two-value tag's values; RATIONALs as (numerator, denominator) pairs."""
+    value = list(np.ravel(tag.value))
+    return [tuple(value[i:i + 2]) for i in range(0, 4, 2)] if len(value) == 4 else value
+
+
+def _number(value) -> float:
+    return value[0] / value[1] if isinstance(value, tuple) else float(value)

@@ -1,0 +1,51 @@
+"""Reconstruction: packed Bayer planes -> linear white-balanced camera RGB at full resolution.
+
+Every engine returns the same thing, so rendering is shared and comparisons are fair. The engines
+are :class:`rawisp.engines.classical.Classical` and :class:`rawisp.engines.learned.Learned`;
+:mod:`rawisp.engines.registry` builds them by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from rawisp.stages.normalise import Packed
+
+
+class Engine(Protocol):
+    """Anything that turns packed planes into ``(H, W, 3)`` float32 camera RGB (full resolution)."""
+
+    name: str
+    version: str
+
+    def __call__(self, packed: Packed) -> np.ndarray: ...
+
+
+@dataclass
+class EngineOptions:
+    """How to build an engine: model file, onnxruntime device and threads (0: all CPUs), tile side
+    in packed pixels, denoise override (off, auto or a strength), darktable's noise-profile file
+    (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed), and the bits per sample of
+    the output the result is written to (8: the learned engine may cut tiles with a smaller
+    margin whose seams stay below one 8-bit step, :func:`rawisp.engines.learned.tile_margin`)."""
+
+    model: str | None = None
+    device: str = "auto"
+    threads: int = 0
+    tile: int = 768  # packed px: the fastest tile whose 24 MP develop peaks below 1.2 GB (docs/speed.md)
+    denoise: str = "auto"
+    noise_profiles: str | None = None
+    output_bits: int = 16
+
+
+def reconstruct(packed: Packed, engine: Engine) -> np.ndarray:
+    """Full-resolution linear white-balanced camera RGB ``(H, W, 3)`` of a packed frame;
+    ValueError when the engine produced NaN or infinite values."""
+    rgb = engine(packed)
+    # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
+    if not np.isfinite(rgb.sum(dtype=np.float64)):
+        raise ValueError(f"the {engine.name} engine produced NaN or infinite values")
+    return rgb
