@@ -333,7 +333,9 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     tells the crops (as --crop values) and, for --ground-truth inputs, PSNR/SSIM of each side.
     """
     from rawisp.batch.tasks import CompareTask
-    from rawisp.compare.picture import CompareError, CompareOptions, eval_camera
+    from rawisp.compare.crops import CompareError
+    from rawisp.compare.picture import CompareOptions
+    from rawisp.measure.ground_truth import eval_camera
     from rawisp.measure.protocol import EvalError, find_images, parse_noise
     from rawisp.pipeline.compose import RenderOptions
 

@@ -1,4 +1,5 @@
-"""Colour constants and the sRGB transfer functions, in one place for the whole project."""
+"""Colour constants, the sRGB transfer functions and the DNG colour matrix of a camera matrix, in one place
+for the whole project."""
 
 from __future__ import annotations
 
@@ -33,3 +34,11 @@ def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     The inverse is :func:`srgb_encode`."""
     v = np.clip(np.asarray(encoded, dtype=np.float64), 0.0, 1.0)
     return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4))
+
+
+def colour_matrix_from(cam_from_srgb: np.ndarray) -> np.ndarray:
+    """ColorMatrix1 (XYZ -> camera, D65) making LibRaw's rgb_cam equal inv(cam_from_srgb)."""
+    cam_from_srgb = np.asarray(cam_from_srgb, dtype=np.float64)
+    if not np.allclose(cam_from_srgb.sum(axis=1), 1, atol=1e-6):
+        raise ValueError("cam_from_srgb rows must sum to 1 (sRGB white -> camera white)")
+    return cam_from_srgb @ np.linalg.inv(SRGB_TO_XYZ)

@@ -16,12 +16,14 @@ from PIL import Image
 
 from rawisp.engines.registry import make_engine
 from rawisp.io.decode import decode
-from rawisp.io.dng import PREVIEW_SIDE, THUMBNAIL_SIDE, WHITE, camera_frame, source_preview
+from rawisp.io.dng import PREVIEW_SIDE, THUMBNAIL_SIDE, WHITE, source_preview
 from rawisp.io.metadata import apply_orientation
+from rawisp.io.whitebalance import white_balance_gains
 from rawisp.measure import editors
 from rawisp.measure.chart import make_chart
 from rawisp.measure.metrics import psnr
-from rawisp.stages.normalise import normalise, white_balance_gains
+from rawisp.stages.dng_frame import camera_frame
+from rawisp.stages.normalise import normalise
 from rawisp.stages.reconstruct import reconstruct
 from conftest import DATA, EXIF
 

@@ -1,14 +1,27 @@
-"""The shape of the code: imports flow one way (no cycles in rawisp/, lazy imports included), and the
+"""The shape of the code: imports flow one way (no cycles in rawisp/, lazy imports included; no import
+from a lower layer up into a higher one), the packages are the ones the project installs, and the
 runtime and the model contract never import torch."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "rawisp"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "rawisp"
+
+LAYERS = (  # top to bottom: a module imports from its own layer and the layers below it, never above
+    ("command line and API", ("rawisp.cli", "rawisp.api", "rawisp.__main__")),
+    ("batch", ("rawisp.batch",)),
+    ("measure and train", ("rawisp.measure", "rawisp.train")),
+    ("pipeline", ("rawisp.pipeline", "rawisp.compare")),
+    ("stages and engines", ("rawisp.stages", "rawisp.engines")),
+    ("io and colour", ("rawisp.io", "rawisp.colour", "rawisp.threads", "rawisp")),  # "rawisp": the version
+)
+TOP_LEVEL_MODULES = 12  # at most, besides __init__ and __main__
 
 
 def module_name(path: Path) -> str:
@@ -55,6 +68,20 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def layer_of(module: str) -> int | None:
+    """The index in LAYERS of ``module``'s layer (0: the top), None when no layer names it."""
+    for index, (_, prefixes) in enumerate(LAYERS):
+        # the package itself (the version) only by its own name: every module's name starts with it
+        if any(module == p or (p != "rawisp" and module.startswith(p + ".")) for p in prefixes):
+            return index
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every (importer, imported) pair in which the imported module lies in a higher layer."""
+    return sorted((a, b) for a, imported in graph.items() for b in imported if layer_of(b) < layer_of(a))
+
+
 def test_the_walk_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
@@ -65,6 +92,37 @@ def test_no_import_cycles_in_rawisp():
     # the walk sees the package
     assert len(graph) > 30 and "rawisp.pipeline.compose" in graph["rawisp.pipeline.files"]
     assert cycles(graph) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"rawisp.io.decode": {"rawisp.stages.normalise", "rawisp"}, "rawisp.stages.normalise": {"rawisp.io.decode"},
+             "rawisp.cli": {"rawisp.batch.runner"}, "rawisp.batch.runner": {"rawisp.io.write"}, "rawisp": set()}
+    assert upward_imports(graph) == [("rawisp.io.decode", "rawisp.stages.normalise")]
+    assert layer_of("rawisp.cli") == 0 and layer_of("rawisp") == layer_of("rawisp.io.dng") == len(LAYERS) - 1
+    assert layer_of("rawisp.measure.bench") == layer_of("rawisp.train.loop") and layer_of("rawisp.new") is None
+
+
+def test_every_module_has_a_layer_and_no_import_goes_up():
+    graph = import_graph()
+    assert [m for m in graph if layer_of(m) is None] == []  # a new package is placed in LAYERS first
+    assert upward_imports(graph) == []
+
+
+def test_a_package_per_concern_and_few_modules_at_the_top():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert len(top) <= TOP_LEVEL_MODULES, top
+    assert {"cli", "api"} <= set(top)
+    for package in [p for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()]:
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
+        assert doc and "import" in doc, f"{package.name}/__init__.py says what lives there and what it may import"
+
+
+def test_every_package_is_installed():
+    """pyproject lists every package under rawisp/ (a non-editable install carries only those)."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"(rawisp[\w.]*)"', re.search(r"^packages = \[(.*?)\]", pyproject, re.M | re.S).group(1)))
+    found = {module_name(p.parent) for p in PACKAGE.rglob("__init__.py")}
+    assert found | {"rawisp.models"} == listed
 
 
 def test_reconstruct_does_not_reach_back_into_normalise_or_decode():

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rawisp.batch.runner import Job, Outcome, Status
-from rawisp.compare.picture import CompareError, CompareOptions, compare_file, compare_ground_truth
+from rawisp.compare.crops import CompareError
+from rawisp.compare.picture import CompareOptions, compare_file
 from rawisp.engines.registry import cached_engine, make_engine
+from rawisp.measure.ground_truth import compare_ground_truth
 from rawisp.pipeline.compose import RenderOptions
 from rawisp.pipeline.files import develop_engines, develop_file
 from rawisp.stages.reconstruct import Engine, EngineOptions

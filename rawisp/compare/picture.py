@@ -1,28 +1,26 @@
 """Side by side: several developments of one RAW (classical, learned) in one labelled picture.
 
 The RAW is decoded and normalised once; each engine reconstructs the same Packed frame and every
-result is rendered the same way (:func:`rawisp.pipeline.compose.raw_to_pixels`), so the only differences left
-are demosaicking and denoising. The crops come from :mod:`rawisp.compare.crops`, the geometry from
-:mod:`rawisp.compare.layout`, the drawing from :mod:`rawisp.compare.drawing`; ``--ground-truth`` inputs are made
-into DNGs by the evaluation protocol (:mod:`rawisp.measure.protocol`) and scored (:mod:`rawisp.measure.metrics`).
+result is rendered the same way (:func:`rawisp.pipeline.compose.raw_to_pixels`), so the only
+differences left are demosaicking and denoising. The crops come from :mod:`rawisp.compare.crops`,
+the geometry from :mod:`rawisp.compare.layout`, the drawing from :mod:`rawisp.compare.drawing`.
+``--ground-truth`` inputs are made into DNGs by the evaluation protocol and scored by
+:mod:`rawisp.measure.ground_truth`, which draws its picture with :func:`compare_raw`.
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from rawisp import __version__
-from rawisp.compare.crops import CompareError, Rect, clip_crops, plan_crops
+from rawisp.compare.crops import Rect, clip_crops, plan_crops
 from rawisp.compare.drawing import Column, compose, difference_column
 from rawisp.compare.layout import Layout
 from rawisp.io.decode import RawImage, decode
-from rawisp.measure.metrics import psnr, ssim
-from rawisp.measure.protocol import CAMERAS, DEFAULT_CAMERA, RENDER, EvalError, load_image, parse_noise, synthesise
 from rawisp.pipeline.compose import Picture, RenderOptions, Stopwatch, raw_to_pixels, save_picture
 from rawisp.stages.reconstruct import Engine
 
@@ -158,11 +156,18 @@ class Compared:
         return "; ".join(parts)
 
 
+Scores = Callable[[np.ndarray, np.ndarray], dict[str, float]]
+"""(a side's 8-bit pixels, the ground truth) -> that side's scores ("psnr", "ssim")."""
+
+
 def compare_raw(raw: RawImage, output: Path, engines: Sequence[Engine], render: RenderOptions,
-                options: CompareOptions, *, truth: np.ndarray | None = None,
+                options: CompareOptions, *, truth: np.ndarray | None = None, scores: Scores | None = None,
                 title: Sequence[str] | None = None, truth_lines: Sequence[str] = (),
                 watch: Stopwatch | None = None) -> Compared:
-    """Develop a decoded RAW with each engine from one Packed, compose and write the picture."""
+    """Develop a decoded RAW with each engine from one Packed, compose and write the picture.
+
+    With ``truth`` (upright 8-bit sRGB) the picture gets a ground-truth column and each side the
+    ``scores`` of its pixels against it."""
     watch = watch or Stopwatch()
     eight_bit = replace(render, fmt=render.fmt if render.fmt in ("jpeg", "png") else "png")
     sides = [Side.of(picture, raw, picture.pixels[0])
@@ -170,7 +175,7 @@ def compare_raw(raw: RawImage, output: Path, engines: Sequence[Engine], render: 
     truth_column = None
     if truth is not None:
         for side in sides:
-            side.scores = {"psnr": psnr(side.pixels, truth), "ssim": ssim(side.pixels, truth)}
+            side.scores = scores(side.pixels, truth) if scores is not None else None
         truth_column = Column(["ground truth", *truth_lines], truth, name="truth")
     pixels, crops, layout, warnings = build_picture(raw, sides, options, render, title, truth_column)
     watch.lap("compose")
@@ -189,48 +194,3 @@ def compare_file(source: Path, output: Path, engines: Sequence[Engine], render: 
     raw = decode(source, render.wb)
     watch.lap("decode")
     return compare_raw(raw, output, engines, render, options, watch=watch)
-
-
-def eval_camera(camera: str | None = None) -> tuple[str, np.ndarray]:
-    """(name, matrix) of a camera of the ``rawisp eval`` protocol; None: the one eval uses by default."""
-    camera = DEFAULT_CAMERA if camera is None else camera
-    if camera not in CAMERAS:
-        raise CompareError(f"unknown camera matrix {camera!r}; choose from {', '.join(CAMERAS)}")
-    return camera, np.asarray(CAMERAS[camera])
-
-
-def compare_ground_truth(image: Path, output: Path, engines: Sequence[Engine], render: RenderOptions,
-                         options: CompareOptions, noise: str = "mid", cfa: str = "RGGB",
-                         camera: str | None = None) -> Compared:
-    """The synthetic path: ground-truth sRGB -> DNG (the ``rawisp eval`` protocol, seed of image 0,
-    its camera matrix ``camera``, default as eval) -> both developments (linear tone, as the
-    protocol) -> picture with PSNR / SSIM in the labels."""
-    try:
-        levels = parse_noise(noise)
-        truth = load_image(image)
-    except EvalError as exc:
-        raise CompareError(str(exc)) from None
-    if len(levels) != 1:
-        raise CompareError(f"give one noise level, not {noise!r}")
-    level = levels[0]
-    if truth.dtype == np.uint16:
-        truth8 = ((truth.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    else:
-        truth8 = truth
-    if min(truth.shape[:2]) < 32:
-        raise CompareError(f"{truth.shape[1]}x{truth.shape[0]} is too small (at least 32x32)")
-    camera, _ = eval_camera(camera)
-    protocol = replace(render, tone=RENDER.tone, exposure=0.0)
-    watch = Stopwatch()
-    with tempfile.TemporaryDirectory(prefix="rawisp-compare-") as tmp:
-        dng = Path(tmp) / f"{image.stem}.dng"
-        synthesise(truth, dng, 0, level, cfa=cfa, camera=camera)
-        watch.lap("synthesise")
-        raw = decode(dng)
-        watch.lap("decode")
-    noise_text = f"noise {level.label} (shot {level.shot:g}, read {level.read:g})"
-    h, w = truth.shape[:2]
-    title = [f"{image.name} (ground truth)  |  synthetic DNG, {cfa}, {noise_text}, camera {camera}  |  {w}x{h}",
-             render_line(protocol) + " (the rawisp eval protocol)"]
-    return compare_raw(raw, output, engines, protocol, options, truth=truth8, title=title,
-                       truth_lines=[image.name, noise_text], watch=watch)

@@ -39,13 +39,11 @@ import numpy as np
 import tifffile
 
 from rawisp import __version__
+from rawisp.colour import colour_matrix_from
 from rawisp.io.decode import RawImage
 from rawisp.io.metadata import embed_metadata
 from rawisp.io.tiff import ASCII, BYTE, LONG, RATIONAL, SHORT, SRATIONAL
 from rawisp.io.write import write_file
-from rawisp.measure.synth import colour_matrix_from
-from rawisp.stages.normalise import white_balance_gains
-from rawisp.stages.render import render
 
 SUFFIX = ".dng"
 WHITE = 65535  # white level of the stored frame: 1.0 of the source's normalised raw
@@ -53,7 +51,6 @@ STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 
 THUMBNAIL_SIDE = 128  # long side of the IFD0 thumbnail in pixels: at most 16384 pixels (see above)
 PREVIEW_SIDE = 1024  # long side of the source's preview as the DNG carries it, in pixels
 LINEAR_RAW = 34892  # PhotometricInterpretation of demosaicked raw data
-STRIP_ROWS = 256  # rows of the engine output converted at a time
 
 _D65 = 21  # EXIF LightSource code of the CalibrationIlluminant
 _PREVIEW_COLOR_SPACE, _SRGB = 50970, 2  # DNG PreviewColorSpace tag and its sRGB value
@@ -76,41 +73,32 @@ _DEFAULT_CROP_ORIGIN, _DEFAULT_CROP_SIZE = 50719, 50720
 Tag = tuple[int, int, int, object, bool]  # tifffile extratag: code, type, count, value, write once
 
 
-def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, *, overwrite: bool = False) -> Path:
-    """Write ``frame`` (see :func:`camera_frame`) of ``raw`` as a linear DNG at ``path``, atomically.
+def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray, *,
+              overwrite: bool = False) -> Path:
+    """Write ``frame`` of ``raw`` as a linear DNG at ``path``, atomically, with ``thumbnail`` in IFD0.
+
+    ``frame``: (H, W, 3) uint16 linear camera RGB before white balance, 0 = black, :data:`WHITE` =
+    the source's white level, as stored (not turned); ``thumbnail``: its 8-bit sRGB rendering, long
+    side at most :data:`THUMBNAIL_SIDE`. Both are made by the render stage
+    (:mod:`rawisp.stages.dng_frame`).
 
     Raises OutputExistsError / OSError as :func:`rawisp.io.write.write_file` does.
     """
     # the sensor's EXIF CFAPattern does not describe a demosaicked image. (exiv2's rewrite also types
     # the SubIFDs entry LONG, as Adobe does; tifffile's type IFD is legal but exiftool flags it.)
     meta = replace(raw.metadata, exif={k: v for k, v in raw.metadata.exif.items() if k != "Exif.Photo.CFAPattern"})
-    data = embed_metadata(encode_dng(raw, frame), meta, f"rawisp {__version__}", picture=False)
+    data = embed_metadata(encode_dng(raw, frame, thumbnail), meta, f"rawisp {__version__}", picture=False)
     return write_file(path, data, overwrite=overwrite)
 
 
-def camera_frame(rgb, wb: np.ndarray) -> np.ndarray:
-    """Engine output -> the stored frame: (H, W, 3) uint16 linear camera RGB before white balance,
-    0 = black, :data:`WHITE` = the source's white level (values outside clipped).
-
-    rgb: (H, W, 3) linear white-balanced camera RGB as the engines give it (1.0 = white after the
-    gains of :func:`rawisp.stages.normalise.white_balance_gains`), or rows on demand (see
-    :func:`rawisp.stages.render.render`)."""
-    scale = (WHITE / white_balance_gains(wb)).astype(np.float32)
-    h = rgb.shape[0]
-    frame = np.empty((h, rgb.shape[1], 3), np.uint16)
-    for y in range(0, h, STRIP_ROWS):
-        strip = np.asarray(rgb[y:y + STRIP_ROWS], np.float32) * scale
-        frame[y:y + STRIP_ROWS] = np.clip(np.rint(strip), 0, WHITE)
-    return frame
-
-
-def encode_dng(raw: RawImage, frame: np.ndarray) -> bytes:
-    """The DNG file of ``frame`` (see :func:`camera_frame`) with the colour metadata of ``raw``."""
+def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray) -> bytes:
+    """The DNG file of ``frame`` and its ``thumbnail`` (see :func:`write_dng`) with the colour metadata
+    of ``raw``."""
     buf = io.BytesIO()
     h, w, _ = frame.shape
     preview = source_preview(raw.path)
     with tifffile.TiffWriter(buf, byteorder="<", bigtiff=False) as tif:
-        tif.write(thumbnail(raw, frame), photometric="rgb", subfiletype=1, subifds=1 + (preview is not None),
+        tif.write(thumbnail, photometric="rgb", subfiletype=1, subifds=1 + (preview is not None),
                   metadata=None, software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
         tif.write(frame, photometric=LINEAR_RAW, subfiletype=0, metadata=None, software=False,
                   rowsperstrip=max(1, STRIP_BYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
@@ -138,19 +126,6 @@ def source_preview(path: str) -> np.ndarray | None:
         return None
     image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
     return np.asarray(image)
-
-
-def thumbnail(raw: RawImage, frame: np.ndarray) -> np.ndarray:
-    """An 8-bit sRGB rendering of ``frame``, long side at most :data:`THUMBNAIL_SIDE`, not turned
-    (the Orientation tag applies to it as to the raw image)."""
-    step = -(-max(frame.shape[:2]) // THUMBNAIL_SIDE)
-    h, w = frame.shape[0] // step * step, frame.shape[1] // step * step
-    if h == 0 or w == 0:  # a frame thinner than one step: one row or column of samples
-        small = frame[::step, ::step].astype(np.float32)
-    else:
-        small = frame[:h, :w].reshape(h // step, step, w // step, step, 3).mean(axis=(1, 3), dtype=np.float32)
-    rgb = small * (white_balance_gains(raw.wb) / WHITE).astype(np.float32)
-    return render(rgb, raw.srgb_from_cam, threads=1)
 
 
 def ifd0_tags(raw: RawImage) -> list[Tag]:

@@ -71,6 +71,11 @@ def white_balance(raw: rawpy.RawPy, choice: WhiteBalanceChoice = "camera") -> tu
     return WhiteBalance(np.ones(3), "unity"), ["no white balance in the file; using unity gains"]
 
 
+def white_balance_gains(wb: np.ndarray) -> np.ndarray:
+    """The (R, G, B) gains normalisation applies: the as-shot ``wb`` scaled so the smallest is 1."""
+    return np.asarray(wb, np.float64) / np.min(wb)
+
+
 def libraw_auto(raw: rawpy.RawPy) -> np.ndarray:
     """LibRaw's auto white balance gains (R, G, B), G = 1.
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from rawisp.colour import BAYER_PATTERNS, CHANNEL_INDEX, SRGB_TO_XYZ, srgb_decode
+from rawisp.colour import BAYER_PATTERNS, CHANNEL_INDEX, colour_matrix_from, srgb_decode
 from rawisp.io.tiff import (ASCII, BYTE, DOUBLE, EXIF_IFD, GPS_IFD, LONG, NOISE_PROFILE, RATIONAL, SHORT, SRATIONAL,
                             TYPE_FORMAT, UNDEFINED)
 
@@ -190,14 +190,6 @@ def _quantise(raw_norm: np.ndarray, black: np.ndarray, white: int) -> np.ndarray
     black_map = np.tile(black, ((h + 1) // 2, (w + 1) // 2))[:h, :w]
     dn = np.round(black_map + raw_norm * (white - black_map))
     return np.clip(dn, 0, min(white, 65535)).astype(np.uint16)
-
-
-def colour_matrix_from(cam_from_srgb: np.ndarray) -> np.ndarray:
-    """ColorMatrix1 (XYZ -> camera, D65) making LibRaw's rgb_cam equal inv(cam_from_srgb)."""
-    cam_from_srgb = np.asarray(cam_from_srgb, dtype=np.float64)
-    if not np.allclose(cam_from_srgb.sum(axis=1), 1, atol=1e-6):
-        raise ValueError("cam_from_srgb rows must sum to 1 (sRGB white -> camera white)")
-    return cam_from_srgb @ np.linalg.inv(SRGB_TO_XYZ)
 
 
 def _dng_tags(

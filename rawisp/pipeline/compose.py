@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from rawisp.io.decode import RawImage
-from rawisp.io.dng import camera_frame, write_dng
+from rawisp.io.dng import write_dng
 from rawisp.io.metadata import apply_orientation
 from rawisp.io.whitebalance import WhiteBalanceChoice
 from rawisp.io.write import write_image
+from rawisp.stages.dng_frame import camera_frame, thumbnail
 from rawisp.stages.normalise import normalise
 from rawisp.stages.reconstruct import Engine, reconstruct
 from rawisp.stages.render import render
@@ -84,7 +85,7 @@ def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np
     """Camera RGB (an array, or rows on demand: see :func:`rawisp.stages.render.render`) -> upright sRGB
     pixels in the output format's bit depth (uint8 or uint16), scaled down to ``options.long_edge``
     when longer (:mod:`rawisp.stages.resize`). For ``fmt`` "dng" no look is rendered: the full frame a
-    linear DNG stores (:func:`rawisp.io.dng.camera_frame`, not turned)."""
+    linear DNG stores (:func:`rawisp.stages.dng_frame.camera_frame`, not turned)."""
     if options.fmt == "dng":
         return camera_frame(rgb, raw.wb)
     bits = BITS[options.fmt]
@@ -101,7 +102,7 @@ def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: Rende
     """Write upright pixels with the source's EXIF and XMP (Orientation 1, Software rawisp), or a
     DNG frame as a linear DNG (:func:`rawisp.io.dng.write_dng`)."""
     if options.fmt == "dng":
-        return write_dng(output, raw, pixels, overwrite=options.overwrite)
+        return write_dng(output, raw, pixels, thumbnail(raw, pixels), overwrite=options.overwrite)
     return write_image(output, pixels, options.fmt, quality=options.quality, metadata=raw.metadata,
                        overwrite=options.overwrite)
 

@@ -11,6 +11,7 @@ import numpy as np
 from rawisp.engines.camera_noise import Camera
 from rawisp.engines.contract import PLANE_CHANNEL
 from rawisp.io.decode import RawImage
+from rawisp.io.whitebalance import white_balance_gains
 from rawisp.threads import thread_count
 
 # where R sits in the 2x2 of each CFA phase, as (row, column); the rest follows
@@ -86,11 +87,6 @@ def plane_values(per_site: np.ndarray, cfa: str) -> np.ndarray:
     top, left = _R_SITE[cfa]
     rolled = np.roll(np.roll(np.asarray(per_site), -top, axis=0), -left, axis=1)
     return rolled.reshape(4)
-
-
-def white_balance_gains(wb: np.ndarray) -> np.ndarray:
-    """The (R, G, B) gains normalisation applies: the as-shot ``wb`` scaled so the smallest is 1."""
-    return np.asarray(wb, np.float64) / np.min(wb)
 
 
 def normalise(raw: RawImage, threads: int = 0) -> Packed:
