@@ -3,8 +3,9 @@
     python examples/python_api.py [RAW_FILE] [-o OUT_DIR]
 
 Prints what the decoder sees, the shape and type of the sRGB and linear arrays, the mean colour
-of the centre of the picture, and writes OUT_DIR/NAME.jpg (default: out/). The classical engine
-keeps it quick; drop ``engine="classical"`` for the learned one (the default).
+of the centre of the picture, and writes OUT_DIR/NAME.jpg (default: out/python_api/, so the
+set-up's out/chart.jpg is left as it is). The classical engine keeps it quick; drop
+``engine="classical"`` for the learned one (the default).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("raw", nargs="?", default=HERE / "chart.dng", type=Path)
-    parser.add_argument("-o", "--out", default=Path("out"), type=Path)
+    parser.add_argument("-o", "--out", default=Path("out") / "python_api", type=Path)
     args = parser.parse_args()
 
     try:

@@ -1,8 +1,12 @@
 """rawisp: a camera RAW developer with a learned image signal processor.
 
-Flow (one module per stage, plain dataclasses between them)::
+Flow (one module per stage, plain dataclasses between them; the packages by concern)::
 
-    decode -> normalise -> reconstruct (classical | learned) -> render -> write
+    io.decode -> stages.normalise -> stages.reconstruct (engines.classical | engines.learned)
+        -> stages.render -> io.write      composed by pipeline.compose, whole files by pipeline.files
+
+Layers, imports going down only: cli, api -> batch -> measure, train -> pipeline, compare ->
+stages, engines -> io, colour, threads (tests/test_structure.py).
 
 The Python API (:mod:`rawisp.api`)::
 

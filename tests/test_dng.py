@@ -151,7 +151,7 @@ def test_editors_develop_the_dng_like_the_original(chart_dngs, chart, tmp_path, 
     With their defaults two editors apply to the Bayer original a step they never apply to a
     demosaicked image, whatever the DNG's tags (see rawisp.measure.editors): darktable 4.2 switches filmic
     rgb on only for CFA images (fixed in darktable 4.4), and RawTherapee 5.9 corrects chromatic
-    aberration on Bayer data only: mean CIEDE2000 2.43 and 2.31 on the 600x400 chart (README). The
+    aberration on Bayer data only: mean CIEDE2000 2.43 and 2.31 on the 600x400 chart (docs/dng.md). The
     test below checks the rest of RawTherapee's default look."""
     if reason := editors.missing(editor):
         pytest.skip(reason)

@@ -7,7 +7,7 @@ develops original and DNG with every installed editor, with its defaults and wit
 off (see rawisp.measure.editors), and RawTherapee also with its defaults less the raw CA correction it
 applies to Bayer data only, and prints the mean CIEDE2000 over the chart's flat regions. Each --real
 FILE gets the same rows with the mean CIEDE2000 of 16x16-pixel block means (the classical engine's
-DNG). The README's table comes from this script.
+DNG). The table of docs/dng.md comes from this script.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ white balance, exposure and look as it would to the original.
 
 The image is uncompressed, in strips: the one layout LibRaw 0.22, darktable 4.2 and
 RawTherapee 5.9 all read right (measured on the synthetic chart and the Canon Kiss X4 file;
-see README). Integer Deflate fails in LibRaw and darktable; floating-point Deflate renders black
+see docs/dng.md). Integer Deflate fails in LibRaw and darktable; floating-point Deflate renders black
 in RawTherapee ("demosaiced float dng files are not supported"); lossless JPEG tiles make
 RawTherapee read a camera it has constants for 2 EV too bright, lossless JPEG strips break LibRaw
 and RawTherapee; uncompressed tiles make RawTherapee's colours wrong. Black is 0 because darktable

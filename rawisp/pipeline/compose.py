@@ -1,19 +1,21 @@
 """The pipeline composed: a decoded RAW -> packed planes -> camera RGB -> upright pixels.
 
-One function per stage, in order::
+One function per stage, in order (packages under rawisp/)::
 
-    decode.decode          file -> RawImage (mosaic in DN, levels, white balance, matrix, EXIF/XMP)
-    normalise.normalise    RawImage -> Packed (RGGB planes at half resolution, white-balanced)
-    reconstruct.reconstruct  Packed -> camera RGB (H, W, 3), by an engine (classical or learned)
-    render.render          camera RGB -> sRGB pixels; scaled down (resize.downscale, --long-edge);
-                           then turned upright (metadata.apply_orientation)
-    write.write_image      pixels + ICC -> file, EXIF/XMP put in by exiv2
-                           (or dng.write_dng: camera RGB before white balance -> linear DNG)
+    io.decode.decode              file -> RawImage (mosaic in DN, levels, white balance, matrix, EXIF/XMP)
+    stages.normalise.normalise    RawImage -> Packed (RGGB planes at half resolution, white-balanced)
+    stages.reconstruct.reconstruct  Packed -> camera RGB (H, W, 3), by an engine (engines.classical
+                                  or engines.learned)
+    stages.render.render          camera RGB -> sRGB pixels; scaled down (stages.resize.downscale,
+                                  --long-edge); then turned upright (io.metadata.apply_orientation)
+    io.write.write_image          pixels + ICC -> file, EXIF/XMP put in by exiv2
+                                  (or stages.dng_frame, io.dng.write_dng: camera RGB before white
+                                  balance -> linear DNG)
 
 :func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
-whole-file developments (:mod:`rawisp.pipeline.files`), the comparison picture (:mod:`rawisp.compare.picture`) and
-the evaluation harness (:mod:`rawisp.measure.evaluate`) all go through it. A :class:`Stopwatch` records the
-seconds of each stage and tells a hook about each.
+whole-file developments (:mod:`rawisp.pipeline.files`), the comparison picture
+(:mod:`rawisp.compare.picture`) and the evaluation harness (:mod:`rawisp.measure.evaluate`) all go
+through it. A :class:`Stopwatch` records the seconds of each stage and tells a hook about each.
 """
 
 from __future__ import annotations
