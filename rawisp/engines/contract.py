@@ -1,5 +1,6 @@
 """The learned model's contract: what the network is fed and what it returns, for the runtime
-(``learned.py``, ``normalise.py``, ``noise.py``) and the training code (``train/``) alike.
+(``engines/learned.py``, ``stages/normalise.py``, ``engines/noise.py``) and the training code
+(``train/``) alike.
 
 numpy only (no torch), so the runtime can import it; the training side computes the same
 formula in torch but takes every constant and name from here, and a test checks that both sides
