@@ -5,9 +5,12 @@
 - ``photos/``: the 40 photos `rawisp train` holds out of training (same split, same 2x downscale);
 - ``saturated/``: the same photos with decorrelated colours (saturation, hue, channel order;
   seeded), standing in for flowers, fabrics and painted objects;
-- ``procedural/``: 24 seeded 384-px procedural images (dead leaves, gratings, facades, text).
+- ``procedural/``: 24 seeded 384-px procedural images (dead leaves, gratings, facades, text);
+- ``edges/``: 24 seeded 384-px saturated colour dead leaves (``colour_edges``: flat colours of
+  saturation 0.6-1, sharp edges whose R, G and B do not move together, radii 2-120 px).
 
-Then, for example: ``rawisp eval runs/val/saturated --model models/lwisp.onnx -j 2``.
+Then, for example: ``rawisp eval runs/val/saturated --model models/lwisp.onnx -j 2``, or
+``rawisp eval runs/val/edges --engine learned --engine libraw-dht --engine classical --noise clean,mid``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,17 @@ from PIL import Image
 
 from rawisp.train.data import load_photos
 from rawisp.train.loop import VAL_CROP, TrainConfig, split_photos
-from rawisp.train.procedural import colour_augment, procedural
+from rawisp.train.procedural import colour_augment, colour_edges, procedural
 
 DATA = "../shared/data/train"
 FOLDERS = ("cbsd432", "imagenet_sample_1000", "sun_hays80")
+
+
+def edges_set(n: int, size: int = 384, seed: int = 27) -> list[np.ndarray]:
+    """The ``edges`` set: ``n`` seeded saturated colour dead leaves, sRGB float ``(size, size, 3)``
+    (its own seed: the other sets stay as they were)."""
+    rng = np.random.default_rng(seed)
+    return [colour_edges(rng, size) for _ in range(n)]
 
 
 def main() -> None:
@@ -31,6 +41,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--data", default=DATA, help="folder holding the training photo folders")
     parser.add_argument("--procedural", type=int, default=24, help="number of procedural images")
+    parser.add_argument("--edges", type=int, default=24, help="number of colour-edge images")
     args = parser.parse_args()
     cfg = TrainConfig(data=[], out="", run_dir="")
     photos = load_photos([Path(args.data) / f for f in FOLDERS], min_side=max(cfg.patch, VAL_CROP))
@@ -40,6 +51,7 @@ def main() -> None:
         "photos": val,
         "saturated": [colour_augment(p.astype(np.float32) / 255.0, rng) for p in val],
         "procedural": [procedural(rng, 384) for _ in range(args.procedural)],
+        "edges": edges_set(args.edges),
     }
     for name, images in sets.items():
         folder = args.out / name

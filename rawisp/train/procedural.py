@@ -40,10 +40,12 @@ def _downscale(img: np.ndarray) -> np.ndarray:
     return img.reshape(h // s, s, w // s, s, c).mean(axis=(1, 3)).astype(np.float32)
 
 
-def saturated_colour(rng: np.random.Generator, n: int = 1) -> np.ndarray:
-    """``n`` sRGB colours ``(n, 3)`` in [0, 1], mostly strongly saturated (HSV saturation ~ Beta(3, 1))."""
+def saturated_colour(rng: np.random.Generator, n: int = 1,
+                     saturation: tuple[float, float] | None = None) -> np.ndarray:
+    """``n`` sRGB colours ``(n, 3)`` in [0, 1], mostly strongly saturated (HSV saturation ~ Beta(3, 1),
+    or uniform in the range ``saturation``)."""
     hue = rng.random(n)
-    sat = rng.beta(3.0, 1.0, n)
+    sat = rng.beta(3.0, 1.0, n) if saturation is None else rng.uniform(*saturation, n)
     val = rng.uniform(0.15, 1.0, n)
     # HSV -> RGB: each channel is val * (1 - sat * clip(...)) of the hue's distance to its primary
     k = (np.array([5.0, 3.0, 1.0])[None, :] + hue[:, None] * 6.0) % 6.0
@@ -63,17 +65,25 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return (1.0 + rng.uniform(0.1, 0.4) * rng.standard_normal((h, w))).astype(np.float32)
 
 
-def dead_leaves(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Dead-leaves image: occluding shapes with power-law radii (r^-3 density), saturated colours."""
+def dead_leaves(rng: np.random.Generator, size: int, radii: tuple[float, float] | None = None,
+                saturation: tuple[float, float] | None = None, textured: bool = True,
+                leaves: int | None = None) -> np.ndarray:
+    """Dead-leaves image: occluding shapes with power-law radii (r^-3 density), saturated colours.
+
+    ``radii``: the smallest and largest radius in output pixels (default 1 to ``size / 2``);
+    ``saturation``: HSV saturation range of the colours (default Beta(3, 1), see saturated_colour);
+    ``textured=False``: flat colours only (no gratings or noise on the shapes): sharp colour edges;
+    ``leaves``: how many power-law shapes fall on the few large ones (default 80-200).
+    """
     big = size * SUPERSAMPLE
     img = np.empty((big, big, 3), np.float32)
-    img[:] = saturated_colour(rng)[0]
-    r_min, r_max = 1.0 * SUPERSAMPLE, big / 2
+    img[:] = saturated_colour(rng, saturation=saturation)[0]
+    r_min, r_max = (1.0 * SUPERSAMPLE, big / 2) if radii is None else (radii[0] * SUPERSAMPLE, radii[1] * SUPERSAMPLE)
     yy, xx = np.mgrid[0:big, 0:big]
     # a few large shapes cover the background first, then power-law ones fall on top
-    large = rng.uniform(big / 6, r_max, int(rng.integers(4, 10)))
+    large = rng.uniform(min(big / 6, r_max), r_max, int(rng.integers(4, 10)))
     # inverse-CDF samples of p(r) ~ r^-3 on [r_min, r_max]
-    u = rng.random(int(rng.integers(80, 200)))
+    u = rng.random(int(rng.integers(80, 200)) if leaves is None else leaves)
     radii = np.concatenate([large, (r_min ** -2 - u * (r_min ** -2 - r_max ** -2)) ** -0.5])
     for r in radii:
         cy, cx = rng.uniform(-r, big + r, 2)
@@ -88,8 +98,9 @@ def dead_leaves(rng: np.random.Generator, size: int) -> np.ndarray:
             a = rng.uniform(0, np.pi)
             u_, v_ = sx * np.cos(a) + sy * np.sin(a), -sx * np.sin(a) + sy * np.cos(a)
             mask = (np.abs(u_) <= r) & (np.abs(v_) <= r / rng.uniform(1, 4))
-        colour = saturated_colour(rng)[0]
-        patch = colour[None, None, :] * _texture(rng, y1 - y0, x1 - x0)[..., None]
+        colour = saturated_colour(rng, saturation=saturation)[0]
+        texture = _texture(rng, y1 - y0, x1 - x0) if textured else np.ones((y1 - y0, x1 - x0), np.float32)
+        patch = colour[None, None, :] * texture[..., None]
         img[y0:y1, x0:x1][mask] = patch[mask]
     return np.clip(_downscale(img), 0.0, 1.0)
 
@@ -172,6 +183,15 @@ def texture(rng: np.random.Generator, size: int) -> np.ndarray:
     if rng.random() < 1 / 3:
         modulation[..., rng.integers(3)] += rng.uniform(0.02, 0.15) * field()
     return np.clip(_downscale((base * modulation).astype(np.float32)), 0.0, 1.0)
+
+
+def colour_edges(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Saturated colour dead leaves ``(size, size, 3)`` (sRGB in [0, 1]): flat colours of HSV
+    saturation 0.6-1 whose R, G and B do not move together across the sharp edges, radii 2-120 px,
+    one power-law shape per 32 px² (they cover the frame about three times over: edges everywhere).
+    The validation set ``edges`` (not a training generator)."""
+    return dead_leaves(rng, size, radii=(2.0, 120.0), saturation=(0.6, 1.0), textured=False,
+                       leaves=size * size // 32)
 
 
 GENERATORS = {"dead_leaves": dead_leaves, "grating": grating, "grid": grid, "text": text}
