@@ -12,6 +12,17 @@
   model leaves there, so a few of the shallow ones are that noise's tail; 14 levels is 8).
 - hue: a chart of strongly saturated patches (12 hues, and yellow at full saturation), clean,
   developed to 8-bit; mean and worst CIEDE2000 of the patch interiors against the truth.
+- texture: the 512-px grey dead-leaves targets of ``rawisp.texture`` (normal; dark low-contrast,
+  mean 0.05 linear, 3:1) at each noise preset (clean, mid, high), developed to 16-bit TIFF with
+  linear tone and otherwise default settings (``--denoise auto``: the DNG's NoiseProfile);
+  texture MTF (mean over 0.1-0.3 cycles/px, 1 = all kept) and residual noise above 0.2
+  cycles/px (% of the mean level) of the linear luminance, as ``rawisp.texture.measure`` defines them.
+- colour_edges: the first 8 images of ``tools/make_val_sets.py``'s ``edges`` set (saturated colour
+  dead leaves, 384 px), clean and mid, as ``rawisp eval`` makes and scores them (its camera, seeds,
+  8-bit PNG with linear tone, 10-pixel border): mean sRGB PSNR (dB) against the truth.
+
+``--engine classical`` measures the classical engine the same way; ``--only SECTION`` (repeatable)
+runs some sections only.
 """
 
 from __future__ import annotations
@@ -27,19 +38,28 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from rawisp import texture
 from rawisp.colour import srgb_encode
-from rawisp.measure.metrics import ciede2000, srgb_to_lab
+from rawisp.measure.metrics import ciede2000, psnr, srgb_to_lab
+from rawisp.measure.protocol import NOISE_PRESETS, Noise, synthesise
 from rawisp.measure.synth import srgb_to_dng
+from rawisp.train.procedural import colour_edges
 
 SIZE = 256
 NOISE = {"mid": (1e-3, 5e-4), "high": (6e-3, 2e-3)}
 WHITE, BLACK = 16383, 512
 DEEP = 14.0  # levels (of 255) below the 5x5 median from which a speck counts as deep
+SECTIONS = ("pattern", "specks", "hue", "texture", "colour_edges")
+TEXTURE_SIZE = 512  # side of the dead-leaves targets
+EDGES, EDGES_SIZE, EDGES_SEED = 8, 384, 27  # the first 8 images of make_val_sets' edges set
+EDGES_BORDER = 10  # rawisp eval's default border
 
 
-def develop(dng: Path, out: Path, model: str | None, *extra: str) -> Path:
-    """Develop one DNG with the learned engine via the command line; returns the output file."""
+def develop(dng: Path, out: Path, model: str | None, *extra: str, engine: str = "learned") -> Path:
+    """Develop one DNG with ``engine`` (the learned one by default) via the command line; returns the output file."""
     args = [sys.executable, "-m", "rawisp", "develop", str(dng), "-o", str(out), "-q", "--overwrite", *extra]
+    if engine != "learned":
+        args += ["--engine", engine]
     if model:
         args += ["--model", model]
     subprocess.run(args, check=True, capture_output=True, text=True)
@@ -80,43 +100,93 @@ def saturated_chart(patch: int = 48) -> np.ndarray:
     return np.repeat(np.repeat(colours[None], patch, axis=0), patch, axis=1).reshape(patch, -1, 3)
 
 
-def measure(model: str | None) -> dict:
-    """All three measurements for one model (None: the shipped one)."""
-    report: dict = {"pattern_percent": {}, "specks_per_mp": {}, "deep_specks_per_mp": {}, "hue": {}}
+def edges_images(n: int = EDGES) -> list[np.ndarray]:
+    """The first ``n`` images of the ``edges`` validation set as its PNGs hold them (uint8 sRGB)."""
+    rng = np.random.default_rng(EDGES_SEED)
+    return [np.round(np.clip(colour_edges(rng, EDGES_SIZE), 0, 1) * 255).astype(np.uint8) for _ in range(n)]
+
+
+def texture_report(truth: np.ndarray, output: np.ndarray) -> dict:
+    """Texture MTF (0.1-0.3 cycles/px) and residual noise (% of the mean) of a 16-bit sRGB output."""
+    m = texture.measure(truth, output.astype(np.float64) / 65535.0, encoding="srgb")
+    return {"mtf": round(m["mtf"], 3), "noise_percent": round(m["noise_percent"], 2)}
+
+
+def measure(model: str | None, engine: str = "learned", sections: tuple[str, ...] = SECTIONS) -> dict:
+    """The measurements of ``sections`` for one model (None: the shipped one) or engine."""
+    report: dict = {}
+    if "pattern" in sections:
+        report["pattern_percent"] = {}
+    if "specks" in sections:
+        report.update(specks_per_mp={}, deep_specks_per_mp={})
+    if "hue" in sections:
+        report["hue"] = {}
+
+    def dev(dng: Path, *extra: str) -> Path:
+        return develop(dng, tmp / "out", model, *extra, engine=engine)
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for level in (0.02, 0.17):
+        for level in (0.02, 0.17) if "pattern" in sections else ():
             dng = tmp / f"flat{level}.dng"
             srgb_to_dng(dng, flat(level), black=BLACK, white=WHITE)
-            img = tifffile.imread(develop(dng, tmp / "out", model, "--format", "tiff16", "--tone", "linear"))
+            img = tifffile.imread(dev(dng, "--format", "tiff16", "--tone", "linear"))
             report["pattern_percent"][str(level)] = {p: round(periodic_peak_to_peak(img, p), 3) for p in (2, 4, 8)}
-        for name, noise in NOISE.items():
+        for name, noise in NOISE.items() if "specks" in sections else ():
             dng = tmp / f"dark_{name}.dng"
             srgb_to_dng(dng, np.tile(flat(0.02), (4, 4, 1)), black=BLACK, white=WHITE, noise=noise, seed=1)
-            img = np.asarray(Image.open(develop(dng, tmp / "out", model, "--format", "png", "--tone", "linear")))
+            img = np.asarray(Image.open(dev(dng, "--format", "png", "--tone", "linear")))
             report["specks_per_mp"][name] = round(count_specks(img), 1)
             report["deep_specks_per_mp"][name] = round(count_specks(img, DEEP), 1)
-        chart = saturated_chart()
-        dng = tmp / "chart.dng"
-        srgb_to_dng(dng, chart, black=BLACK, white=WHITE)
-        img = np.asarray(Image.open(develop(dng, tmp / "out", model, "--format", "png", "--tone", "linear")))
-        patch = chart.shape[0]
-        de = ciede2000(srgb_to_lab(img.astype(np.float64) / 255), srgb_to_lab(chart))
-        per_patch = [float(de[8:-8, i * patch + 8:(i + 1) * patch - 8].mean()) for i in range(chart.shape[1] // patch)]
-        yellow = img[8:-8, -patch + 8:-8].reshape(-1, 3).mean(axis=0)
-        report["hue"] = {"mean_delta_e00": round(float(np.mean(per_patch)), 2),
-                         "worst_delta_e00": round(float(np.max(per_patch)), 2),
-                         "yellow_rgb": [round(float(v), 1) for v in yellow],
-                         "yellow_truth": [round(float(v) * 255, 1) for v in chart[0, -1]]}
+        if "hue" in sections:
+            chart = saturated_chart()
+            dng = tmp / "chart.dng"
+            srgb_to_dng(dng, chart, black=BLACK, white=WHITE)
+            img = np.asarray(Image.open(dev(dng, "--format", "png", "--tone", "linear")))
+            patch = chart.shape[0]
+            de = ciede2000(srgb_to_lab(img.astype(np.float64) / 255), srgb_to_lab(chart))
+            per_patch = [float(de[8:-8, i * patch + 8:(i + 1) * patch - 8].mean())
+                         for i in range(chart.shape[1] // patch)]
+            yellow = img[8:-8, -patch + 8:-8].reshape(-1, 3).mean(axis=0)
+            report["hue"] = {"mean_delta_e00": round(float(np.mean(per_patch)), 2),
+                             "worst_delta_e00": round(float(np.max(per_patch)), 2),
+                             "yellow_rgb": [round(float(v), 1) for v in yellow],
+                             "yellow_truth": [round(float(v) * 255, 1) for v in chart[0, -1]]}
+        if "texture" in sections:
+            report["texture"] = {}
+            for kind in texture.TARGETS:
+                truth = texture.target(kind, TEXTURE_SIZE)
+                report["texture"][kind] = {}
+                for name, noise in NOISE_PRESETS.items():
+                    dng = tmp / f"leaves_{kind}_{name}.dng"
+                    srgb_to_dng(dng, truth, black=BLACK, white=WHITE, noise=noise, seed=1)
+                    img = tifffile.imread(dev(dng, "--format", "tiff16", "--tone", "linear"))
+                    report["texture"][kind][name] = texture_report(truth, img)
+        if "colour_edges" in sections:
+            scores: dict[str, list[float]] = {"clean": [], "mid": []}
+            for i, truth in enumerate(edges_images()):
+                for name in scores:
+                    dng = tmp / f"edges{i:02d}_{name}.dng"
+                    synthesise(truth, dng, i, Noise(name, *NOISE_PRESETS[name]))
+                    img = np.asarray(Image.open(dev(dng, "--format", "png", "--tone", "linear")))
+                    scores[name].append(psnr(img, truth, EDGES_BORDER))
+            report["colour_edges"] = {f"{name}_psnr_db": round(float(np.mean(v)), 2) for name, v in scores.items()}
     return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=None, help="ONNX model (repeatable; default: shipped)")
+    parser.add_argument("--engine", choices=("learned", "classical"), default="learned",
+                        help="engine to measure (default: learned; classical ignores --model)")
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run this section only (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
-    reports = {m or "shipped": measure(m) for m in (args.model or [None])}
+    sections = tuple(args.only or SECTIONS)
+    if args.engine == "classical":
+        reports = {"classical": measure(None, "classical", sections)}
+    else:
+        reports = {m or "shipped": measure(m, "learned", sections) for m in (args.model or [None])}
     print(json.dumps(reports, indent=1))
     if args.json:
         args.json.write_text(json.dumps(reports, indent=1) + "\n")
