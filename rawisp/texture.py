@@ -40,6 +40,8 @@ Numpy only (no torch): used by ``rawisp train``'s validation and ``tools/model_d
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from rawisp.colour import srgb_decode, srgb_encode
@@ -100,8 +102,15 @@ def target(kind: str = "dark", size: int = 512, seed: int = SEED) -> np.ndarray:
     float64 in [0, 1], R = G = B (write it with ``rawisp.synth.srgb_to_dng`` or as a PNG)."""
     if kind not in TARGETS:
         raise ValueError(f"unknown target {kind!r}; choose from {', '.join(TARGETS)}")
-    linear = leaves(size, *TARGETS[kind], seed=seed)
-    return np.repeat(srgb_encode(linear)[..., None], 3, axis=2)
+    return np.repeat(_encoded(size, *TARGETS[kind], seed)[..., None], 3, axis=2)
+
+
+@functools.lru_cache(maxsize=8)
+def _encoded(size: int, lo: float, hi: float, seed: int) -> np.ndarray:
+    """``leaves`` sRGB-encoded, kept: a training run builds its validation target once per start."""
+    encoded = srgb_encode(leaves(size, lo, hi, seed=seed))
+    encoded.flags.writeable = False
+    return encoded
 
 
 def luminance(img: np.ndarray, encoding: str = "linear") -> np.ndarray:

@@ -46,7 +46,7 @@ def test_train_resume_and_export(photos, tmp_path):
     assert f"device {'cuda' if torch.cuda.is_available() else 'cpu'}" in log  # --device auto
     card = load_card(out)
     assert card["training"]["iterations"] == 4 and card["architecture"]["widths"] == [8, 16, 32]
-    assert set(card["metrics"]["validation_psnr"]) == {"clean", "mid", "high", "saturated", "procedural"}
+    assert set(card["metrics"]["validation_psnr"]) == {"clean", "mid", "high", "saturated", "procedural", "edges"}
     assert card["margin"] % card["stride"] == 0 and card["margin"] > 0
     # resuming a finished run trains nothing more and exports the same weights
     again = _train(photos, tmp_path / "m2.onnx", "--run-dir", run, "--iterations", "4")
@@ -70,7 +70,7 @@ def test_fine_tune_card_counts_every_stage(photos, tmp_path):
     assert "--init" not in first and f"--run-dir {tmp_path / 'a'}" in first and "--iterations 4" in first
     assert f"--init {tmp_path / 'a' / 'checkpoint.pt'}" in second
     assert "--hard-fraction 0.5" in second and "--lr 0.0005" in second and "--widths 8,16,32" in second
-    assert set(training["stages"][0]["validation_psnr"]) == {"clean", "mid", "high", "saturated", "procedural"}
+    assert set(training["stages"][0]["validation_psnr"]) == {"clean", "mid", "high", "saturated", "procedural", "edges"}
     # b recorded the stages behind its --init when it started: a damaged ancestor changes nothing
     (tmp_path / "a" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     from rawisp.train.loop import export_run

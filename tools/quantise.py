@@ -37,7 +37,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       quant_pre_process, quantize_static)
 
 from rawisp.train.data import Sampler, load_photos
-from rawisp.train.loop import VAL_CROP, split_photos, validation_set
+from rawisp.train.loop import VAL_CROP, VAL_SETS, split_photos, validation_set
 from rawisp.train.losses import psnr, render_srgb
 
 TRAIN = ["../shared/data/train/cbsd432", "../shared/data/train/imagenet_sample_1000",
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     quantise(args.src, args.dst, calibration_batches(train, args.crops, args.patch, args.seed),
              args.activation, keep)
     seconds = time.perf_counter() - t0
-    sets = validation_set(held_out)
+    sets = {k: v for k, v in validation_set(held_out).items() if k in VAL_SETS}  # the PSNR sets
     fp32, int8 = (validation_psnr(p, sets, args.threads) for p in (args.src, args.dst))
     loss = {k: round(fp32[k] - int8[k], 3) for k in fp32}
     tiles = tile_seconds({"fp32": args.src, "int8": args.dst}, args.threads)

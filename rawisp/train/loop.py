@@ -14,16 +14,19 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from rawisp import texture
 from rawisp.measure.protocol import NOISE_PRESETS
 from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_decode, synthesise
 from rawisp.train.losses import pattern_loss, psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
-from rawisp.train.procedural import colour_augment, procedural
+from rawisp.train.procedural import colour_augment, colour_edges, procedural
 from rawisp.train.packed import unpack_state
 
 VAL_NOISE = NOISE_PRESETS  # validation at the evaluation protocol's clean / mid / high (normalised units)
-VAL_SETS = (*VAL_NOISE, "saturated", "procedural")  # every validation score, in report order
+VAL_SETS = (*VAL_NOISE, "saturated", "procedural", "edges")  # every validation PSNR, in report order
 VAL_CROP = 128  # side of the validation centre crops (full resolution)
+VAL_TEXTURE = ("mid", "high")  # presets of the texture MTF of the dark dead leaves, texture_PRESET in the history
+VAL_TEXTURE_SIZE = 256  # side of that dead-leaves target (full resolution)
 PATTERN_BATCH, PATTERN_PATCH = 4, 96  # the pattern loss's flat crops per iteration and their side (px)
 
 
@@ -78,10 +81,13 @@ def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarra
 
 
 def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1234) -> dict:
-    """Fixed validation batches: centre crops per noise preset, plus two clean sets for what photos lack.
+    """Fixed validation batches: centre crops per noise preset, plus three clean sets for what photos lack.
 
     ``saturated``: the same crops with decorrelated colours (``colour_augment``, seeded);
-    ``procedural``: seeded procedural images (dead leaves, gratings, grids, text).
+    ``procedural``: seeded procedural images (dead leaves, gratings, grids, text);
+    ``edges``: seeded saturated colour dead leaves (``colour_edges``: sharp colour edges).
+    Also ``texture_mid`` and ``texture_high``: the dark low-contrast dead-leaves target of
+    ``rawisp.texture`` (one ``VAL_TEXTURE_SIZE`` image) at those presets, measured by its texture MTF.
     """
     crops = []
     for p in photos:
@@ -91,17 +97,22 @@ def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1
     rng = np.random.default_rng(seed)
     saturated = np.stack([colour_augment(c.astype(np.float32) / 255.0, rng) for c in crops])
     generated = np.stack([procedural(rng, size) for _ in crops])
+    edges_rng = np.random.default_rng(seed + 1)  # its own stream: the other sets stay as they were
+    edges = np.stack([colour_edges(edges_rng, size) for _ in crops])
     n = len(crops)
     gen = torch.Generator().manual_seed(seed)
     m = random_cam_from_srgb(n, gen)
     neutral = torch.tensor([[0.5, 1.0, 0.7]]).repeat(n, 1)
     cases = [(name, srgb, shot, read) for name, (shot, read) in VAL_NOISE.items()]
     cases += [(name, torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), 0.0, 0.0)
-              for name, images in (("saturated", saturated), ("procedural", generated))]
+              for name, images in (("saturated", saturated), ("procedural", generated), ("edges", edges))]
+    leaves = torch.from_numpy(texture.target("dark", VAL_TEXTURE_SIZE)).permute(2, 0, 1)[None].float()
+    cases += [(f"texture_{name}", leaves, *VAL_NOISE[name]) for name in VAL_TEXTURE]
     sets = {}
     for name, images, shot, read in cases:
-        batch = synthesise(srgb_decode(images), m, neutral, torch.full((n,), shot), torch.full((n,), read),
-                           torch.full((n,), 3839.0), torch.Generator().manual_seed(seed))
+        k = len(images)
+        batch = synthesise(srgb_decode(images), m[:k], neutral[:k], torch.full((k,), shot), torch.full((k,), read),
+                           torch.full((k,), 3839.0), torch.Generator().manual_seed(seed))
         sets[name] = (batch, images)
     return sets
 
@@ -177,7 +188,8 @@ def training_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def validate(model: nn.Module, sets: dict, clean_input: bool = False, border: int = 8) -> dict[str, float]:
-    """sRGB PSNR (dB) per noise preset, over each crop less ``border`` pixels (on the model's device)."""
+    """sRGB PSNR (dB) per set, over each crop less ``border`` pixels (on the model's device); for
+    ``texture_*`` sets the texture MTF (0.1-0.3 cycles/px, ``rawisp.texture.measure``) instead."""
     model.eval()
     device = next(model.parameters()).device
     scores = {}
@@ -185,6 +197,10 @@ def validate(model: nn.Module, sets: dict, clean_input: bool = False, border: in
         batch = batch.to(device)
         pred = model(channels_last(batch.x_clean if clean_input else batch.x))
         out = render_srgb(pred, batch.m).cpu()
+        if name.startswith("texture_"):
+            scores[name] = texture.measure(srgb[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy(),
+                                           encoding="srgb")["mtf"]
+            continue
         b = slice(border, -border)
         scores[name] = float(np.mean([psnr(out[i:i + 1, :, b, b], srgb[i:i + 1, :, b, b]) for i in range(len(out))]))
     model.train()
@@ -377,7 +393,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
 def validation_score(scores: dict[str, float]) -> float:
     """The one number that picks the best checkpoint: mean validation PSNR over every set (dB)."""
-    return float(np.mean(list(scores.values())))
+    return float(np.mean([v for k, v in scores.items() if not k.startswith("texture_")]))
 
 
 def training_seconds(history: list[dict]) -> float:
@@ -499,5 +515,6 @@ def export_run(checkpoint: str | Path, out: str | Path) -> dict:
                "validation_curve": curve,
                "validation_set": f"{cfg['val_holdout']} held-out training-folder photos, 128 px centre crops "
                                  "(clean, mid, high noise; saturated: the same crops colour-decorrelated, clean); "
-                                 "procedural: as many seeded procedural images, clean"}
+                                 "procedural: as many seeded procedural images, clean; edges: as many seeded "
+                                 "saturated colour dead leaves, clean"}
     return export(model, out, training, metrics)
