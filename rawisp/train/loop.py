@@ -14,8 +14,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from rawisp import texture
 from rawisp.measure.protocol import NOISE_PRESETS
+from rawisp.texture import measure as texture_measure, target as texture_target
 from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_decode, synthesise
 from rawisp.train.losses import pattern_loss, psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
@@ -106,7 +106,7 @@ def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1
     cases = [(name, srgb, shot, read) for name, (shot, read) in VAL_NOISE.items()]
     cases += [(name, torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), 0.0, 0.0)
               for name, images in (("saturated", saturated), ("procedural", generated), ("edges", edges))]
-    leaves = torch.from_numpy(texture.target("dark", VAL_TEXTURE_SIZE)).permute(2, 0, 1)[None].float()
+    leaves = torch.from_numpy(texture_target("dark", VAL_TEXTURE_SIZE)).permute(2, 0, 1)[None].float()
     cases += [(f"texture_{name}", leaves, *VAL_NOISE[name]) for name in VAL_TEXTURE]
     sets = {}
     for name, images, shot, read in cases:
@@ -198,7 +198,7 @@ def validate(model: nn.Module, sets: dict, clean_input: bool = False, border: in
         pred = model(channels_last(batch.x_clean if clean_input else batch.x))
         out = render_srgb(pred, batch.m).cpu()
         if name.startswith("texture_"):
-            scores[name] = texture.measure(srgb[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy(),
+            scores[name] = texture_measure(srgb[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy(),
                                            encoding="srgb")["mtf"]
             continue
         b = slice(border, -border)
