@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import model_defects  # noqa: E402  (tools/, on the tests' pythonpath)
-from rawisp import texture
+from rawisp.measure import texture
 from rawisp.colour import srgb_decode, srgb_encode
 from rawisp.train.procedural import colour_edges
 

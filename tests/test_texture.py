@@ -1,9 +1,9 @@
-"""rawisp.texture: the dead-leaves targets and the texture MTF / residual noise measure, on known filters."""
+"""rawisp.measure.texture: the dead-leaves targets and the texture MTF / residual noise measure, on known filters."""
 
 import numpy as np
 import pytest
 
-from rawisp import texture
+from rawisp.measure import texture
 from rawisp.colour import srgb_decode
 
 

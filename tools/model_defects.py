@@ -12,11 +12,11 @@
   model leaves there, so a few of the shallow ones are that noise's tail; 14 levels is 8).
 - hue: a chart of strongly saturated patches (12 hues, and yellow at full saturation), clean,
   developed to 8-bit; mean and worst CIEDE2000 of the patch interiors against the truth.
-- texture: the 512-px grey dead-leaves targets of ``rawisp.texture`` (normal; dark low-contrast,
+- texture: the 512-px grey dead-leaves targets of ``rawisp.measure.texture`` (normal; dark low-contrast,
   mean 0.05 linear, 3:1) at each noise preset (clean, mid, high), developed to 16-bit TIFF with
   linear tone and otherwise default settings (``--denoise auto``: the DNG's NoiseProfile);
   texture MTF (mean over 0.1-0.3 cycles/px, 1 = all kept) and residual noise above 0.2
-  cycles/px (% of the mean level) of the linear luminance, as ``rawisp.texture.measure`` defines them.
+  cycles/px (% of the mean level) of the linear luminance, as ``rawisp.measure.texture.measure`` defines them.
 - colour_edges: the first 8 images of ``tools/make_val_sets.py``'s ``edges`` set (saturated colour
   dead leaves, 384 px), clean and mid, as ``rawisp eval`` makes and scores them (its camera, seeds,
   8-bit PNG with linear tone, 10-pixel border): mean sRGB PSNR (dB) against the truth.
@@ -38,7 +38,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from rawisp import texture
+from rawisp.measure import texture
 from rawisp.colour import srgb_encode
 from rawisp.measure.metrics import ciede2000, psnr, srgb_to_lab
 from rawisp.measure.protocol import NOISE_PRESETS, Noise, synthesise

@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from rawisp.measure.protocol import NOISE_PRESETS
-from rawisp.texture import measure as texture_measure, target as texture_target
+from rawisp.measure.texture import measure as texture_measure, target as texture_target
 from rawisp.train.data import Sampler, load_photos, random_cam_from_srgb, srgb_decode, synthesise
 from rawisp.train.losses import pattern_loss, psnr, reconstruction_loss, render_srgb
 from rawisp.train.model import LWISP
@@ -87,7 +87,7 @@ def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1
     ``procedural``: seeded procedural images (dead leaves, gratings, grids, text);
     ``edges``: seeded saturated colour dead leaves (``colour_edges``: sharp colour edges).
     Also ``texture_mid`` and ``texture_high``: the dark low-contrast dead-leaves target of
-    ``rawisp.texture`` (one ``VAL_TEXTURE_SIZE`` image) at those presets, measured by its texture MTF.
+    ``rawisp.measure.texture`` (one ``VAL_TEXTURE_SIZE`` image) at those presets, measured by its texture MTF.
     """
     crops = []
     for p in photos:
@@ -189,7 +189,7 @@ def training_device(name: str) -> torch.device:
 @torch.no_grad()
 def validate(model: nn.Module, sets: dict, clean_input: bool = False, border: int = 8) -> dict[str, float]:
     """sRGB PSNR (dB) per set, over each crop less ``border`` pixels (on the model's device); for
-    ``texture_*`` sets the texture MTF (0.1-0.3 cycles/px, ``rawisp.texture.measure``) instead."""
+    ``texture_*`` sets the texture MTF (0.1-0.3 cycles/px, ``rawisp.measure.texture.measure``) instead."""
     model.eval()
     device = next(model.parameters()).device
     scores = {}

@@ -99,7 +99,7 @@ def leaves(size: int, lo: float, hi: float, seed: int = SEED, r_min: float = 1.0
 
 def target(kind: str = "dark", size: int = 512, seed: int = SEED) -> np.ndarray:
     """The grey dead-leaves target ``kind`` (a key of ``TARGETS``): sRGB-encoded ``(size, size, 3)``
-    float64 in [0, 1], R = G = B (write it with ``rawisp.synth.srgb_to_dng`` or as a PNG)."""
+    float64 in [0, 1], R = G = B (write it with ``rawisp.measure.synth.srgb_to_dng`` or as a PNG)."""
     if kind not in TARGETS:
         raise ValueError(f"unknown target {kind!r}; choose from {', '.join(TARGETS)}")
     return np.repeat(_encoded(size, *TARGETS[kind], seed)[..., None], 3, axis=2)
