@@ -134,3 +134,12 @@ def test_a_log_model_trains_and_its_card_says_so(tmp_path):
     card = load_card(out)
     assert card["architecture"]["domain"] == "log"
     assert "--domain log" in card["training"]["stages"][-1]["command"]
+
+
+def test_a_resumed_run_compares_its_best_over_the_sets_validated_now():
+    from rawisp.train.loop import VAL_SETS, resumed_best
+
+    old = {"iteration": 250, **{k: 30.0 for k in VAL_SETS if k != "edges"}}  # before the edges set
+    new = {"iteration": 500, **{k: 25.0 for k in VAL_SETS}, "texture_mid": 0.5}
+    assert resumed_best([old]) is None
+    assert resumed_best([old, new]) == 25.0

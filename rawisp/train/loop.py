@@ -318,7 +318,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             flats.rng.bit_generator.state = ckpt["flat_np_rng"]
             flats.gen.set_state(ckpt["flat_torch_gen"])
         start, history = ckpt["iteration"], ckpt["history"]
-        cpu_before, best = ckpt.get("cpu_seconds", 0.0), ckpt.get("best")
+        cpu_before, best = ckpt.get("cpu_seconds", 0.0), resumed_best(history)
         warm_start = ckpt.get("warm_start", False)
         # None: a checkpoint from before runs recorded them; its lineage goes on following paths
         init_stages = ckpt.get("init_stages")
@@ -394,6 +394,13 @@ def train(cfg: TrainConfig, log=print) -> Path:
 def validation_score(scores: dict[str, float]) -> float:
     """The one number that picks the best checkpoint: mean validation PSNR over every set (dB)."""
     return float(np.mean([v for k, v in scores.items() if not k.startswith("texture_")]))
+
+
+def resumed_best(history: list[dict]) -> float | None:
+    """The best validation score of a resumed run's history, over the entries that scored every
+    set validated now (a run from before a set was added compares like with like; None: none did)."""
+    scores = [validation_score({k: h[k] for k in VAL_SETS}) for h in history if all(k in h for k in VAL_SETS)]
+    return max(scores, default=None)
 
 
 def training_seconds(history: list[dict]) -> float:
