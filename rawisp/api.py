@@ -33,7 +33,7 @@ from rawisp.reconstruct import Engine, EngineOptions
 from rawisp.render import TONES
 from rawisp.threads import thread_count
 from rawisp.whitebalance import WhiteBalanceChoice, parse_wb
-from rawisp.write import FORMAT_ALIASES, FORMATS, format_name, output_bits
+from rawisp.write import FORMAT_ALIASES, FORMATS, ForeignFileError, format_name, output_bits
 
 StrPath = str | PathLike[str]
 DNG = "dng"  # written by rawisp.dng rather than rawisp.write
@@ -67,7 +67,10 @@ class OutputError(RawispError):
 
 
 class OutputExistsError(OutputError, FileExistsError):
-    """The output exists and ``overwrite`` was not given (``rawisp develop`` skips such files)."""
+    """The output exists and ``overwrite`` was not given (``rawisp develop`` skips such files), or
+    its name is taken by a file rawisp did not write (a camera's JPEG, an edit), which ``overwrite``
+    never replaces, or by one whose name differs from it only by case (the same file on FAT/exFAT
+    cards, macOS and Windows)."""
 
 
 def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bits: Literal[8, 16] = 8,
@@ -119,8 +122,12 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     from the suffix of ``output`` (.jpg/.jpeg, .png, .tif/.tiff, .dng). quality: JPEG quality 1..100. The file carries
     the sRGB ICC profile and the source's EXIF, upright (Orientation 1), and is written atomically
     (a hidden ``.NAME.*.part`` file renamed into place). Raises OutputExistsError when ``output``
-    exists unless ``overwrite``; OutputError when it cannot be written; DecodeError, ModelError or
-    OptionError as :func:`develop`. The other options are those of :func:`develop`.
+    exists unless ``overwrite``, and always when a file rawisp did not write (no EXIF Software
+    "rawisp": a camera's JPEG, an edit) has its name or one that differs only by case (``IMG.JPG``
+    for ``IMG.jpg``: one file on FAT/exFAT cards, macOS and Windows); a file of rawisp's whose name
+    differs only by case is the output (returned, replaced with ``overwrite``). OutputError when it
+    cannot be written; DecodeError, ModelError or OptionError as :func:`develop`. The other options
+    are those of :func:`develop`.
     """
     output = Path(output)
     fmt = format
@@ -137,6 +144,9 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     try:
         with _decode_errors(path):
             return _develop_file(Path(path), output, built, options).output
+    except ForeignFileError as exc:
+        raise OutputExistsError(f"{path}: {exc.strerror}; rawisp never replaces such a file, not even with "
+                                "overwrite=True: choose another output name") from None
     except FileExistsError:
         raise OutputExistsError(f"{path}: output exists ({output}); give overwrite=True") from None
     except OSError as exc:

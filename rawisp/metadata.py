@@ -260,6 +260,12 @@ def read_metadata(path: str | PathLike[str], libraw: LibRawFacts | None = None) 
                     orientation=orientation if orientation in range(1, 9) else 1, warnings=warnings)
 
 
+def read_software(path: str | PathLike[str]) -> str | None:
+    """The EXIF Software tag of `path` (IFD0), None when it has none or exiv2 cannot read it."""
+    image = _read_exiv2(Path(path), [])
+    return _stored_text(image.exifData(), "Exif.Image.Software") if image is not None else None
+
+
 def _read_exiv2(path: Path, warnings: list[str]) -> exiv2.Image | None:
     """The file opened by exiv2 with its metadata read, or None when exiv2 cannot open it; a
     warning is added to `warnings` when only part of the metadata could be read."""
