@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import pytest
 from conftest import lines_naming, natural_image, sha256, summary
 from PIL import Image
@@ -120,3 +121,68 @@ def test_the_python_api_keeps_the_cameras_jpeg(tmp_path):
     assert again == first == card / "IMG_0002.JPG" and _case_twins(card) == []
     with Image.open(io.BytesIO(again.read_bytes())) as im:
         assert im.getexif()[0x0131].startswith("rawisp ")
+
+
+# --- damaged files (item 2) ------------------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/raw not available")
+
+
+def _arw_like(path: Path) -> None:
+    """A TIFF-based RAW laid out as ARW, NEF and DNG files are: IFD0 a small RGB preview with the
+    camera's Make and Model, the Bayer frame in a SubIFD after it. LibRaw reads it whole; cut
+    before its SubIFD it finds no frame and calls the file unsupported."""
+    rng = np.random.default_rng(0)
+    with tifffile.TiffWriter(path, byteorder="<") as tif:
+        tif.write((rng.random((16, 24, 3)) * 255).astype(np.uint8), photometric="rgb", subfiletype=1, subifds=1,
+                  metadata=None, extratags=[(271, 2, 5, "SONY", True), (272, 2, 9, "ILCE-7M3", True)])
+        tif.write((rng.random((64, 96)) * 3000 + 500).astype(np.uint16), photometric=32803, subfiletype=0,
+                  metadata=None, extratags=[(33421, 3, 2, (2, 2), True), (33422, 1, 4, (0, 1, 1, 2), True)])
+
+
+def _reason(cli, path: Path) -> str:
+    result = cli("develop", "--engine", "classical", path, "-o", path.parent / "out")
+    assert result.exit_code == 1
+    [line] = lines_naming(result.stderr, path)
+    return line.removeprefix(f"rawisp: {path}: ")
+
+
+def test_a_truncated_raw_file_says_truncated_not_unsupported(cli, tmp_path):
+    whole = tmp_path / "DSC00001.ARW"
+    _arw_like(whole)
+    assert rawisp.develop(whole, "classical").shape == (64, 96, 3)
+    cut = tmp_path / "DSC00002.ARW"
+    cut.write_bytes(whole.read_bytes()[:1000])  # the SubIFD, and the frame after it, are gone
+    assert _reason(cli, cut).startswith("truncated or damaged ARW file: 1000 bytes, its structure refers to data "
+                                        "up to byte ")
+    dng = tmp_path / "IMG_0001.dng"  # LibRaw fails to read a cut DNG's frame: the reason says why
+    synth.srgb_to_dng(dng, natural_image(40, 56))
+    dng.write_bytes(dng.read_bytes()[:4000])
+    assert _reason(cli, dng).startswith("truncated or damaged DNG file: 4000 bytes, its structure refers to data ")
+    noise = tmp_path / "IMG_0002.CR2"
+    noise.write_bytes(np.random.default_rng(1).integers(0, 256, 100_000, np.uint8).tobytes())
+    assert _reason(cli, noise) == "unsupported format (LibRaw cannot read it)"
+
+
+@needs_data
+@pytest.mark.parametrize(("name", "reason"), [
+    ("bad_inputs/imagemeta_truncated.canon-1dsmk3.CR2",
+     "truncated or damaged CR2 file: 339216 bytes, its structure refers to data up to byte 20859768"),
+    ("bad_inputs/file-type_truncated.sony-zv-e10.arw",
+     "truncated or damaged ARW file: 100000 bytes, its structure refers to data up to byte 754577"),
+    ("bad_inputs/exiftool_stub.CanonRaw.cr2", "damaged CR2 file: LibRaw reads CR2 files but cannot read this one"),
+    ("unsupported/gopro_hero6_GOPR0024.GPR",
+     "unsupported format: DNG compression 9 (GoPro VC-5), which LibRaw cannot decode"),
+])
+def test_real_damaged_files_say_so_and_unsupported_ones_say_why(cli, tmp_path, name, reason):
+    copy = tmp_path / Path(name).name  # outputs beside it would go to the read-only data otherwise
+    copy.write_bytes((DATA / name).read_bytes())
+    assert _reason(cli, copy) == reason
+
+
+@needs_data
+def test_a_truncated_canon_crw_says_so(cli, tmp_path):
+    cut = tmp_path / "CRW_0001.CRW"  # head -c 1500000 of the D30's file
+    cut.write_bytes((DATA / "real" / "canon_eos_d30.imagemeta.CRW").read_bytes()[:1_500_000])
+    assert _reason(cli, cut) == "truncated or damaged CRW file: its structure does not fit in its 1500000 bytes"
