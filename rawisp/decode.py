@@ -364,9 +364,10 @@ def _from_libraw(raw: rawpy.RawPy, path: Path, choice: WhiteBalanceChoice) -> Ra
     # half-size processing, after which LibRaw reports another pattern and another visible frame
     cfa = _bayer_pattern(raw)
     frame = _bayer_frame(raw) if cfa is not None else None
-    balance, warnings = white_balance(raw, choice)
-    wb = balance.gains
     srgb_from_cam, matrix_warning = _colour_matrix(raw)
+    balance, warnings = white_balance(raw, choice, None if frame is None else (frame[0], cfa, *frame[1:]),
+                                      srgb_from_cam)
+    wb = balance.gains
     warnings += matrix_warning
     common = dict(path=str(path), wb=wb, srgb_from_cam=srgb_from_cam, wb_source=balance.source,
                   orientation=flip_to_orientation(raw.sizes.flip), noise=None, warnings=warnings)

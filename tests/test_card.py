@@ -8,6 +8,7 @@ file it did not write, with or without ``--overwrite``.
 from __future__ import annotations
 
 import io
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from PIL import Image
 
 import rawisp
 from rawisp import synth
+from rawisp.colour import srgb_decode, srgb_encode
 
 
 def _camera_jpeg(path: Path, seed: int = 0) -> None:
@@ -186,3 +188,95 @@ def test_a_truncated_canon_crw_says_so(cli, tmp_path):
     cut = tmp_path / "CRW_0001.CRW"  # head -c 1500000 of the D30's file
     cut.write_bytes((DATA / "real" / "canon_eos_d30.imagemeta.CRW").read_bytes()[:1_500_000])
     assert _reason(cli, cut) == "truncated or damaged CRW file: its structure does not fit in its 1500000 bytes"
+
+
+# --- white balance from the camera's JPEG (item 3) -------------------------------------------------
+
+
+def _linear_mid_tone_ratios(pixels: np.ndarray) -> tuple[float, float]:
+    """R/G and B/G of the mean linear light of the mid-tone pixels (mean sRGB value 32..224) of an
+    8-bit sRGB picture: how its colour balance is judged."""
+    encoded = pixels.astype(np.float64)
+    mid = (encoded.mean(axis=2) > 32) & (encoded.mean(axis=2) < 224)
+    r, g, b = srgb_decode(encoded / 255)[mid].mean(axis=0)
+    return r / g, b / g
+
+
+def _dng_with_camera_jpeg(path: Path, scene: np.ndarray, jpeg: np.ndarray | None) -> None:
+    """A synthetic DNG of ``scene`` without AsShotNeutral (the camera recorded no white balance),
+    carrying ``jpeg`` (sRGB pixels) as the camera's JPEG: a second IFD, as LibRaw finds previews."""
+    synth.srgb_to_dng(path, scene)
+    data = bytearray(path.read_bytes())
+    ifd0 = struct.unpack_from("<I", data, 4)[0]
+    count = struct.unpack_from("<H", data, ifd0)[0]
+    for at in range(ifd0 + 2, ifd0 + 2 + 12 * count, 12):
+        if struct.unpack_from("<H", data, at)[0] == 50728:  # AsShotNeutral -> a private tag nobody reads
+            struct.pack_into("<H", data, at, 65001)
+    if jpeg is not None:
+        buf = io.BytesIO()
+        Image.fromarray(jpeg).save(buf, "JPEG", quality=95)
+        data += b"\0" * (len(data) % 2)
+        start = len(data)
+        data += buf.getvalue() + b"\0" * (len(buf.getvalue()) % 2)
+        at, (h, w) = len(data), jpeg.shape[:2]
+        tags = [(254, 4, 1, 1), (256, 4, 1, w), (257, 4, 1, h), (258, 3, 3, at + 2 + 12 * 10 + 4),  # 8, 8, 8 after
+                (259, 3, 1, 7), (262, 3, 1, 6), (273, 4, 1, start), (277, 3, 1, 3), (278, 4, 1, h),
+                (279, 4, 1, len(buf.getvalue()))]  # a JPEG-compressed YCbCr strip
+        data += struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *t) for t in tags)
+        data += struct.pack("<I3H", 0, 8, 8, 8)
+        struct.pack_into("<I", data, ifd0 + 2 + 12 * count, at)  # IFD0's next IFD
+    path.write_bytes(bytes(data))
+
+
+def test_no_recorded_white_balance_takes_the_cameras_jpeg(cli, tmp_path):
+    """The camera recorded no white balance; its JPEG shows the scene warmer than neutral (its
+    choice). The development takes that balance: mid-tones within 5% of the JPEG's R/G and B/G."""
+    scene = natural_image(120, 180, seed=3)
+    warm = srgb_encode(np.clip(srgb_decode(scene) * [1.35, 1.0, 0.7], 0, 1))
+    camera = (warm * 255).round().astype(np.uint8)
+    path = tmp_path / "IMG_0001.dng"
+    _dng_with_camera_jpeg(path, scene, camera)
+    record = rawisp.info(path)
+    assert record["wb_source"] == "camera JPEG"
+    assert record["warnings"] == ["no as-shot white balance; using the balance of the camera's JPEG in the file"]
+    want = _linear_mid_tone_ratios(camera)
+    for engine in ("classical", "learned"):
+        got = _linear_mid_tone_ratios(rawisp.develop(path, engine))
+        assert got == pytest.approx(want, rel=0.05), engine
+    # --wb auto is still LibRaw's grey world, not the camera's choice
+    auto = rawisp.develop(path, "classical", wb="auto")
+    assert _linear_mid_tone_ratios(auto) != pytest.approx(want, rel=0.05)
+
+
+@pytest.mark.parametrize(("jpeg", "why"), [
+    (None, ""),
+    ("other", " (the camera's JPEG in the file does not match the picture)"),
+    ("grey", " (the camera's JPEG in the file is monochrome)"),
+])
+def test_a_camera_jpeg_that_does_not_fit_is_not_used(tmp_path, jpeg, why):
+    scene = natural_image(120, 180, seed=3)
+    pixels = {"other": (natural_image(120, 180, seed=9) * 255).astype(np.uint8),
+              "grey": np.repeat((scene.mean(axis=2, keepdims=True) * 255).astype(np.uint8), 3, axis=2)}.get(jpeg)
+    path = tmp_path / "IMG_0001.dng"
+    _dng_with_camera_jpeg(path, scene, pixels)
+    record = rawisp.info(path)
+    assert record["wb_source"] == "unity"  # the synthetic camera has no daylight multipliers either
+    assert record["warnings"] == [f"no white balance in the file; using unity gains{why}"]
+
+
+@needs_data
+def test_the_canon_d30_takes_the_balance_of_its_own_jpeg(cli, tmp_path):
+    """The D30 recorded Auto without multipliers; its JPEG (the one in the file, also given beside
+    it) has mid-tones R/G 1.73, B/G 0.55. Developed, within 15% (was 0.97 and 0.74)."""
+    source = DATA / "real" / "canon_eos_d30.imagemeta.CRW"
+    with Image.open(DATA / "real" / "canon_eos_d30.imagemeta.embedded_JpgFromRaw.jpg") as im:
+        want = _linear_mid_tone_ratios(np.asarray(im.convert("RGB")))
+    assert want == pytest.approx((1.73, 0.55), abs=0.01)
+    record = rawisp.info(source)
+    assert record["wb_source"] == "camera JPEG"
+    assert record["warnings"][0] == ("no as-shot white balance (the camera recorded Auto); using the balance of the "
+                                     "camera's JPEG in the file")
+    got = _linear_mid_tone_ratios(rawisp.develop(source, "classical"))
+    assert got == pytest.approx(want, rel=0.15)
+    result = cli("develop", "--engine", "classical", source, "-o", tmp_path)
+    assert "using the balance of the camera's JPEG in the file" in result.stderr
