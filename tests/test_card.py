@@ -1,26 +1,33 @@
-"""A photographer's card as it really is: the camera's JPEGs beside the RAW files (issue 26, item 1).
+"""A photographer's card as it really is (issue 26; docs/workflow.md).
 
-rawisp never makes a name that differs from an existing file's only by case (``IMG_0001.jpg``
-beside ``IMG_0001.JPG`` is one file on FAT/exFAT cards, macOS and Windows), and never replaces a
-file it did not write, with or without ``--overwrite``.
+1. The camera's JPEGs beside the RAW files: rawisp never makes a name that differs from an existing
+   file's only by case (``IMG_0001.jpg`` beside ``IMG_0001.JPG`` is one file on FAT/exFAT cards,
+   macOS and Windows), and never replaces a file it did not write, with or without ``--overwrite``.
+2. Damaged files say "truncated or damaged", not "unsupported format"; unsupported ones say why.
+3. A file without as-shot white balance takes the balance of the camera's JPEG it carries.
+4. No sensor-only tags in a finished picture: ``exiftool -validate`` finds nothing a plain output lacks.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 import struct
+import subprocess
 from collections import Counter
 from pathlib import Path
 
+import exiv2
 import numpy as np
-import tifffile
 import pytest
-from conftest import lines_naming, natural_image, sha256, summary
+import tifffile
+from conftest import EXIF, lines_naming, natural_image, sha256, summary
 from PIL import Image
 
 import rawisp
 from rawisp import synth
 from rawisp.colour import srgb_decode, srgb_encode
+from rawisp.write import write_image
 
 
 def _camera_jpeg(path: Path, seed: int = 0) -> None:
@@ -280,3 +287,88 @@ def test_the_canon_d30_takes_the_balance_of_its_own_jpeg(cli, tmp_path):
     assert got == pytest.approx(want, rel=0.15)
     result = cli("develop", "--engine", "classical", source, "-o", tmp_path)
     assert "using the balance of the camera's JPEG in the file" in result.stderr
+
+
+# --- no sensor tags in a finished picture; exiftool -validate clean (item 4) -----------------------
+
+needs_exiftool = pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed "
+                                    "(apt-get install libimage-exiftool-perl)")
+PICTURES = {"jpeg": ".jpg", "png": ".png", "png16": ".png", "tiff16": ".tif", "dng": ".dng"}
+# exiftool's notice that it left large arrays undecoded (a DNG's copied camera profile), not a finding
+NOT_A_FINDING = "[Minor] Not decoding some large array(s). Ignore minor errors to decode"
+
+
+def _validate(path: Path) -> set[str]:
+    """The warnings of ``exiftool -validate -warning`` on ``path``."""
+    out = subprocess.run(["exiftool", "-validate", "-warning", "-a", "-s", "-s", "-s", str(path)], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    return {line for line in out[1:] if line != NOT_A_FINDING}  # the first line is the count, or OK
+
+
+def _plain(tmp_path: Path, fmt: str) -> set[str]:
+    """The warnings of a plain output of ``fmt``: rawisp's pixels with no source's metadata (a linear
+    DNG: of a synthetic DNG that has none)."""
+    folder = tmp_path / "plain"
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "dng":
+        synth.srgb_to_dng(folder / "plain.dng", natural_image(32, 48))
+        return _validate(rawisp.develop_file(folder / "plain.dng", folder / "out.dng", "classical"))
+    pixels = (natural_image(32, 48) * (255 if fmt in ("jpeg", "png") else 65535))
+    pixels = pixels.astype(np.uint8 if fmt in ("jpeg", "png") else np.uint16)
+    return _validate(write_image(folder / f"plain{PICTURES[fmt]}", pixels, fmt))
+
+
+def _exif_keys(path: Path) -> set[str]:
+    image = exiv2.ImageFactory.open(str(path))
+    image.readMetadata()
+    return {d.key() for d in image.exifData()}
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "png16", "tiff16"])
+def test_a_picture_carries_no_sensor_tags(tmp_path, fmt):
+    """A synthetic DNG carries CFAPattern and CFARepeatPatternDim in IFD0, as TIFF-EP RAW files
+    do; the demosaicked picture carries neither (the CFAPattern was moved to the Exif IFD, without
+    the size header EXIF's form has), nor the source's blank dates."""
+    source = tmp_path / "IMG_0001.dng"
+    synth.srgb_to_dng(source, natural_image(32, 48), exif={"ModifyDate": "    ", "Artist": "Ada"})
+    assert {"Exif.Image.CFAPattern", "Exif.Image.CFARepeatPatternDim", "Exif.Image.DateTime"} <= _exif_keys(source)
+    output = rawisp.develop_file(source, tmp_path / f"IMG_0001{PICTURES[fmt]}", "classical", format=fmt)
+    keys = _exif_keys(output)
+    assert not {k for k in keys if "CFA" in k}, keys
+    assert "Exif.Image.DateTime" not in keys and "Exif.Image.Artist" in keys
+
+
+@needs_exiftool
+@pytest.mark.parametrize("fmt", list(PICTURES))
+def test_exiftool_validates_outputs_of_a_synthetic_raw(tmp_path, fmt):
+    """Every format, from a source with every tag rawisp carries (GPS included): nothing exiftool
+    does not say of a plain output; JPEG, PNG and the linear DNG validate OK."""
+    source = tmp_path / "IMG_0001.dng"
+    synth.srgb_to_dng(source, natural_image(32, 48), exif={**EXIF, "ModifyDate": ""})
+    output = rawisp.develop_file(source, tmp_path / f"out{PICTURES[fmt]}", "classical", format=fmt)
+    plain = _plain(tmp_path, fmt)
+    assert _validate(output) <= plain
+    if fmt != "tiff16":  # Deflate (compression 8) and the pixel dimensions are not EXIF's TIFF: see docs
+        assert plain == set()
+
+
+REAL = ["real/canon_kissx4_colorchart_crop.tinydng.dng", "real/canon_eos_d30.imagemeta.CRW",
+        "real/canon_eos_6d_linear.photoprism.dng", "real/kodak_dc50.rawpy.KDC",
+        "real/kodak_c330_yrgb.kimageformats.raw", "derived/gopro_hero8.from_gpr.dng",
+        "derived/gopro_fusion_GPFR7066.from_gpr.dng"]
+
+
+@needs_data
+@needs_exiftool
+@pytest.mark.parametrize("fmt", [pytest.param(f, marks=pytest.mark.slow) if f in ("png", "png16", "tiff16") else f
+                                 for f in PICTURES])
+def test_exiftool_validates_every_output_of_every_real_file(cli, tmp_path, fmt):
+    """Every real file, every format: nothing exiftool does not say of a plain output of the format
+    (before: "Invalid CFAPattern" from the Bayer DNGs, invalid empty dates from the Kiss X4, a
+    missing GPSProcessingMethod in the GoPro TIFFs)."""
+    plain = _plain(tmp_path, fmt)
+    sources = [DATA / name for name in REAL]
+    result = cli("develop", "--engine", "classical", "--format", fmt, "-q", *sources, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    found = {path.name: _validate(tmp_path / "out" / (path.stem + PICTURES[fmt])) - plain for path in sources}
+    assert found == {path.name: set() for path in sources}
