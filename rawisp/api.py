@@ -82,9 +82,12 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
 
     Default: sRGB-encoded pixels, ``uint8`` (0..255, ``bits=8``) or ``uint16`` (0..65535,
     ``bits=16``), the very pixels ``rawisp develop --format png`` (or ``png16``) writes, dither
-    included. ``linear=True``: linear white-balanced camera RGB, ``float32``, 1.0 = the sensor's
-    white level (values above 1 are highlights the engine reconstructed), before the colour matrix,
-    exposure and tone; ``bits``, ``exposure`` and ``tone`` do not apply.
+    included. ``linear=True``: linear white-balanced camera RGB, ``float32``, 0 = black, 1.0 = the
+    sensor's white level, before the colour matrix, exposure and tone; ``bits``, ``exposure`` and
+    ``tone`` do not apply. Scene-referred and not clipped: values go a little below 0 (noise around
+    black; the learned engine's overshoot at hard edges, down to -0.44 on the bundled chart, 1.3%
+    of its values below 0) and above 1 (highlights the learned engine reconstructs, up to 1.56 on
+    the Canon D30's lamps; overshoot): clip to [0, 1] (``np.clip``) for display-referred use.
 
     engine: "learned" (the network) or "classical" (bilinear). exposure: EV added before the tone
     curve. tone: "default" (gentle S-curve with a highlight shoulder) or "linear" (plain sRGB).

@@ -6,6 +6,7 @@
 2. Damaged files say "truncated or damaged", not "unsupported format"; unsupported ones say why.
 3. A file without as-shot white balance takes the balance of the camera's JPEG it carries.
 4. No sensor-only tags in a finished picture: ``exiftool -validate`` finds nothing a plain output lacks.
+5. Smaller things: the linear array's range as documented, option errors in click's words, help.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import click
 import exiv2
 import numpy as np
 import pytest
@@ -372,3 +374,49 @@ def test_exiftool_validates_every_output_of_every_real_file(cli, tmp_path, fmt):
     assert result.exit_code == 0, result.stderr
     found = {path.name: _validate(tmp_path / "out" / (path.stem + PICTURES[fmt])) - plain for path in sources}
     assert found == {path.name: set() for path in sources}
+
+
+# --- smaller things a user meets (item 5) ----------------------------------------------------------
+
+CHART = Path(__file__).resolve().parents[1] / "examples" / "chart.dng"
+
+
+def test_the_linear_array_is_as_documented():
+    """Scene-referred, not clipped, and said so: the learned engine goes below 0 and above 1 on
+    the bundled chart, and the API's documentation and the README say it does."""
+    lin = rawisp.develop(CHART, "learned", linear=True)
+    assert lin.dtype == np.float32 and lin.min() < -0.1 and lin.max() > 1.1
+    assert 0.001 < (lin < 0).mean() < 0.05
+    doc = " ".join(rawisp.develop.__doc__.split())
+    assert "not clipped" in doc and "below 0" in doc and "above 1" in doc
+    readme = " ".join((CHART.parents[1] / "README.md").read_text().split())
+    assert "1.0 = white, not clipped" in readme and "not clipped, so a little below 0" in readme
+
+
+@pytest.mark.parametrize("args", [
+    ("develop", "--wb", "foo"), ("develop", "--wb", "1,2"), ("develop", "--denoise", "lots"),
+    ("develop", "--denoise", "nan"), ("develop", "--exposure", "nan"), ("info", "--denoise", "11"),
+    ("compare", "-o", "OUT", "--wb", "0,1,1"), ("compare", "-o", "OUT", "--camera", "nope"),
+    ("compare", "-o", "OUT", "--noise", "nan:1"), ("eval", "GT", "--noise", "2:0"),
+], ids=lambda a: " ".join(a))
+def test_option_errors_quote_the_option_as_click_does(cli, tmp_path, args):
+    args = [str(tmp_path) if a in ("OUT", "GT") else a for a in args]
+    command, rest = args[0], args[1:]
+    result = cli(command, *([] if command == "eval" else [CHART]), *rest)
+    option = next(a for a in reversed(rest) if a.startswith("--"))
+    assert result.exit_code == 2, result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert error.startswith(f"Error: Invalid value for '{option}': "), error
+
+
+def test_every_option_has_help_and_the_command_list_is_whole(cli):
+    from rawisp.cli import main
+
+    for name, command in main.commands.items():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name not in ("help",):
+                assert param.help, (name, param.opts)
+    listing = cli("--help").stdout.split("Commands:")[1]
+    assert "..." not in listing
+    assert {line.split()[0] for line in listing.splitlines() if line.startswith("  ") and line[2] != " "} \
+        == set(main.commands)
