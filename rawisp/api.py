@@ -28,7 +28,7 @@ from rawisp.io.decode import DecodeError as _DecodeError
 from rawisp.io.decode import RawImage, decode
 from rawisp.io.metadata import Metadata, apply_orientation
 from rawisp.io.whitebalance import WhiteBalanceChoice, parse_wb
-from rawisp.io.write import FORMAT_ALIASES, FORMATS, format_name, output_bits
+from rawisp.io.write import FORMAT_ALIASES, FORMATS, ForeignFileError, format_name, output_bits
 from rawisp.pipeline.compose import RenderOptions, raw_to_pixels, raw_to_rgb
 from rawisp.pipeline.files import develop_file as _develop_file
 from rawisp.stages.reconstruct import Engine, EngineOptions
@@ -67,7 +67,10 @@ class OutputError(RawispError):
 
 
 class OutputExistsError(OutputError, FileExistsError):
-    """The output exists and ``overwrite`` was not given (``rawisp develop`` skips such files)."""
+    """The output exists and ``overwrite`` was not given (``rawisp develop`` skips such files), or
+    its name is taken by a file rawisp did not write (a camera's JPEG, an edit), which ``overwrite``
+    never replaces, or by one whose name differs from it only by case (the same file on FAT/exFAT
+    cards, macOS and Windows)."""
 
 
 def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bits: Literal[8, 16] = 8,
@@ -79,9 +82,12 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
 
     Default: sRGB-encoded pixels, ``uint8`` (0..255, ``bits=8``) or ``uint16`` (0..65535,
     ``bits=16``), the very pixels ``rawisp develop --format png`` (or ``png16``) writes, dither
-    included. ``linear=True``: linear white-balanced camera RGB, ``float32``, 1.0 = the sensor's
-    white level (values above 1 are highlights the engine reconstructed), before the colour matrix,
-    exposure and tone; ``bits``, ``exposure`` and ``tone`` do not apply.
+    included. ``linear=True``: linear white-balanced camera RGB, ``float32``, 0 = black, 1.0 = the
+    sensor's white level, before the colour matrix, exposure and tone; ``bits``, ``exposure`` and
+    ``tone`` do not apply. Scene-referred and not clipped: values go a little below 0 (noise around
+    black; the learned engine's overshoot at hard edges, down to -0.44 on the bundled chart, 1.3%
+    of its values below 0) and above 1 (highlights the learned engine reconstructs, up to 1.56 on
+    the Canon D30's lamps; overshoot): clip to [0, 1] (``np.clip``) for display-referred use.
 
     engine: "learned" (the network) or "classical" (bilinear). exposure: EV added before the tone
     curve. tone: "default" (gentle S-curve with a highlight shoulder) or "linear" (plain sRGB).
@@ -119,8 +125,12 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     from the suffix of ``output`` (.jpg/.jpeg, .png, .tif/.tiff, .dng). quality: JPEG quality 1..100. The file carries
     the sRGB ICC profile and the source's EXIF, upright (Orientation 1), and is written atomically
     (a hidden ``.NAME.*.part`` file renamed into place). Raises OutputExistsError when ``output``
-    exists unless ``overwrite``; OutputError when it cannot be written; DecodeError, ModelError or
-    OptionError as :func:`develop`. The other options are those of :func:`develop`.
+    exists unless ``overwrite``, and always when a file rawisp did not write (no EXIF Software
+    "rawisp": a camera's JPEG, an edit) has its name or one that differs only by case (``IMG.JPG``
+    for ``IMG.jpg``: one file on FAT/exFAT cards, macOS and Windows); a file of rawisp's whose name
+    differs only by case is the output (returned, replaced with ``overwrite``). OutputError when it
+    cannot be written; DecodeError, ModelError or OptionError as :func:`develop`. The other options
+    are those of :func:`develop`.
     """
     output = Path(output)
     fmt = format
@@ -137,6 +147,9 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     try:
         with _decode_errors(path):
             return _develop_file(Path(path), output, built, options).output
+    except ForeignFileError as exc:
+        raise OutputExistsError(f"{path}: {exc.strerror}; rawisp never replaces such a file, not even with "
+                                "overwrite=True: choose another output name") from None
     except FileExistsError:
         raise OutputExistsError(f"{path}: output exists ({output}); give overwrite=True") from None
     except OSError as exc:

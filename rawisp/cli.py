@@ -88,12 +88,14 @@ def _stack(*decorators):
 def _device_option(dest: str = "device", help: str | None = None):
     """The --device option: where the engine (or training) runs."""
     return click.option("--device", dest, type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-                        show_default=True, help=help)
+                        show_default=True, help=help or "Where the learned engine runs: cuda (an NVIDIA GPU, with "
+                        "onnxruntime-gpu), cpu, or auto (cuda when onnxruntime-gpu finds a GPU, else cpu).")
 
 
 _learned_options = _stack(
     click.option("--model", type=click.Path(exists=True, dir_okay=False), help="ONNX model for the learned engine."),
-    click.option("--denoise", default="auto", show_default=True,
+    click.option("--denoise", default="auto", show_default=True, callback=lambda ctx, param, value: _check_denoise(
+                     ctx, param, value),
                  help="Learned engine noise level: auto (file, camera profile, EXIF prior or estimate; see "
                       "rawisp info), off, or a strength multiplier of it."),
     click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -104,7 +106,7 @@ _learned_options = _stack(
                  help="Learned engine tile side in packed pixels."),
 )
 _wb_option = click.option(
-    "--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(value),
+    "--wb", default="camera", show_default=True, callback=lambda ctx, param, value: _parse_wb(ctx, param, value),
     help="White balance: camera (as shot; LibRaw's choice when the file has none), auto (LibRaw's), daylight, "
          "or R,G,B gains.")
 _batch_options = _stack(
@@ -125,7 +127,7 @@ def main() -> None:
     """rawisp: develop camera RAW files with a learned ISP (or a classical pipeline)."""
 
 
-@main.command()
+@main.command(short_help="Develop RAW files into sRGB pictures (or linear DNGs).")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (sub-folders of folder inputs are recreated inside it) [default: beside each "
@@ -290,7 +292,7 @@ def _parse_crop(ctx, param, values):
         raise click.BadParameter(str(exc)) from None
 
 
-@main.command()
+@main.command(short_help="Classical and learned developments side by side.")
 @click.argument("inputs", nargs=-1)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder: NAME.compare.jpg (or .png) per input.")
@@ -301,7 +303,7 @@ def _parse_crop(ctx, param, values):
               help="Noise of the synthetic DNG: clean, mid, high or SHOT:READ (as rawisp eval).")
 @click.option("--camera", default=None, metavar="NAME",
               help="Camera matrix of the synthetic DNG, as rawisp eval --camera [default: rawisp eval's].")
-@click.option("--format", "fmt", type=click.Choice(["jpeg", "png"]), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jpeg", "png"]), default="jpeg", show_default=True, help="Format of the comparison picture.")
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--crop", "crops", multiple=True, callback=_parse_crop, metavar="X,Y,W,H",
               help="Crop to show, in upright output pixels (repeatable); replaces the automatic choice.")
@@ -344,13 +346,13 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     try:
         eval_camera(camera)
     except CompareError as exc:
-        raise click.BadParameter(str(exc), param_hint="--camera") from None
+        raise click.BadParameter(str(exc), param_hint="'--camera'") from None
     try:
         levels = parse_noise(noise)
     except EvalError as exc:
-        raise click.BadParameter(str(exc), param_hint="--noise") from None
+        raise click.BadParameter(str(exc), param_hint="'--noise'") from None
     if len(levels) != 1:
-        raise click.BadParameter("give one noise level", param_hint="--noise")
+        raise click.BadParameter("give one noise level", param_hint="'--noise'")
     files = collect_inputs(inputs, recursive) if inputs else []
     truth_files = []
     for truth in truths:
@@ -387,7 +389,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
     _run(jobs_list, task, jobs, timeout, max_memory, overwrite, quiet, verb="compared", on_done=done)
 
 
-@main.command("eval")
+@main.command("eval", short_help="Score engines on synthetic DNGs made from known images.")
 @click.argument("gt_dir", type=click.Path(exists=True, path_type=Path))
 @click.option("--engine", "engines", multiple=True, metavar="NAME",
               help="Engine row, repeatable: learned, classical, oracle (ground truth: the harness's own ceiling) "
@@ -395,9 +397,9 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
                    "libraw-aahd. [default: learned and classical, unless --model is given]")
 @click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Learned engine with this ONNX model (a row of its own), repeatable.")
-@click.option("--noise", default="clean,mid,high", show_default=True,
-              help="Noise levels: presets clean, mid, high and/or SHOT:READ (variance = SHOT*x + READ^2).")
-@click.option("--cfa", type=click.Choice(BAYER_PATTERNS), default="RGGB", show_default=True)
+@click.option("--noise", default="clean,mid,high", show_default=True, callback=lambda ctx, param, value: _check_noise(
+    ctx, param, value), help="Noise levels: presets clean, mid, high and/or SHOT:READ (variance = SHOT*x + READ^2).")
+@click.option("--cfa", type=click.Choice(BAYER_PATTERNS), default="RGGB", show_default=True, help="Colour filter pattern of the synthetic DNGs.")
 @click.option("--camera", type=click.Choice(list(CAMERAS)), default=DEFAULT_CAMERA, show_default=True,
               help="Camera matrix of the synthetic camera: identity (camera RGB = linear sRGB, as the published "
                    "reference figures are measured) or a realistic synthetic camera matrix.")
@@ -451,6 +453,17 @@ def eval_command(gt_dir, engines, models, noise, cfa, camera, noise_profile, noi
                f"in {time.perf_counter() - start:.1f} s", err=True)
 
 
+def _check_noise(ctx, param, value: str) -> str:
+    """eval's --noise refused as click refuses a bad value (read again by the command)."""
+    from rawisp.measure.protocol import EvalError, parse_noise
+
+    try:
+        parse_noise(value)
+    except EvalError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
 def _parse_size(ctx, param, value):
     if value is None:
         return None
@@ -465,14 +478,14 @@ def _parse_size(ctx, param, value):
     return width, height
 
 
-@main.command()
+@main.command(short_help="Speed and peak memory of developing a file.")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--engine", "engines", multiple=True, type=click.Choice(ENGINES),
               help="Engine to measure (repeatable) [default: classical and learned].")
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Runs per engine, each in a fresh process; median and min-max are reported.")
 @click.option("--warmup", type=click.IntRange(0, 10), default=0, show_default=True, help="Untimed runs first.")
-@click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True)
+@click.option("--format", "fmt", type=FormatChoice(), default="jpeg", show_default=True, help="Output format developed.")
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--tile", "tiles", multiple=True, type=click.IntRange(64, 4096),
               help="Learned engine tile side (repeatable: one row per tile size) [default: as rawisp develop, 768].")
@@ -520,20 +533,36 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
     sys.exit(1 if failed or not ok else 0)
 
 
-def _parse_wb(value: str):
-    from rawisp.io.whitebalance import parse_wb
+def _parse_wb(ctx, param, value: str):
+    from rawisp.io.whitebalance import WB_MODES, parse_wb
 
     try:
         return parse_wb(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--wb") from None
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not {', '.join(WB_MODES)} or three positive gains R,G,B.", ctx,
+                                 param) from None
 
 
-@main.command()
+def _check_denoise(ctx, param, value: str) -> str:
+    """--denoise refused as click refuses a bad value (the strength is read again by the engine)."""
+    if value in ("off", "auto"):
+        return value
+    from rawisp.engines.learned import MAX_DENOISE, denoise_strength
+
+    try:
+        denoise_strength(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not off, auto or a number from 0 to {MAX_DENOISE:g}.", ctx,
+                                 param) from None
+    return value
+
+
+@main.command(short_help="What the decoder sees in RAW files, and their noise.")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--denoise", default="auto", show_default=True, help="As for develop: the noise the learned engine uses.")
+@click.option("--denoise", default="auto", show_default=True, callback=lambda ctx, param, value: _check_denoise(
+    ctx, param, value), help="As for develop: the noise the learned engine uses.")
 @click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
               help="darktable's noiseprofiles.json [default: $RAWISP_NOISE_PROFILES, else darktable's installed file].")
 def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
@@ -583,17 +612,17 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
     sys.exit(1 if failed else 0)
 
 
-@main.command()
+@main.command(short_help="Train the LW-ISP model (needs the train extra).")
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of sRGB training photos (repeatable). Never the test sets.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="ONNX file to write (card beside it).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Checkpoints and log [default: runs/<out name>]; an existing checkpoint is resumed.")
-@click.option("--iterations", type=click.IntRange(1, 10**8), default=9000, show_default=True)
-@click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option("--iterations", type=click.IntRange(1, 10**8), default=9000, show_default=True, help="Training steps (unless --cpu-budget).")
+@click.option("--batch", type=click.IntRange(1, 4096), default=16, show_default=True, help="Crops per training step.")
 @click.option("--patch", type=click.IntRange(32, 4096), default=128, show_default=True, help="Full-resolution crop side.")
-@click.option("--lr", type=Finite(0, 1, min_open=True), default=2e-3, show_default=True)
-@click.option("--loss", type=click.Choice(["l1", "msssim", "lab"]), default="l1", show_default=True)
+@click.option("--lr", type=Finite(0, 1, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (Adam).")
+@click.option("--loss", type=click.Choice(["l1", "msssim", "lab"]), default="l1", show_default=True, help="l1: L1 in sRGB and in linear camera RGB; msssim: L1 + (1 - MS-SSIM) in sRGB; lab: CIELAB L1 with MS-SSIM of L.")
 @click.option("--widths", default="24,48,96", show_default=True, help="U-Net channels at 1/2, 1/4, 1/8 resolution.")
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Teacher checkpoint for heterogeneous distillation.")
@@ -628,7 +657,7 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
                    "(e.g. 0.999; 0: the weights as trained).")
 @click.option("--cpu-budget", type=Finite(0, 10**7), default=0.0, show_default=True,
               help="Train for this many seconds of process CPU time instead of --iterations (equal-cost A/B).")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Random seed of the training run.")
 @click.option("--threads", type=click.IntRange(0, 1024), default=1, show_default=True,
               help="CPU threads (0: every core). One costs the least CPU per step; more finish sooner.")
 @click.option("--warmup", type=click.IntRange(0, 10**8), default=250, show_default=True,

@@ -1,5 +1,5 @@
-"""Colour constants, the sRGB transfer functions and the DNG colour matrix of a camera matrix, in one place
-for the whole project."""
+"""Colour constants, the sRGB transfer functions, the default tone curve and the DNG colour matrix of
+a camera matrix, in one place for the whole project."""
 
 from __future__ import annotations
 
@@ -34,6 +34,16 @@ def srgb_decode(encoded: np.ndarray) -> np.ndarray:
     The inverse is :func:`srgb_encode`."""
     v = np.clip(np.asarray(encoded, dtype=np.float64), 0.0, 1.0)
     return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4))
+
+
+def tone_curve(encoded: np.ndarray) -> np.ndarray:
+    """The default look, on sRGB-encoded values [0, 1] -> [0, 1].
+
+    ``y = x - k sin(2 pi x) / (2 pi)`` with k = 0.15: contrast +15% at mid-grey (0.5 encoded),
+    a softer toe and shoulder, 0 and 1 fixed, monotonic. No shadows or highlights are clipped.
+    """
+    x = np.asarray(encoded, dtype=np.float64)
+    return x - 0.15 * np.sin(2 * np.pi * x) / (2 * np.pi)
 
 
 def colour_matrix_from(cam_from_srgb: np.ndarray) -> np.ndarray:

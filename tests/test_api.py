@@ -124,11 +124,17 @@ def test_errors_are_typed_and_read_as_the_command_lines_lines(cli, dngs, tmp_pat
     assert f"rawisp: {caught.value}" == result.stderr.strip()
 
     out = tmp_path / "exists.png"
-    out.write_bytes(b"keep me")
+    rawisp.develop_file(dngs["side"], out, "classical", exposure=1)
+    kept = out.read_bytes()
     with pytest.raises(rawisp.OutputExistsError) as caught:
         rawisp.develop_file(dngs["side"], out, "classical")
-    assert isinstance(caught.value, FileExistsError) and out.read_bytes() == b"keep me"
-    assert rawisp.develop_file(dngs["side"], out, "classical", overwrite=True).read_bytes()[:4] == b"\x89PNG"
+    assert isinstance(caught.value, FileExistsError) and out.read_bytes() == kept
+    assert rawisp.develop_file(dngs["side"], out, "classical", overwrite=True).read_bytes() != kept
+    out.write_bytes(b"keep me")  # a file rawisp did not write: never replaced
+    for overwrite in (False, True):
+        with pytest.raises(rawisp.OutputExistsError, match="rawisp did not write it"):
+            rawisp.develop_file(dngs["side"], out, "classical", overwrite=overwrite)
+        assert out.read_bytes() == b"keep me"
 
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"

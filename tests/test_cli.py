@@ -70,7 +70,7 @@ def test_folders_recursive_keep_layout_then_skip_then_overwrite(cli, make_dng, s
     assert again.exit_code == 0 and summary(again) == (0, 3, 0)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps  # untouched
 
-    (out / "sub" / "b.png").write_bytes(b"stale")
+    shutil.copyfile(out / "a.png", out / "sub" / "b.png")  # stale: another output of rawisp's
     forced = cli(*develop_args(src, out=out, extra=("-r", "--overwrite")))
     assert forced.exit_code == 0 and summary(forced) == (3, 0, 0)
     assert read_image(out / "sub" / "b.png").shape == (36, 50, 3)
@@ -130,11 +130,11 @@ def test_bad_files_one_line_each_and_the_batch_goes_on(cli, make_dng, scene, tmp
 
 def test_skipped_files_do_not_fail_the_batch(cli, make_dng, scene, tmp_path):
     path, _ = make_dng("a.dng", scene)
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "a.png").write_bytes(b"kept")
+    assert cli(*develop_args(path, out=tmp_path / "out")).exit_code == 0
+    kept = (tmp_path / "out" / "a.png").read_bytes()
     result = cli(*develop_args(path, out=tmp_path / "out"))
     assert result.exit_code == 0 and summary(result) == (0, 1, 0)
-    assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
+    assert (tmp_path / "out" / "a.png").read_bytes() == kept
 
 
 def test_same_name_inputs_get_distinct_outputs(cli, make_dng, tmp_path):

@@ -47,12 +47,25 @@ def test_info_takes_folders_like_develop(cli, tmp_path):
 
 def test_skips_say_why(cli, tmp_path):
     path = _dng(tmp_path / "a.dng")
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "a.jpg").write_bytes(b"kept")
+    assert cli("develop", "--engine", "classical", path, "-o", tmp_path / "out").exit_code == 0
     result = cli("develop", "--engine", "classical", path, "-o", tmp_path / "out")
     assert result.exit_code == 0 and summary(result) == (0, 1, 0)
     [line] = lines_naming(result.stderr, path)
     assert line.endswith(f"skipped, {tmp_path / 'out' / 'a.jpg'} exists (--overwrite replaces it)")
+
+
+@pytest.mark.parametrize("overwrite", [(), ("--overwrite",)], ids=["plain", "overwrite"])
+def test_a_file_rawisp_did_not_write_is_never_replaced_and_the_line_says_what_to_do(cli, tmp_path, overwrite):
+    path = _dng(tmp_path / "a.dng")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.jpg").write_bytes(b"kept")
+    result = cli("develop", "--engine", "classical", path, "-o", tmp_path / "out", *overwrite)
+    assert result.exit_code == 1 and summary(result) == (0, 0, 1)
+    [line] = lines_naming(result.stderr, path)
+    assert line == (f"rawisp: {path}: not developed: {tmp_path / 'out' / 'a.jpg'} exists and rawisp did not write "
+                    "it (a camera's JPEG, an edit?); rawisp never replaces such a file, not even with --overwrite: "
+                    'name the outputs apart with --name "{stem}_rawisp" or write them elsewhere with -o FOLDER')
+    assert (tmp_path / "out" / "a.jpg").read_bytes() == b"kept"
 
 
 @pytest.mark.parametrize(("content", "reason"), [

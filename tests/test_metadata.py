@@ -201,15 +201,17 @@ def test_real_files_keep_their_metadata(source, tmp_path):
 
 @needs_data
 def test_d30_crw_white_balance_and_exif(tmp_path):
-    """The D30 records no as-shot multipliers (Auto): LibRaw's auto white balance, no orange cast."""
-    raw = decode(D30)
+    """The D30 records no as-shot multipliers (Auto): by default the balance of the camera's JPEG
+    in the file (tests/test_card.py); --wb auto is LibRaw's auto white balance, no orange cast."""
+    assert decode(D30).wb_source == "camera JPEG"
+    raw = decode(D30, wb="auto")
     assert raw.wb_source == "LibRaw auto"
     assert raw.cfa == "RGGB" and raw.mosaic.shape == (1448, 2176)  # rawisp's engines develop it
     with rawpy.imread(str(D30)) as r:
         reference = r.postprocess(use_camera_wb=True, half_size=True)  # what LibRaw does for it
         gains = np.asarray(r.auto_whitebalance[:3]) / r.auto_whitebalance[1]
     np.testing.assert_allclose(raw.wb, gains, rtol=0.10)
-    picture = read_image(develop(D30, tmp_path, "jpeg", tone="linear")).reshape(-1, 3).mean(axis=0)
+    picture = read_image(develop(D30, tmp_path, "jpeg", tone="linear", wb="auto")).reshape(-1, 3).mean(axis=0)
     libraw = reference.reshape(-1, 3).mean(axis=0)
     ratios, libraw_ratios = picture[[0, 2]] / picture[1], libraw[[0, 2]] / libraw[1]
     np.testing.assert_allclose(ratios, libraw_ratios, rtol=0.10)  # the orange picture had 1.64, 0.41

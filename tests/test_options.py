@@ -61,15 +61,17 @@ def test_denoise_strength_out_of_range_is_one_line(cli, tmp_path, value):
     path = tmp_path / "a.dng"
     synth.srgb_to_dng(path, natural_image(32, 32))
     result = cli("develop", "--denoise", value, path, "-o", tmp_path / "out")
-    assert result.exit_code == 1
-    assert result.stderr.strip() == f"rawisp: --denoise {value!r}: expected off, auto or a number from 0 to 10"
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (f"Error: Invalid value for '--denoise': {value!r} is not off, auto or a "
+                                              "number from 0 to 10.")
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("noise", ["nan:0", "0:inf", "2:0", "0:1e300"])
 def test_noise_levels_out_of_range_are_refused(cli, tmp_path, noise):
     result = cli("eval", tmp_path, "--noise", noise)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
+    assert "Error: Invalid value for '--noise': " in result.stderr
     assert "shot and read must be numbers from 0 to 1" in result.stderr
 
 

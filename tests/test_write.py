@@ -297,10 +297,11 @@ def test_failed_overwrite_keeps_old_file(tmp_path, monkeypatch):
 
 def test_exists_without_overwrite_then_overwrite(tmp_path):
     target = tmp_path / "out.jpg"
-    target.write_bytes(b"old")
+    write_image(target, _image("jpeg", 8, 8), "jpeg")  # an earlier output of rawisp's
+    old = target.read_bytes()
     with pytest.raises(FileExistsError) as info:
         write_image(target, _image("jpeg"), "jpeg")
-    assert info.value.filename == str(target) and target.read_bytes() == b"old"
+    assert info.value.filename == str(target) and target.read_bytes() == old
     assert write_image(target, _image("jpeg"), "jpeg", overwrite=True) == target
     with Image.open(target) as im:
         assert im.format == "JPEG"

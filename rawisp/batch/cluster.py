@@ -30,7 +30,8 @@ from dataclasses import replace
 from distributed import Client, KilledWorker, WorkerPlugin, as_completed, get_worker
 from distributed.comm import get_address_host
 
-from rawisp.batch.runner import BatchError, Finished, Job, Outcome, Status, default_memory_gib, remove_stale_outputs
+from rawisp.batch.runner import (BatchError, Finished, Job, Outcome, Status, check_outputs, default_memory_gib,
+                                 remove_stale_outputs)
 from rawisp.batch.sandbox import Sandbox, Task
 from rawisp.threads import share_of_cpus
 
@@ -92,7 +93,8 @@ def run_on_cluster(jobs: list[Job], task: Task, scheduler: str, *, timeout: floa
                    notice: Callable[[str], None] = lambda line: None) -> list[Outcome]:
     """Run ``task`` on every job on the workers of the Dask cluster at ``scheduler``.
 
-    As :func:`rawisp.batch.runner.run_batch`: jobs whose outputs exist are skipped unless ``overwrite``,
+    As :func:`rawisp.batch.runner.run_batch`: jobs whose outputs exist are skipped unless ``overwrite``
+    (those whose output's name a file rawisp did not write has taken fail),
     ``report`` is called for every finished job, Ctrl-C raises KeyboardInterrupt after cancelling
     what has not started and stopping what runs. ``max_memory``: GiB of address space per file
     (default: 80% of each worker machine's memory shared by its worker threads, at least 4).
@@ -114,10 +116,12 @@ def run_on_cluster(jobs: list[Job], task: Task, scheduler: str, *, timeout: floa
         finish = Finished(len(jobs), progress, report)
         futures = {}
         remove_stale_outputs(jobs)
+        listings: dict = {}
         try:
             for i, job in enumerate(jobs):
-                if not overwrite and all(p.exists() for p in job.outputs):
-                    finish(Outcome(job, Status.SKIPPED, "output exists"))
+                decided = check_outputs(job, overwrite, listings)
+                if decided is not None:
+                    finish(decided)
                     continue
                 future = client.submit(develop_on_worker, job, name, key=f"rawisp-develop-{i}-{name}", pure=False)
                 futures[future] = job

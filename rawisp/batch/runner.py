@@ -29,7 +29,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rawisp.io.decode import DecodeError
-from rawisp.io.write import discard_own_parts, remove_stale_parts
+from rawisp.io.write import (ForeignFileError, case_folded_names, claim_output, discard_own_parts, fold_case,
+                             remove_stale_parts)
 
 # suffixes picked up when a folder is given (files named explicitly are always tried)
 RAW_SUFFIXES = {
@@ -111,7 +112,9 @@ def plan_jobs(files: list[tuple[Path, Path]], out_dir: Path | None,
     write the same output (IMG_1.CR2 and IMG_1.dng...) keep their source suffix in the stem instead
     (IMG_1.CR2.jpg); if even that collides (two folders given side by side, both holding
     IMG_1.CR2), later inputs get a counter (IMG_1.CR2-2.jpg). No output is named as an input. Names
-    depend only on the inputs and their order, so running the same command again finds them.
+    are compared as disks that ignore case compare them (IMG_1.jpg is img_1.JPG: see
+    :func:`rawisp.write.fold_case`). Names depend only on the inputs and their order, so running the
+    same command again finds them.
     """
     places = []
     for file, base in files:
@@ -119,7 +122,7 @@ def plan_jobs(files: list[tuple[Path, Path]], out_dir: Path | None,
         places.append((file, rel, file.parent if out_dir is None else out_dir / rel.parent))
 
     def key(path: Path) -> str:
-        return os.path.normcase(str(path.absolute()))
+        return fold_case(os.path.normcase(str(path.absolute())))
 
     taken: dict[str, int] = {}
     for _, rel, folder in places:
@@ -233,6 +236,8 @@ def run_task(task: Callable[[Job], Outcome], job: Job, memory_bytes: int = 0) ->
         return task(job)
     except DecodeError as exc:
         return Outcome(job, Status.FAILED, str(exc))
+    except ForeignFileError as exc:
+        return Outcome(job, Status.FAILED, foreign_file(exc))
     except FileExistsError:
         return Outcome(job, Status.SKIPPED, "output exists")
     except MemoryError:
@@ -244,6 +249,33 @@ def run_task(task: Callable[[Job], Outcome], job: Job, memory_bytes: int = 0) ->
         if any(sign in text for sign in _ALLOCATION_FAILED):  # native code (onnxruntime) out of memory
             return Outcome(job, Status.FAILED, _out_of_memory(memory_bytes))
         return Outcome(job, Status.FAILED, f"internal error: {type(exc).__name__}: {text[:500]}")
+
+
+def foreign_file(exc: ForeignFileError) -> str:
+    """The one-line reason for an output whose name a file rawisp did not write has taken, with
+    what to do instead."""
+    return (f"not developed: {exc.strerror}; rawisp never replaces such a file, not even with --overwrite: name "
+            'the outputs apart with --name "{stem}_rawisp" or write them elsewhere with -o FOLDER')
+
+
+def check_outputs(job: Job, overwrite: bool, listings: dict[Path, dict] | None = None) -> Outcome | None:
+    """The end of ``job`` decided before any work, or None (develop it): failed when an output's
+    name is taken by a file rawisp did not write (or differs from one's only by case: see
+    :func:`rawisp.write.claim_output`); skipped when every output exists and not ``overwrite``.
+    ``listings``: folder -> its case-folded names, filled as folders are first listed."""
+    listings = {} if listings is None else listings
+    exist = []
+    for output in job.outputs:
+        if output.parent not in listings:
+            listings[output.parent] = case_folded_names(output.parent)
+        try:
+            claim_output(output, overwrite=True, names=listings[output.parent])
+        except ForeignFileError as exc:
+            return Outcome(job, Status.FAILED, foreign_file(exc))
+        exist.append(fold_case(output.name) in listings[output.parent])
+    if not overwrite and all(exist):
+        return Outcome(job, Status.SKIPPED, "output exists")
+    return None
 
 
 def write_failure(exc: OSError, output: Path) -> str:
@@ -311,7 +343,8 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
               report: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
     """Run ``task`` on every job in child processes, ``workers`` at a time.
 
-    Jobs whose output exists are skipped unless ``overwrite``. ``report`` is called for every
+    Jobs whose output exists are skipped unless ``overwrite``, and those whose output's name a
+    file rawisp did not write has taken fail (see :func:`check_outputs`). ``report`` is called for every
     finished job (for error lines). Ctrl-C stops the batch: running children are killed, their
     temporary files removed, and KeyboardInterrupt propagates.
     """
@@ -321,12 +354,14 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
     running: list[_Running] = []
     finish = Finished(len(jobs), progress, report)
     remove_stale_outputs(jobs)
+    listings: dict[Path, dict] = {}
     try:
         while pending or running:
             while pending and len(running) < workers:
                 job = pending.pop(0)
-                if not overwrite and all(p.exists() for p in job.outputs):
-                    finish(Outcome(job, Status.SKIPPED, "output exists"))
+                decided = check_outputs(job, overwrite, listings)
+                if decided is not None:
+                    finish(decided)
                     continue
                 parent_conn, child_conn = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child, args=(task, job, child_conn, memory_bytes), daemon=True)

@@ -7,8 +7,10 @@ the colour rendering downstream stays the same.
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
+import struct
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,11 +73,12 @@ def decode(path: str | Path, wb: WhiteBalanceChoice = "camera") -> RawImage:
     except DecodeError:
         raise
     except rawpy.LibRawFileUnsupportedError:
-        raise DecodeError(_not_raw(path) or "unsupported format (LibRaw cannot read it)") from None
+        raise DecodeError(_not_raw(path) or _damage(path) or _unsupported(path)) from None
     except (rawpy.LibRawUnsufficientMemoryError, rawpy.LibRawMemPoolOverflowError):
         raise DecodeError("LibRaw ran out of memory decoding it") from None
     except (rawpy.LibRawIOError, rawpy.LibRawDataError):
-        raise DecodeError(_not_raw(path) or "truncated or corrupt file (LibRaw could not read the image data)") from None
+        raise DecodeError(_not_raw(path) or _damage(path, whole=False)
+                          or "truncated or corrupt file (LibRaw could not read the image data)") from None
     except rawpy.LibRawError as exc:
         raise DecodeError(f"LibRaw refused it: {_libraw_message(exc)}") from None
     except PermissionError:
@@ -116,6 +119,181 @@ def _not_raw(path: Path) -> str | None:
     if head and not _TEXT_CONTROLS.intersection(head):
         return "not a RAW file (it holds text)"
     return None
+
+
+# RAW containers that one vendor's cameras write and LibRaw reads whatever the model: a file of one
+# that LibRaw refuses is damaged, not of an unsupported camera. (Generic TIFF-based RAW files, DNG,
+# NEF, ARW, PEF..., come in variants LibRaw may not read: a whole one it refuses is unsupported.)
+_VENDOR_CONTAINERS = ("CR2", "CRW", "CR3", "RAF", "ORF", "RW2", "MRW")
+# DNG compressions LibRaw decodes (uncompressed, lossless JPEG, Deflate, lossy JPEG), and names of others
+_DNG_COMPRESSIONS = {1, 7, 8, 34892}
+_COMPRESSION_NAMES = {9: "GoPro VC-5", 52546: "JPEG XL"}
+
+
+def _container(head: bytes) -> str | None:
+    """The RAW container a file starting with ``head`` (16 bytes or more) is: one of
+    _VENDOR_CONTAINERS, "X3F", "TIFF" (any other TIFF-based RAW), or None."""
+    if head[6:14] == b"HEAPCCDR" and head[:2] in (b"II", b"MM"):
+        return "CRW"
+    if head[4:11] == b"ftypcrx":
+        return "CR3"
+    for signature, kind in ((b"FUJIFILMCCD-RAW", "RAF"), (b"\0MRM", "MRW"), (b"FOVb", "X3F"), (b"IIRO", "ORF"),
+                            (b"IIRS", "ORF"), (b"MMOR", "ORF"), (b"IIU\0", "RW2")):
+        if head.startswith(signature):
+            return kind
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        return "CR2" if head[8:10] == b"CR" else "TIFF"
+    return None
+
+
+def _damage(path: Path, whole: bool = True) -> str | None:
+    """Why a file LibRaw refused is damaged, when its container is one LibRaw knows: truncated (its
+    structure refers to bytes past its end), its index does not hold together, or (with ``whole``:
+    a vendor's own container that looks whole) unreadable all the same; None when it looks whole,
+    or is no RAW container."""
+    try:
+        with _mapped(path) as data:
+            kind = _container(data[:16])
+            if kind is None:
+                return None
+            name = kind if kind in (*_VENDOR_CONTAINERS, "X3F") else (path.suffix[1:].upper() or "TIFF-based")
+            try:
+                end = _STRUCTURE_END[kind](data) if kind in _STRUCTURE_END else None
+            except (struct.error, ValueError):  # a length or offset that leads nowhere inside the file
+                return f"truncated or damaged {name} file: its structure does not fit in its {len(data)} bytes"
+            if end is not None and end > len(data):
+                return (f"truncated or damaged {name} file: {len(data)} bytes, its structure refers to data up to "
+                        f"byte {end}")
+    except OSError:
+        return None
+    if whole and kind in _VENDOR_CONTAINERS:
+        return f"damaged {name} file: LibRaw reads {name} files but cannot read this one"
+    return None
+
+
+@contextmanager
+def _mapped(path: Path) -> Iterator[mmap.mmap]:
+    """The file's bytes, mapped read-only (a damaged file may be large); OSError when it cannot be."""
+    with open(path, "rb") as fh:
+        try:
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError as exc:  # an empty file
+            raise OSError(str(exc)) from None
+        with data:
+            yield data
+
+
+def _unsupported(path: Path) -> str:
+    """Why a whole file LibRaw refused is unsupported: a DNG's compression it cannot decode (GoPro's
+    VC-5 in a GPR), else that LibRaw cannot read the format."""
+    try:
+        with _mapped(path) as data:
+            ifds = _tiff_ifds(data)[1] if _container(data[:16]) == "TIFF" else []
+    except (OSError, struct.error, ValueError):
+        ifds = []
+    if ifds and 50706 in ifds[0]:  # DNGVersion
+        raw = [ifd.get(259, (1,))[0] for ifd in ifds if ifd.get(254, (0,))[0] == 0]  # NewSubFileType 0
+        odd = [c for c in raw if c not in _DNG_COMPRESSIONS]
+        if odd:
+            known = f" ({_COMPRESSION_NAMES[odd[0]]})" if odd[0] in _COMPRESSION_NAMES else ""
+            return f"unsupported format: DNG compression {odd[0]}{known}, which LibRaw cannot decode"
+    return "unsupported format (LibRaw cannot read it)"
+
+
+_TIFF_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8}
+_TIFF_INTEGERS = {1: "B", 3: "H", 4: "I", 13: "I"}  # BYTE, SHORT, LONG, IFD
+_DATA_TAGS = ((273, 279), (324, 325), (513, 514))  # strips, tiles, JPEG thumbnail: (offsets, byte counts)
+
+
+def _tiff_ifds(data: bytes) -> tuple[int, list[dict[int, tuple[int, ...]]]]:
+    """Walk a classic TIFF's IFDs (chain, SubIFDs, Exif IFD): (the farthest byte its structure and
+    data refer to, past the end of a truncated file; the integer tags of each IFD read whole)."""
+    order = "<" if data[:2] == b"II" else ">"
+    todo, seen, ifds, end = [struct.unpack_from(order + "I", data, 4)[0]], set(), [], 8
+    while todo and len(seen) < 256:
+        offset = todo.pop(0)
+        if offset == 0 or offset in seen:
+            continue
+        seen.add(offset)
+        if offset + 2 > len(data):  # an IFD past the end: the file is cut before it
+            end = max(end, offset + 2)
+            continue
+        count = struct.unpack_from(order + "H", data, offset)[0]
+        end = max(end, offset + 6 + 12 * count)
+        if offset + 6 + 12 * count > len(data):
+            continue
+        tags: dict[int, tuple[int, ...]] = {}
+        for at in range(offset + 2, offset + 2 + 12 * count, 12):
+            code, kind, n = struct.unpack_from(order + "HHI", data, at)
+            size = _TIFF_TYPE_SIZE.get(kind, 1) * n
+            where = at + 8 if size <= 4 else struct.unpack_from(order + "I", data, at + 8)[0]
+            end = max(end, where + size)
+            if kind in _TIFF_INTEGERS and where + size <= len(data) and n <= 65536:
+                tags[code] = struct.unpack_from(f"{order}{n}{_TIFF_INTEGERS[kind]}", data, where)
+        ifds.append(tags)
+        for offsets, counts in _DATA_TAGS:
+            end = max([end, *(o + c for o, c in zip(tags.get(offsets, ()), tags.get(counts, ())))])
+        todo += [*tags.get(330, ()), *tags.get(34665, ())]  # SubIFDs, Exif IFD
+        todo.append(struct.unpack_from(order + "I", data, offset + 2 + 12 * count)[0])
+    return end, ifds
+
+
+def _ciff_end(data: bytes) -> int:
+    """The end of a Canon CRW (CIFF)'s root heap as its index says; ValueError when the index (at
+    the heap's end) or a record's data does not fit inside it."""
+    order = "<" if data[:2] == b"II" else ">"
+    start = struct.unpack_from(order + "I", data, 2)[0]
+    _ciff_heap(data, order, start, len(data) - start, 0)
+    return len(data)
+
+
+def _ciff_heap(data: bytes, order: str, start: int, length: int, depth: int) -> None:
+    table = struct.unpack_from(order + "I", data, start + length - 4)[0]
+    count = struct.unpack_from(order + "H", data, start + table)[0]
+    if depth > 8 or table + 2 + 10 * count + 4 > length:
+        raise ValueError("CIFF index outside its heap")
+    for at in range(start + table + 2, start + table + 2 + 10 * count, 10):
+        tag, size, offset = struct.unpack_from(order + "HII", data, at)
+        if tag >> 14:  # the value is in the record itself
+            continue
+        if offset + size > table:
+            raise ValueError("CIFF record outside its heap")
+        if (tag >> 8) & 0x38 in (0x28, 0x30):  # a sub-heap
+            _ciff_heap(data, order, start + offset, size, depth + 1)
+
+
+def _bmff_end(data: bytes) -> int:
+    """The end of the last top-level box of an ISO base media file (CR3)."""
+    at = 0
+    while at + 8 <= len(data):
+        size, = struct.unpack_from(">I", data, at)
+        if size == 1:
+            size, = struct.unpack_from(">Q", data, at + 8)
+        elif size == 0:  # to the end of the file
+            return len(data)
+        if size < 8:
+            raise ValueError("box shorter than its header")
+        at += size
+    return at
+
+
+def _raf_end(data: bytes) -> int:
+    """The end of a Fujifilm RAF's embedded JPEG, CFA header and CFA data, as its header says."""
+    parts = struct.unpack_from(">6I", data, 84)
+    return max(offset + length for offset, length in zip(parts[::2], parts[1::2]))
+
+
+def _x3f_end(data: bytes) -> int:
+    """A Sigma X3F's directory (its offset is the file's last 4 bytes) must start with "SECd"."""
+    directory, = struct.unpack_from("<I", data, len(data) - 4)
+    if data[directory:directory + 4] != b"SECd":
+        raise ValueError("no X3F directory where the file says")
+    return len(data)
+
+
+_STRUCTURE_END = {"TIFF": lambda data: _tiff_ifds(data)[0], "CR2": lambda data: _tiff_ifds(data)[0],
+                  "ORF": lambda data: _tiff_ifds(data)[0], "RW2": lambda data: _tiff_ifds(data)[0],
+                  "CRW": _ciff_end, "CR3": _bmff_end, "RAF": _raf_end, "X3F": _x3f_end}
 
 
 def read_header(path: str | Path) -> Metadata:
@@ -186,9 +364,10 @@ def _from_libraw(raw: rawpy.RawPy, path: Path, choice: WhiteBalanceChoice) -> Ra
     # half-size processing, after which LibRaw reports another pattern and another visible frame
     cfa = _bayer_pattern(raw)
     frame = _bayer_frame(raw) if cfa is not None else None
-    balance, warnings = white_balance(raw, choice)
-    wb = balance.gains
     srgb_from_cam, matrix_warning = _colour_matrix(raw)
+    balance, warnings = white_balance(raw, choice, None if frame is None else (frame[0], cfa, *frame[1:]),
+                                      srgb_from_cam)
+    wb = balance.gains
     warnings += matrix_warning
     common = dict(path=str(path), wb=wb, srgb_from_cam=srgb_from_cam, wb_source=balance.source,
                   orientation=flip_to_orientation(raw.sizes.flip), noise=None, warnings=warnings)

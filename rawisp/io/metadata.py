@@ -41,9 +41,14 @@ exiv2.LogMsg.setLevel(exiv2.LogMsg.Level.mute)  # failures are reported by rawis
 # IFD0 tags that describe the shot (the rest of a RAW's IFD0 describes its raw data or preview).
 _IFD0_KEPT = ("Make", "Model", "ImageDescription", "Artist", "Copyright", "DateTime")
 # Exif-IFD tags that would be wrong in the output: maker notes hold offsets into the RAW, the
-# Interoperability pointer is rebuilt by exiv2, and rawisp writes the rest itself.
+# Interoperability pointer is rebuilt by exiv2, rawisp writes the image's own tags itself, and the
+# tags that describe the sensor's colour filter mosaic describe no demosaicked picture (a TIFF-EP
+# RAW's IFD0 CFAPattern, moved to the Exif IFD, even lacks the size header EXIF's has there).
 _EXIF_DROPPED = {"MakerNote", "InteroperabilityTag", "PixelXDimension", "PixelYDimension", "ColorSpace",
-                 "ComponentsConfiguration", "CompressedBitsPerPixel", "Gamma"}
+                 "ComponentsConfiguration", "CompressedBitsPerPixel", "Gamma", "CFAPattern", "CFARepeatPatternDim"}
+# date-time tags and their form: "YYYY:MM:DD HH:MM:SS" (a blank or malformed one is left out)
+_DATE_TAGS = {"Exif.Image.DateTime", "Exif.Photo.DateTimeOriginal", "Exif.Photo.DateTimeDigitized"}
+_DATE = re.compile(r"(\d{4}):(0[1-9]|1[0-2]):(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-5]\d")
 # XMP of the RAW file itself rather than of the shot: another program's development settings,
 # the RAW's document identity, its layout and format.
 _XMP_DROPPED_PREFIXES = ("Xmp.crs.", "Xmp.crd.", "Xmp.darktable.", "Xmp.xmpMM.")
@@ -260,6 +265,12 @@ def read_metadata(path: str | PathLike[str], libraw: LibRawFacts | None = None) 
                     orientation=orientation if orientation in range(1, 9) else 1, warnings=warnings)
 
 
+def read_software(path: str | PathLike[str]) -> str | None:
+    """The EXIF Software tag of `path` (IFD0), None when it has none or exiv2 cannot read it."""
+    image = _read_exiv2(Path(path), [])
+    return _stored_text(image.exifData(), "Exif.Image.Software") if image is not None else None
+
+
 def _read_exiv2(path: Path, warnings: list[str]) -> exiv2.Image | None:
     """The file opened by exiv2 with its metadata read, or None when exiv2 cannot open it; a
     warning is added to `warnings` when only part of the metadata could be read."""
@@ -288,7 +299,7 @@ def _output_exif(exif: exiv2.ExifData) -> dict[str, ExifValue]:
     for datum in exif:
         group, name = datum.groupName(), datum.tagName()
         value = (int(datum.typeId()), datum.toString())
-        if name.startswith("0x") or not _writable(value):
+        if name.startswith("0x") or not _writable(value) or not _valid(datum.key(), value):
             continue
         if group == "Image" and name in _IFD0_KEPT:
             out[datum.key()] = value
@@ -299,6 +310,17 @@ def _output_exif(exif: exiv2.ExifData) -> dict[str, ExifValue]:
         elif group == "GPSInfo":
             out[datum.key()] = value
     return {**moved, **out}
+
+
+def _valid(key: str, value: ExifValue) -> bool:
+    """Whether a source tag says anything the output should repeat: not blank text (a camera's
+    empty Artist, the Canon Kiss X4 DNG's empty dates), no date that is not a date."""
+    if value[0] != _ASCII:
+        return True
+    text = value[1].strip(" \0")
+    if key in _DATE_TAGS or key.replace("Exif.Image.", "Exif.Photo.", 1) in _DATE_TAGS:
+        return _DATE.fullmatch(text) is not None
+    return bool(text)
 
 
 def _writable(value: ExifValue) -> bool:
@@ -531,9 +553,37 @@ def _write(image: exiv2.Image, meta: Metadata, software: str, picture: bool = Tr
         exif["Exif.Photo.PixelXDimension"] = exiv2.ULongValue(image.pixelWidth())
         exif["Exif.Photo.PixelYDimension"] = exiv2.ULongValue(image.pixelHeight())
         exif["Exif.Photo.ColorSpace"] = exiv2.UShortValue(1)  # sRGB: outputs are sRGB-encoded
+        _required_tags(exif, image.mimeType())
     if meta.xmp:
         image.setXmpPacket(meta.xmp)
     image.writeMetadata()
+
+
+# tags EXIF requires of a JPEG (and of a TIFF: FlashpixVersion), as exiftool -validate checks them;
+# the JPEG's values say what the encoder writes: 72 dpi, YCbCr components, centred chroma
+_REQUIRED = {
+    "Exif.Photo.FlashpixVersion": (exiv2.TypeId.undefined, "48 49 48 48"),  # "0100"
+}
+_REQUIRED_JPEG = {
+    "Exif.Image.XResolution": (exiv2.TypeId.unsignedRational, "72/1"),
+    "Exif.Image.YResolution": (exiv2.TypeId.unsignedRational, "72/1"),
+    "Exif.Image.ResolutionUnit": (exiv2.TypeId.unsignedShort, "2"),  # inches
+    "Exif.Image.YCbCrPositioning": (exiv2.TypeId.unsignedShort, "1"),  # centred
+    "Exif.Photo.ComponentsConfiguration": (exiv2.TypeId.undefined, "1 2 3 0"),  # Y, Cb, Cr
+}
+
+
+def _required_tags(exif: exiv2.ExifData, mime: str) -> None:
+    """The tags EXIF requires of a finished picture's format that it lacks; in a TIFF with GPS the
+    GPSProcessingMethod exiftool requires there, "GPS" (a position from the file itself)."""
+    required = {**_REQUIRED, **(_REQUIRED_JPEG if mime == "image/jpeg" else {})}
+    if mime == "image/tiff" and any(d.groupName() == "GPSInfo" for d in exif):
+        required["Exif.GPSInfo.GPSProcessingMethod"] = (exiv2.TypeId.comment, "charset=Ascii GPS")
+    for key, (type_id, text) in required.items():
+        if not _has(exif, key):
+            value = exiv2.Value.create(type_id)
+            value.read(text)
+            exif[key] = value
 
 
 # --- orientation -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import struct
+import unicodedata
 import zlib
 from collections.abc import Callable
 from typing import BinaryIO
@@ -32,7 +33,7 @@ from PIL import Image, ImageCms
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 from rawisp import __version__
-from rawisp.io.metadata import Metadata, embed_metadata
+from rawisp.io.metadata import Metadata, embed_metadata, read_software
 
 FORMATS = ("jpeg", "png", "png16", "tiff16")
 # names users type for a format (darktable-cli/rawtherapee-cli habits) -> the format written;
@@ -48,6 +49,17 @@ _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 class OutputExistsError(FileExistsError):
     """The output file exists and overwriting was not allowed."""
+
+
+class ForeignFileError(OutputExistsError):
+    """The output's name is taken by a file rawisp did not write (a camera's JPEG, a user's edit),
+    or differs only by case from the name of one (one file on FAT/exFAT cards, macOS and Windows):
+    such a file is never replaced, not even when overwriting. ``filename`` is that file."""
+
+
+# the first word of the EXIF Software tag of every file rawisp writes ("rawisp 0.1.0"): how it
+# knows its own outputs, the only files it replaces
+SOFTWARE = "rawisp"
 
 
 # ICC header bytes 24..35: the profile's creation date and time (six big-endian uint16). LittleCMS
@@ -107,25 +119,26 @@ def write_image(
     "png", uint16 (0..65535) for "png16" and "tiff16". quality: JPEG quality
     1..100 (ignored by the lossless formats). metadata: the source's record
     (`rawisp.io.metadata.read_metadata`), written with Orientation 1 and Software
-    "rawisp <version>"; None writes no EXIF/XMP. JPEGs use
+    "rawisp <version>"; None writes no tags of a source, only those (Software is how rawisp knows
+    its own files: see `claim_output`). JPEGs use
     4:4:4 chroma at quality >= 90 and 4:2:0 below. Parent
     directories are created. Raises ValueError for a bad image/format/quality,
     OutputExistsError (a FileExistsError) when `path` exists and `overwrite`
-    is False, and OSError naming `path` when it cannot be written (no
-    permission, disk full, a parent that is a file, ...).
+    is False, ForeignFileError (an OutputExistsError) when its name is taken by
+    a file rawisp did not write (see `claim_output`), and OSError naming `path`
+    when it cannot be written (no permission, disk full, a parent that is a
+    file, ...).
     """
     data = _encode(img, fmt, quality)
-    if metadata is not None:
-        data = embed_metadata(data, metadata, f"rawisp {__version__}")
+    data = embed_metadata(data, metadata if metadata is not None else Metadata(), f"{SOFTWARE} {__version__}")
     return write_file(path, data, overwrite=overwrite)
 
 
 def write_file(path: str | PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
-    """Write the encoded file `data` to `path` atomically; returns the path. Errors as
-    `write_image`."""
-    path = Path(path)
-    if not overwrite and path.exists():
-        raise _exists(path)
+    """Write the encoded file `data` to `path` atomically; returns the path written (that of
+    rawisp's own file whose name differs from `path` only by case, when there is one: see
+    `claim_output`). Errors as `write_image`."""
+    path = claim_output(Path(path), overwrite)
     try:
         _store(path, data, overwrite)
     except OutputExistsError:
@@ -134,6 +147,67 @@ def write_file(path: str | PathLike[str], data: bytes, *, overwrite: bool = Fals
         reason = exc.strerror or str(exc)
         raise OSError(exc.errno, f"cannot write output ({reason})", str(path)) from exc
     return path
+
+
+def claim_output(path: Path, overwrite: bool = False, names: dict[str, tuple[str, ...]] | None = None) -> Path:
+    """The name to write the output `path` under, or the reason not to write it.
+
+    A file whose name equals `path`'s but for case (``IMG_0001.JPG`` for ``IMG_0001.jpg``) is the
+    same file on FAT/exFAT cards, macOS and Windows, so it counts as `path`'s file, and no second
+    name differing only by case is ever made. When there is no such file: `path`. When rawisp wrote
+    it (EXIF Software "rawisp ..."): its name, with `overwrite`; else OutputExistsError. When
+    rawisp did not write it (a camera's JPEG, a user's edit, anything without that tag):
+    ForeignFileError, also with `overwrite`. ``names``: `case_folded_names` of the folder, when
+    the caller already has them."""
+    taken = taken_name(path, names)
+    if taken is None:
+        return path
+    if not written_by_rawisp(taken):
+        reason = f"{taken} exists and rawisp did not write it (a camera's JPEG, an edit?)"
+        if taken.name != path.name:
+            reason += f"; {path.name} would be the same file on FAT/exFAT cards, macOS and Windows"
+        raise ForeignFileError(errno.EEXIST, reason, str(taken))
+    if not overwrite:
+        raise _exists(taken)
+    return taken
+
+
+def taken_name(path: Path, names: dict[str, tuple[str, ...]] | None = None) -> Path | None:
+    """The existing entry of `path`'s folder whose name is `path`'s but for case (`path` itself
+    when it exists), or None. ``names``: `case_folded_names` of the folder, else it is listed now."""
+    if names is None:
+        names = case_folded_names(path.parent)
+    variants = names.get(fold_case(path.name), ())
+    if path.name in variants:
+        return path
+    return path.with_name(variants[0]) if variants else None
+
+
+def case_folded_names(folder: Path) -> dict[str, tuple[str, ...]]:
+    """The names in `folder` (sorted) by their `fold_case` form; empty when it cannot be listed (a
+    folder not made yet)."""
+    try:
+        listed = sorted(os.listdir(folder))
+    except OSError:
+        return {}
+    names: dict[str, tuple[str, ...]] = {}
+    for name in listed:
+        names[fold_case(name)] = (*names.get(fold_case(name), ()), name)
+    return names
+
+
+def fold_case(name: str) -> str:
+    """`name` as disks that ignore case and Unicode normalisation compare it (FAT/exFAT, NTFS on
+    Windows, APFS and HFS+ on macOS): composed, then case-folded."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def written_by_rawisp(path: Path) -> bool:
+    """Whether `path` is a file rawisp wrote: its EXIF Software tag is "rawisp" or "rawisp VERSION"
+    (every output carries it). An edit saved by another program (which writes its own Software),
+    a camera's JPEG, a file without EXIF or one exiv2 cannot read are not."""
+    software = read_software(path)
+    return software is not None and software.split(" ")[0] == SOFTWARE
 
 
 def _check_format(fmt: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rawisp.compare.picture import CompareOptions, Side, build_picture
 from rawisp.io.decode import decode
+from rawisp.io.write import taken_name
 from rawisp.pipeline.compose import BITS, RenderOptions, Stopwatch, raw_to_pixels, save_picture
 from rawisp.stages.reconstruct import Engine
 
@@ -54,11 +55,12 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
 
     ``outputs`` maps each engine's name to its output; ``compare_output`` (optional) gets the
     side-by-side picture of the developments (JPEG, default :class:`rawisp.compare.picture.CompareOptions`).
-    Outputs that exist are kept unless ``options.overwrite`` (FileExistsError when every output
-    exists).
+    Outputs that exist (by a name that differs only by case too: see
+    :func:`rawisp.io.write.claim_output`) are kept unless ``options.overwrite`` (FileExistsError when
+    every output exists).
     """
     def wanted(path: Path | None) -> bool:
-        return path is not None and (options.overwrite or not path.exists())
+        return path is not None and (options.overwrite or taken_name(path) is None)
 
     side_by_side = wanted(compare_output)
     todo = [e for e in engines if side_by_side or wanted(outputs[e.name])]

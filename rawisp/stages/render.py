@@ -13,22 +13,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from rawisp.colour import srgb_encode
+from rawisp.colour import srgb_encode, tone_curve
 from rawisp.threads import thread_count
 
 TONES = ("default", "linear")
 LUT_SIZE = 1 << 16
 STRIP_ROWS = 256
-
-
-def tone_curve(encoded: np.ndarray) -> np.ndarray:
-    """The default look, on sRGB-encoded values [0, 1] -> [0, 1].
-
-    ``y = x - k sin(2 pi x) / (2 pi)`` with k = 0.15: contrast +15% at mid-grey (0.5 encoded),
-    a softer toe and shoulder, 0 and 1 fixed, monotonic. No shadows or highlights are clipped.
-    """
-    x = np.asarray(encoded, dtype=np.float64)
-    return x - 0.15 * np.sin(2 * np.pi * x) / (2 * np.pi)
 
 
 SHOULDER_KNEE = 0.8  # linear value where the default tone's highlight shoulder begins
