@@ -1,4 +1,14 @@
-"""Linear DNG output: the engine's demosaicked frame handed back to a RAW editor.
+"""DNG output: the engine's development handed back to a RAW editor, as a Bayer or a linear DNG.
+
+``--format dng`` of a Bayer source writes a **Bayer (CFA) DNG**: one 16-bit sample per pixel, the
+denoised mosaic in the sensor's units (its black levels per 2x2 site, white level and CFA phase),
+made by :func:`rawisp.stages.dng_frame.bayer_frame`, with a NoiseProfile stating the noise left in
+it; an editor demosaics it and applies its own corrections and look as for the camera's file.
+``--format linear-dng`` (and ``dng`` of a non-Bayer source) writes the **linear DNG** below. Both
+share IFD0 (thumbnail, DNG and colour tags, Orientation), the source's preview, default crop and
+EXIF/XMP; only the raw IFD differs (:func:`raw_ifd_tags` / :func:`cfa_ifd_tags`).
+
+Linear DNG:
 
 The file is a DNG 1.4 as Adobe's converter lays it out: IFD0 is a small 8-bit sRGB thumbnail
 (NewSubFileType 1) carrying the DNG and colour tags, its first SubIFD holds the full-resolution
@@ -42,15 +52,18 @@ from rawisp import __version__
 from rawisp.colour import colour_matrix_from
 from rawisp.io.decode import RawImage
 from rawisp.io.metadata import embed_metadata
-from rawisp.io.tiff import ASCII, BYTE, LONG, RATIONAL, SHORT, SRATIONAL
+from rawisp.io.tiff import ASCII, BYTE, DOUBLE, LONG, NOISE_PROFILE, RATIONAL, SHORT, SRATIONAL, UNDEFINED
 from rawisp.io.write import write_file
 
 SUFFIX = ".dng"
+BAYER, LINEAR = "dng", "linear-dng"  # the output formats: a Bayer DNG where the source is Bayer, a linear DNG
+FORMATS = (BAYER, LINEAR)
 WHITE = 65535  # white level of the stored frame: 1.0 of the source's normalised raw
 STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 MiB)
 THUMBNAIL_SIDE = 128  # long side of the IFD0 thumbnail in pixels: at most 16384 pixels (see above)
 PREVIEW_SIDE = 1024  # long side of the source's preview as the DNG carries it, in pixels
 LINEAR_RAW = 34892  # PhotometricInterpretation of demosaicked raw data
+CFA = 32803  # PhotometricInterpretation of mosaicked (colour filter array) raw data
 
 _D65 = 21  # EXIF LightSource code of the CalibrationIlluminant
 _PREVIEW_COLOR_SPACE, _SRGB = 50970, 2  # DNG PreviewColorSpace tag and its sRGB value
@@ -69,39 +82,53 @@ COLOUR_TAGS = {
     51110: "DefaultBlackRender", 52529: "ProfileHueSatMapEncoding",
 }
 _DEFAULT_CROP_ORIGIN, _DEFAULT_CROP_SIZE = 50719, 50720
+# DNG opcode lists a DNG source's raw IFD may hold that apply to the linear data as the Bayer DNG
+# stores it (the active area): OpcodeList2 (e.g. a GainMap for lens shading), OpcodeList3 (lens
+# geometry). OpcodeList1 applies to the stored data before linearisation and cropping: left out.
+OPCODE_LISTS = {51009: "OpcodeList2", 51022: "OpcodeList3"}
 
 Tag = tuple[int, int, int, object, bool]  # tifffile extratag: code, type, count, value, write once
 
 
 def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray, *,
-              overwrite: bool = False) -> Path:
-    """Write ``frame`` of ``raw`` as a linear DNG at ``path``, atomically, with ``thumbnail`` in IFD0.
+              noise_profile: tuple[float, float] | None = None, overwrite: bool = False) -> Path:
+    """Write ``frame`` of ``raw`` as a DNG at ``path``, atomically, with ``thumbnail`` in IFD0.
 
-    ``frame``: (H, W, 3) uint16 linear camera RGB before white balance, 0 = black, :data:`WHITE` =
-    the source's white level, as stored (not turned); ``thumbnail``: its 8-bit sRGB rendering, long
-    side at most :data:`THUMBNAIL_SIDE`. Both are made by the render stage
+    ``frame``: a Bayer DNG's (H, W) uint16 mosaic in the source's DN (its CFA phase, black and white
+    levels), with ``noise_profile`` (shot, read variance) of the DNG NoiseProfile model; or a
+    linear DNG's (H, W, 3) uint16 linear camera RGB before white balance, 0 = black, :data:`WHITE` =
+    the source's white level. Both as stored (not turned). ``thumbnail``: its 8-bit sRGB rendering,
+    long side at most :data:`THUMBNAIL_SIDE`. All are made by the render stage
     (:mod:`rawisp.stages.dng_frame`).
 
     Raises OutputExistsError / OSError as :func:`rawisp.io.write.write_file` does.
     """
-    # the sensor's EXIF CFAPattern does not describe a demosaicked image. (exiv2's rewrite also types
-    # the SubIFDs entry LONG, as Adobe does; tifffile's type IFD is legal but exiftool flags it.)
+    # the sensor's EXIF CFAPattern describes the source's whole sensor, not the frame stored here
+    # (the raw IFD's CFA tags do). (exiv2's rewrite also types the SubIFDs entry LONG, as Adobe
+    # does; tifffile's type IFD is legal but exiftool flags it.)
     meta = replace(raw.metadata, exif={k: v for k, v in raw.metadata.exif.items() if k != "Exif.Photo.CFAPattern"})
-    data = embed_metadata(encode_dng(raw, frame, thumbnail), meta, f"rawisp {__version__}", picture=False)
+    data = embed_metadata(encode_dng(raw, frame, thumbnail, noise_profile), meta, f"rawisp {__version__}",
+                          picture=False)
     return write_file(path, data, overwrite=overwrite)
 
 
-def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray) -> bytes:
+def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray,
+               noise_profile: tuple[float, float] | None = None) -> bytes:
     """The DNG file of ``frame`` and its ``thumbnail`` (see :func:`write_dng`) with the colour metadata
     of ``raw``."""
     buf = io.BytesIO()
-    h, w, _ = frame.shape
+    h, w = frame.shape[:2]
     preview = source_preview(raw.path)
+    if frame.ndim == 2:
+        photometric, tags = CFA, cfa_ifd_tags(raw, (h, w), noise_profile)
+    else:
+        photometric, tags = LINEAR_RAW, raw_ifd_tags(raw, (h, w))
+    row_bytes = frame.itemsize * w * (frame.shape[2] if frame.ndim == 3 else 1)
     with tifffile.TiffWriter(buf, byteorder="<", bigtiff=False) as tif:
         tif.write(thumbnail, photometric="rgb", subfiletype=1, subifds=1 + (preview is not None),
                   metadata=None, software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
-        tif.write(frame, photometric=LINEAR_RAW, subfiletype=0, metadata=None, software=False,
-                  rowsperstrip=max(1, STRIP_BYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
+        tif.write(frame, photometric=photometric, subfiletype=0, metadata=None, software=False,
+                  rowsperstrip=max(1, STRIP_BYTES // row_bytes), extratags=tags)
         if preview is not None:
             tif.write(preview, photometric="rgb", subfiletype=1, metadata=None, software=False,
                       extratags=[(_PREVIEW_COLOR_SPACE, LONG, 1, (_SRGB,), True)])
@@ -148,14 +175,57 @@ def ifd0_tags(raw: RawImage) -> list[Tag]:
 
 def raw_ifd_tags(raw: RawImage, shape: tuple[int, int]) -> list[Tag]:
     """Levels and default crop of the LinearRaw IFD."""
-    origin, size = _source_default_crop(raw.path, shape) or ((0, 0), (shape[1], shape[0]))
     return [
         (50713, SHORT, 2, (1, 1), True),  # BlackLevelRepeatDim
         (50714, SHORT, 3, (0, 0, 0), True),  # BlackLevel per sample
         (50717, SHORT, 3, (WHITE,) * 3, True),  # WhiteLevel per sample
-        (_DEFAULT_CROP_ORIGIN, LONG, 2, origin, True),
-        (_DEFAULT_CROP_SIZE, LONG, 2, size, True),
+        *_default_crop_tags(raw, shape),
     ]
+
+
+def cfa_ifd_tags(raw: RawImage, shape: tuple[int, int], noise_profile: tuple[float, float] | None) -> list[Tag]:
+    """CFA layout, levels (the source's: black per 2x2 site, white), default crop, NoiseProfile
+    (shot, read variance: the same for the three colour planes) and a DNG source's opcode lists
+    of the Bayer DNG's raw IFD."""
+    black = np.asarray(raw.black, np.float64).ravel()
+    if np.array_equal(black, np.rint(black)):
+        black_tag: Tag = (50714, LONG, 4, tuple(int(v) for v in black), True)
+    else:  # fractional levels (none that LibRaw reports so far) as RATIONALs
+        black_tag = (50714, RATIONAL, 4, _rationals(black), True)
+    tags: list[Tag] = [
+        (33421, SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, BYTE, 4, tuple("RGB".index(c) for c in raw.cfa), True),  # CFAPattern
+        (50710, BYTE, 3, (0, 1, 2), True),  # CFAPlaneColor: R, G, B
+        (50711, SHORT, 1, (1,), True),  # CFALayout: rectangular
+        (50713, SHORT, 2, (2, 2), True),  # BlackLevelRepeatDim: a level per 2x2 site
+        black_tag,
+        (50717, LONG, 1, (int(round(raw.white)),), True),  # WhiteLevel
+        *_default_crop_tags(raw, shape),
+    ]
+    if noise_profile is not None:
+        tags.append((NOISE_PROFILE, DOUBLE, 6, tuple(float(v) for v in noise_profile) * 3, True))
+    return tags + source_opcode_tags(raw.path, shape)
+
+
+def _default_crop_tags(raw: RawImage, shape: tuple[int, int]) -> list[Tag]:
+    """DefaultCropOrigin/Size: the DNG source's, else the whole frame."""
+    origin, size = _source_default_crop(raw.path, shape) or ((0, 0), (shape[1], shape[0]))
+    return [(_DEFAULT_CROP_ORIGIN, LONG, 2, origin, True), (_DEFAULT_CROP_SIZE, LONG, 2, size, True)]
+
+
+def source_opcode_tags(path: str, shape: tuple[int, int]) -> list[Tag]:
+    """The :data:`OPCODE_LISTS` of a DNG source's raw IFD, verbatim, when its active area is the
+    frame stored (``shape``: rows, columns): their coordinates are the active area's."""
+    pages = _dng_pages(path)
+    if pages is None:
+        return []
+    tags = pages[1].tags
+    area = tags.valueof(50829)  # ActiveArea: top, left, bottom, right
+    h, w = (area[2] - area[0], area[3] - area[1]) if area is not None else pages[1].shape[:2]
+    if (h, w) != tuple(shape):
+        return []
+    return [(tag.code, UNDEFINED, len(tag.value), bytes(tag.value), True) for tag in tags
+            if tag.code in OPCODE_LISTS and isinstance(tag.value, bytes)]
 
 
 def libraw_colour_tags(raw: RawImage) -> list[Tag]:
