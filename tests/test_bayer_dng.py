@@ -175,11 +175,11 @@ def test_editors_develop_it_closer_to_the_clean_frame(tmp_path, editor):
     """Each editor with its defaults develops the learned Bayer DNG of a noisy frame (the protocol's
     mid noise) at the original's size, and >= 1 dB closer to its development of the noise-free
     frame than its development of the noisy original (on this small textured scene; docs/dng.md
-    has the Kodak table)."""
+    has the Kodak table). (RawTherapee 5.9 cannot load the synthetic source DNG at 160x240.)"""
     if reason := editors.missing(editor):
         pytest.skip(reason)
-    clean = _source(tmp_path / "clean.dng", shape=(160, 240))
-    noisy = _source(tmp_path / "noisy.dng", shape=(160, 240), noise=(1e-3, 5e-4))
+    clean = _source(tmp_path / "clean.dng", shape=(240, 360))
+    noisy = _source(tmp_path / "noisy.dng", shape=(240, 360), noise=(1e-3, 5e-4))
     out = _bayer(noisy, tmp_path / "out.dng")
     reference, original, developed = (editors.develop_with(editor, p, tmp_path / p.stem) for p in (clean, noisy, out))
     assert developed.shape == original.shape

@@ -2,6 +2,7 @@
 
     python tools/dng_editors.py [--size 600x400] [--real FILE ...] [--work DIR]
     python tools/dng_editors.py --kodak IMAGE [IMAGE ...] [--noise mid] [--work DIR]
+    python tools/dng_editors.py --bayer-real FILE [FILE ...] [--work DIR]
 
 Linear DNGs (--format linear-dng): makes the synthetic chart DNG (Orientation 6), writes rawisp's
 linear DNG of it with each engine, then develops original and DNG with every installed editor, with
@@ -14,8 +15,11 @@ Bayer DNGs (--kodak): each ground-truth IMAGE goes through rawisp's synthetic DN
 (rawisp.measure.protocol) clean and at --noise; rawisp writes the Bayer DNG (--format dng) of the
 noisy one with the learned engine and, for comparison, the linear DNG; each editor develops all
 four with its defaults, and the PSNR of each development against the editor's own development of
-the clean DNG is printed (centre crop to a common size). The tables of docs/dng.md come from this
-script.
+the clean DNG is printed (centre crop to a common size). Each --bayer-real FILE gets the learned
+engine's Bayer DNG: what rawpy reads (CFA, levels), the NoiseProfile, the problems exiftool -validate
+finds that the source does not have, and each editor's development with its defaults against its
+development of the original (size, mean CIEDE2000 of 16x16-pixel block means). The tables of
+docs/dng.md come from this script.
 """
 
 from __future__ import annotations
@@ -92,6 +96,45 @@ def rows(source: Path, dng: Path, work: Path, score) -> list[str]:
     return lines
 
 
+def exiftool_problems(path: Path) -> set[str]:
+    """The warnings and errors of ``exiftool -validate``, one string each."""
+    out = subprocess.run(["exiftool", "-validate", "-warning", "-a", str(path)], capture_output=True, text=True)
+    return {" ".join(line.split(None, 2)[::2]) for line in out.stdout.splitlines()
+            if line.startswith(("Warning", "Error"))}
+
+
+def bayer_real_rows(path: Path, work: Path) -> list[str]:
+    """The learned engine's Bayer DNG of a real file: rawpy's reading, NoiseProfile, exiftool, editors."""
+    import rawpy
+
+    import rawisp
+    from rawisp.io.decode import decode
+
+    out = work / "bayer_real"
+    develop_dng(out, "learned", path, fmt="dng")
+    dng = out / f"{path.stem}.dng"
+    with rawpy.imread(str(path)) as src, rawpy.imread(str(dng)) as raw:
+        same = (np.array_equal(raw.raw_colors_visible, src.raw_colors_visible)
+                and list(raw.black_level_per_channel) == list(src.black_level_per_channel)
+                and raw.white_level == src.white_level)
+        pattern = "".join(raw.color_desc.decode()[c] for c in raw.raw_colors_visible[:2, :2].ravel())
+    chosen, left = rawisp.info(path), decode(dng).noise
+    lines = [f"  rawpy reads a {pattern} CFA, source's colours and levels: {same}; noise (shot, read std): "
+             f"source {chosen['noise']} ({chosen['noise_source']}), DNG's NoiseProfile "
+             f"{tuple(float(f'{v:.3g}') for v in left)}; {dng.stat().st_size / 1e6:.1f} MB",
+             f"  exiftool -validate, new against the source: {sorted(exiftool_problems(dng) - exiftool_problems(path))}"]
+    for editor in editors.EDITORS:
+        if reason := editors.missing(editor):
+            lines.append(f"  {editor:<12} skipped: {reason}")
+            continue
+        reference = editors.develop_with(editor, path, work / "ref")
+        candidate = editors.develop_with(editor, dng, work / "dng")
+        lines.append(f"  {editor:<12} {'x'.join(map(str, candidate.shape[1::-1]))} (original "
+                     f"{'x'.join(map(str, reference.shape[1::-1]))}), block CIEDE2000 "
+                     f"{editors.block_delta_e(reference, candidate):.2f}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="600x400", help="chart WIDTHxHEIGHT")
@@ -100,7 +143,16 @@ def main() -> None:
     parser.add_argument("--kodak", nargs="*", type=Path, default=[],
                         help="ground-truth images: measure the Bayer DNG through the editors instead (see above)")
     parser.add_argument("--noise", default="mid", help="noise preset of --kodak (clean, mid, high or SHOT:READ)")
+    parser.add_argument("--bayer-real", nargs="*", type=Path, default=[],
+                        help="real Bayer RAW files: check the learned engine's Bayer DNG of each (see above)")
     args = parser.parse_args()
+    if args.bayer_real:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = args.work or Path(tmp)
+            for path in args.bayer_real:
+                print(f"{path.name}, learned engine's Bayer DNG:")
+                print("\n".join(bayer_real_rows(path, work)))
+        return
     if args.kodak:
         with tempfile.TemporaryDirectory() as tmp:
             work = args.work or Path(tmp)
