@@ -50,9 +50,10 @@ def _raw_ifd(path: Path) -> tifffile.TiffPage:
 
 
 @pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "GRBG", "GBRG"])
-@pytest.mark.parametrize("shape", [(64, 96), (37, 53)])
+@pytest.mark.parametrize("shape", [(64, 96), (37, 53), (261, 299)])
 def test_phase_levels_and_a_clean_mosaic_come_back(tmp_path, cfa, shape):
-    """Every CFA phase, even and odd sizes, a black level per site: rawpy reads a 2x2 CFA of the
+    """Every CFA phase, even and odd sizes (uncompressed below 256 columns, else lossless JPEG tiles,
+    the last ones partly outside the image), a black level per site: rawpy reads a 2x2 CFA of the
     source's colours, black and white levels; the learned engine's mosaic of a noise-free frame is
     the source's within one DN, the classical engine's is the source's exactly."""
     source = _source(tmp_path / "src.dng", cfa, shape)
@@ -131,17 +132,19 @@ def test_residual_noise_measures_the_error_left(tmp_path):
 
 def test_layout_tags_and_readback(tmp_path, cli):
     """IFD0 as the linear DNG's (thumbnail, colour tags, Orientation); the raw IFD is a 16-bit CFA with
-    the source's levels; exiftool validates it; rawisp info reads a Bayer frame and its NoiseProfile."""
-    source = _source(tmp_path / "src.dng", "GBRG", orientation=6)
+    the source's levels in 256-pixel lossless JPEG tiles; exiftool validates it; rawisp info reads a
+    Bayer frame and its NoiseProfile."""
+    source = _source(tmp_path / "src.dng", "GBRG", shape=(240, 360), orientation=6)
     out = _bayer(source, tmp_path / "out.dng")
     with tifffile.TiffFile(out) as tif:
         ifd0 = tif.pages.first
         assert ifd0.tags.valueof(254) == 1 and ifd0.tags.valueof(274) == 6 and ifd0.dtype == np.uint8
     page = _raw_ifd(out)
     assert page.tags.valueof(254) == 0 and page.tags.valueof(262) == 32803 and page.dtype == np.uint16
+    assert page.tags.valueof(259) == 7 and page.tilewidth == page.tilelength == 256
     assert page.tags.valueof(33422) == bytes((1, 2, 0, 1))  # GBRG
     assert tuple(page.tags.valueof(50714)) == BLACK and page.tags.valueof(50717) == WHITE
-    assert page.tags.valueof(50720) == (96, 64)
+    assert page.tags.valueof(50720) == (360, 240)
     result = cli("info", "--json", out)
     record = json.loads(result.stdout)[0]
     assert record["sensor"] == "Bayer GBRG" and record["orientation"] == 6 and record["noise_profile"]

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,6 +53,7 @@ import tifffile
 from rawisp import __version__
 from rawisp.colour import colour_matrix_from
 from rawisp.io.decode import RawImage
+from rawisp.io.ljpeg import encode_tile
 from rawisp.io.metadata import embed_metadata
 from rawisp.io.tiff import ASCII, BYTE, DOUBLE, LONG, NOISE_PROFILE, RATIONAL, SHORT, SRATIONAL, UNDEFINED
 from rawisp.io.write import write_file
@@ -59,7 +62,8 @@ SUFFIX = ".dng"
 BAYER, LINEAR = "dng", "linear-dng"  # the output formats: a Bayer DNG where the source is Bayer, a linear DNG
 FORMATS = (BAYER, LINEAR)
 WHITE = 65535  # white level of the stored frame: 1.0 of the source's normalised raw
-STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 MiB)
+STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the linear raw image (about 1 MiB)
+TILE = 256  # side of the Bayer DNG's lossless JPEG tiles in pixels, as Adobe's converter writes them
 THUMBNAIL_SIDE = 128  # long side of the IFD0 thumbnail in pixels: at most 16384 pixels (see above)
 PREVIEW_SIDE = 1024  # long side of the source's preview as the DNG carries it, in pixels
 LINEAR_RAW = 34892  # PhotometricInterpretation of demosaicked raw data
@@ -82,6 +86,7 @@ COLOUR_TAGS = {
     51110: "DefaultBlackRender", 52529: "ProfileHueSatMapEncoding",
 }
 _DEFAULT_CROP_ORIGIN, _DEFAULT_CROP_SIZE = 50719, 50720
+_COMPRESSION, _LJPEG = 259, 7  # TIFF Compression tag and its JPEG value (lossless JPEG in DNG)
 # DNG opcode lists a DNG source's raw IFD may hold that apply to the linear data as the Bayer DNG
 # stores it (the active area): OpcodeList2 (e.g. a GainMap for lens shading), OpcodeList3 (lens
 # geometry). OpcodeList1 applies to the stored data before linearisation and cropping: left out.
@@ -119,20 +124,48 @@ def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray,
     buf = io.BytesIO()
     h, w = frame.shape[:2]
     preview = source_preview(raw.path)
-    if frame.ndim == 2:
-        photometric, tags = CFA, cfa_ifd_tags(raw, (h, w), noise_profile)
-    else:
-        photometric, tags = LINEAR_RAW, raw_ifd_tags(raw, (h, w))
-    row_bytes = frame.itemsize * w * (frame.shape[2] if frame.ndim == 3 else 1)
+    # LibRaw and RawTherapee misread a tile wider than the image: narrower mosaics go uncompressed
+    compressed = frame.ndim == 2 and w >= TILE
     with tifffile.TiffWriter(buf, byteorder="<", bigtiff=False) as tif:
         tif.write(thumbnail, photometric="rgb", subfiletype=1, subifds=1 + (preview is not None),
                   metadata=None, software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
-        tif.write(frame, photometric=photometric, subfiletype=0, metadata=None, software=False,
-                  rowsperstrip=max(1, STRIP_BYTES // row_bytes), extratags=tags)
+        if compressed:  # lossless JPEG tiles, handed to tifffile as they are (see _mark_ljpeg)
+            tif.write(_ljpeg_tiles(frame), shape=frame.shape, dtype=frame.dtype, tile=(TILE, TILE),
+                      photometric=CFA, subfiletype=0, metadata=None, software=False,
+                      extratags=cfa_ifd_tags(raw, (h, w), noise_profile))
+        else:
+            bayer = frame.ndim == 2
+            tif.write(frame, photometric=CFA if bayer else LINEAR_RAW, subfiletype=0, metadata=None, software=False,
+                      rowsperstrip=max(1, STRIP_BYTES // (frame.itemsize * frame[0].size)),
+                      extratags=cfa_ifd_tags(raw, (h, w), noise_profile) if bayer else raw_ifd_tags(raw, (h, w)))
         if preview is not None:
             tif.write(preview, photometric="rgb", subfiletype=1, metadata=None, software=False,
                       extratags=[(_PREVIEW_COLOR_SPACE, LONG, 1, (_SRGB,), True)])
-    return buf.getvalue()
+    data = buf.getvalue()
+    return _mark_ljpeg(data) if compressed else data
+
+
+def _ljpeg_tiles(mosaic: np.ndarray) -> Iterator[bytes]:
+    """The lossless JPEG streams of the :data:`TILE`-pixel tiles of ``mosaic``, row by row; edge
+    tiles padded by repeating the last row and column (readers crop them to the image)."""
+    h, w = mosaic.shape
+    padded = np.pad(mosaic, ((0, -h % TILE), (0, -w % TILE)), mode="edge")
+    for y in range(0, h, TILE):
+        for x in range(0, w, TILE):
+            yield encode_tile(padded[y:y + TILE, x:x + TILE])
+
+
+def _mark_ljpeg(data: bytes) -> bytes:
+    """``data`` with the raw IFD's Compression set to 7 (JPEG; lossless by its SOF3 marker).
+
+    tifffile writes encoded tiles it is given as they are, but states a compression only for codecs
+    it has (imagecodecs, not a dependency): the tiles are written as "uncompressed" and the tag's
+    inline value is changed here."""
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        offset = tif.pages.first.pages[0].tags[_COMPRESSION].valueoffset
+    out = bytearray(data)
+    struct.pack_into("<H", out, offset, _LJPEG)
+    return bytes(out)
 
 
 def source_preview(path: str) -> np.ndarray | None:
