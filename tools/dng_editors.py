@@ -127,11 +127,15 @@ def bayer_real_rows(path: Path, work: Path) -> list[str]:
         if reason := editors.missing(editor):
             lines.append(f"  {editor:<12} skipped: {reason}")
             continue
-        reference = editors.develop_with(editor, path, work / "ref")
         candidate = editors.develop_with(editor, dng, work / "dng")
-        lines.append(f"  {editor:<12} {'x'.join(map(str, candidate.shape[1::-1]))} (original "
-                     f"{'x'.join(map(str, reference.shape[1::-1]))}), block CIEDE2000 "
-                     f"{editors.block_delta_e(reference, candidate):.2f}")
+        size = "x".join(map(str, candidate.shape[1::-1]))
+        try:
+            reference = editors.develop_with(editor, path, work / "ref")
+        except RuntimeError:  # an original the editor cannot read (darktable: Kodak's KDC)
+            lines.append(f"  {editor:<12} {size} (the original does not open)")
+            continue
+        lines.append(f"  {editor:<12} {size} (original {'x'.join(map(str, reference.shape[1::-1]))}), "
+                     f"block CIEDE2000 {editors.block_delta_e(reference, candidate):.2f}")
     return lines
 
 

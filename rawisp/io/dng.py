@@ -3,7 +3,12 @@
 ``--format dng`` of a Bayer source writes a **Bayer (CFA) DNG**: one 16-bit sample per pixel, the
 denoised mosaic in the sensor's units (its black levels per 2x2 site, white level and CFA phase),
 made by :func:`rawisp.stages.dng_frame.bayer_frame`, with a NoiseProfile stating the noise left in
-it; an editor demosaics it and applies its own corrections and look as for the camera's file.
+it; an editor demosaics it and applies its own corrections and look as for the camera's file. It
+is stored as camera DNGs are, in lossless JPEG tiles of :data:`TILE` pixels
+(:mod:`rawisp.io.ljpeg`), which LibRaw 0.22 decodes bit for bit and darktable 4.2 and RawTherapee
+5.9 develop exactly as the uncompressed file (integer Deflate none of them reads); a mosaic
+narrower than a tile is stored uncompressed in strips (LibRaw and RawTherapee misread a tile
+wider than the image).
 ``--format linear-dng`` (and ``dng`` of a non-Bayer source) writes the **linear DNG** below. Both
 share IFD0 (thumbnail, DNG and colour tags, Orientation), the source's preview, default crop and
 EXIF/XMP; only the raw IFD differs (:func:`raw_ifd_tags` / :func:`cfa_ifd_tags`).

@@ -62,10 +62,6 @@ class BayerFrame:
     mosaic: np.ndarray
     noise_profile: tuple[float, float]
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.mosaic.shape
-
 
 def wants_bayer(raw: RawImage, fmt: str) -> bool:
     """Whether ``fmt`` gives ``raw`` a Bayer DNG: ``dng`` of a Bayer source (else a linear DNG)."""
