@@ -49,6 +49,7 @@ import io
 import os
 import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,6 +63,7 @@ from rawisp.io.ljpeg import encode_tile
 from rawisp.io.metadata import embed_metadata
 from rawisp.io.tiff import ASCII, BYTE, DOUBLE, LONG, NOISE_PROFILE, RATIONAL, SHORT, SRATIONAL, UNDEFINED
 from rawisp.io.write import write_file
+from rawisp.threads import thread_count
 
 SUFFIX = ".dng"
 BAYER, LINEAR = "dng", "linear-dng"  # the output formats: a Bayer DNG where the source is Bayer, a linear DNG
@@ -101,7 +103,7 @@ Tag = tuple[int, int, int, object, bool]  # tifffile extratag: code, type, count
 
 
 def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray, *,
-              noise_profile: tuple[float, float] | None = None, overwrite: bool = False) -> Path:
+              noise_profile: tuple[float, float] | None = None, overwrite: bool = False, threads: int = 0) -> Path:
     """Write ``frame`` of ``raw`` as a DNG at ``path``, atomically, with ``thumbnail`` in IFD0.
 
     ``frame``: a Bayer DNG's (H, W) uint16 mosaic in the source's DN (its CFA phase, black and white
@@ -109,7 +111,7 @@ def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, thumbna
     linear DNG's (H, W, 3) uint16 linear camera RGB before white balance, 0 = black, :data:`WHITE` =
     the source's white level. Both as stored (not turned). ``thumbnail``: its 8-bit sRGB rendering,
     long side at most :data:`THUMBNAIL_SIDE`. All are made by the render stage
-    (:mod:`rawisp.stages.dng_frame`).
+    (:mod:`rawisp.stages.dng_frame`). ``threads``: for the lossless JPEG tiles (0: all CPUs).
 
     Raises OutputExistsError / OSError as :func:`rawisp.io.write.write_file` does.
     """
@@ -117,13 +119,13 @@ def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, thumbna
     # (the raw IFD's CFA tags do). (exiv2's rewrite also types the SubIFDs entry LONG, as Adobe
     # does; tifffile's type IFD is legal but exiftool flags it.)
     meta = replace(raw.metadata, exif={k: v for k, v in raw.metadata.exif.items() if k != "Exif.Photo.CFAPattern"})
-    data = embed_metadata(encode_dng(raw, frame, thumbnail, noise_profile), meta, f"rawisp {__version__}",
+    data = embed_metadata(encode_dng(raw, frame, thumbnail, noise_profile, threads), meta, f"rawisp {__version__}",
                           picture=False)
     return write_file(path, data, overwrite=overwrite)
 
 
 def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray,
-               noise_profile: tuple[float, float] | None = None) -> bytes:
+               noise_profile: tuple[float, float] | None = None, threads: int = 0) -> bytes:
     """The DNG file of ``frame`` and its ``thumbnail`` (see :func:`write_dng`) with the colour metadata
     of ``raw``."""
     buf = io.BytesIO()
@@ -135,7 +137,7 @@ def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray,
         tif.write(thumbnail, photometric="rgb", subfiletype=1, subifds=1 + (preview is not None),
                   metadata=None, software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
         if compressed:  # lossless JPEG tiles, handed to tifffile as they are (see _mark_ljpeg)
-            tif.write(_ljpeg_tiles(frame), shape=frame.shape, dtype=frame.dtype, tile=(TILE, TILE),
+            tif.write(_ljpeg_tiles(frame, threads), shape=frame.shape, dtype=frame.dtype, tile=(TILE, TILE),
                       photometric=CFA, subfiletype=0, metadata=None, software=False,
                       extratags=cfa_ifd_tags(raw, (h, w), noise_profile))
         else:
@@ -150,14 +152,15 @@ def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray,
     return _mark_ljpeg(data) if compressed else data
 
 
-def _ljpeg_tiles(mosaic: np.ndarray) -> Iterator[bytes]:
-    """The lossless JPEG streams of the :data:`TILE`-pixel tiles of ``mosaic``, row by row; edge
-    tiles padded by repeating the last row and column (readers crop them to the image)."""
+def _ljpeg_tiles(mosaic: np.ndarray, threads: int = 0) -> Iterator[bytes]:
+    """The lossless JPEG streams of the :data:`TILE`-pixel tiles of ``mosaic``, row by row, encoded
+    on ``threads`` threads (0: all CPUs; NumPy releases the GIL); edge tiles padded by repeating the
+    last row and column (readers crop them to the image)."""
     h, w = mosaic.shape
     padded = np.pad(mosaic, ((0, -h % TILE), (0, -w % TILE)), mode="edge")
-    for y in range(0, h, TILE):
-        for x in range(0, w, TILE):
-            yield encode_tile(padded[y:y + TILE, x:x + TILE])
+    corners = [(y, x) for y in range(0, h, TILE) for x in range(0, w, TILE)]
+    with ThreadPoolExecutor(thread_count(threads)) as pool:
+        yield from pool.map(lambda yx: encode_tile(padded[yx[0]:yx[0] + TILE, yx[1]:yx[1] + TILE]), corners)
 
 
 def _mark_ljpeg(data: bytes) -> bytes:

@@ -111,7 +111,7 @@ def save_picture(raw: RawImage, pixels: np.ndarray | BayerFrame, output: Path, o
     DNG frame as a Bayer or linear DNG (:func:`rawisp.io.dng.write_dng`)."""
     if isinstance(pixels, BayerFrame):
         return write_dng(output, raw, pixels.mosaic, thumbnail(raw, pixels), noise_profile=pixels.noise_profile,
-                         overwrite=options.overwrite)
+                         overwrite=options.overwrite, threads=options.threads)
     if options.fmt in DNG_FORMATS:
         return write_dng(output, raw, pixels, thumbnail(raw, pixels), overwrite=options.overwrite)
     return write_image(output, pixels, options.fmt, quality=options.quality, metadata=raw.metadata,
