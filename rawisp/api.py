@@ -26,6 +26,7 @@ from rawisp.engines.learned import ModelError as _ModelError
 from rawisp.engines.registry import ENGINES, cached_engine
 from rawisp.io.decode import DecodeError as _DecodeError
 from rawisp.io.decode import RawImage, decode
+from rawisp.io.dng import FORMATS as DNG_FORMATS
 from rawisp.io.metadata import Metadata, apply_orientation
 from rawisp.io.whitebalance import WhiteBalanceChoice, parse_wb
 from rawisp.io.write import FORMAT_ALIASES, FORMATS, ForeignFileError, format_name, output_bits
@@ -36,7 +37,7 @@ from rawisp.stages.render import TONES
 from rawisp.threads import thread_count
 
 StrPath = str | PathLike[str]
-DNG = "dng"  # written by rawisp.io.dng rather than rawisp.io.write
+DNG = DNG_FORMATS  # written by rawisp.io.dng rather than rawisp.io.write: "dng", "linear-dng"
 DEFAULT_TILE = EngineOptions.tile  # as rawisp develop --tile
 _DEVICES = ("auto", "cpu", "cuda")
 
@@ -121,8 +122,10 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     """Develop ``path`` into the picture file ``output``, as ``rawisp develop`` does; returns its path.
 
     format: "jpeg", "png" (8-bit), "png16" or "tiff16" (16-bit), or an alias ("jpg", "tif",
-    "tiff"), or "dng" (a linear DNG for a RAW editor: no exposure, tone or long_edge); default:
-    from the suffix of ``output`` (.jpg/.jpeg, .png, .tif/.tiff, .dng). quality: JPEG quality 1..100. The file carries
+    "tiff"), or "dng" (for a RAW editor: a Bayer DNG of the denoised mosaic for a Bayer source, with
+    engine="classical" the source's mosaic unchanged; else a linear DNG) or "linear-dng" (a linear
+    DNG); no exposure, tone or long_edge for them; default: from the suffix of ``output``
+    (.jpg/.jpeg, .png, .tif/.tiff, .dng: "dng"). quality: JPEG quality 1..100. The file carries
     the sRGB ICC profile and the source's EXIF, upright (Orientation 1), and is written atomically
     (a hidden ``.NAME.*.part`` file renamed into place). Raises OutputExistsError when ``output``
     exists unless ``overwrite``, and always when a file rawisp did not write (no EXIF Software
@@ -139,11 +142,12 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
             fmt = _format(output.suffix[1:])  # .jpg, .png, .tif, .dng... as the format's aliases
         except ValueError:
             raise OptionError(f"{output}: cannot tell the format from the suffix; give format= "
-                              f"({', '.join([*FORMATS, DNG])})") from None
+                              f"({', '.join([*FORMATS, *DNG])})") from None
     if not 1 <= quality <= 100:
         raise OptionError(f"--quality {quality!r}: expected 1..100")
     options = _render_options(fmt, quality, exposure, tone, wb, long_edge, overwrite, threads)
-    built = _engine(engine, model, denoise, noise_profiles, device, tile, options.threads, output_bits(options.fmt))
+    bits = 16 if options.fmt in DNG else output_bits(options.fmt)
+    built = _engine(engine, model, denoise, noise_profiles, device, tile, options.threads, bits)
     try:
         with _decode_errors(path):
             return _develop_file(Path(path), output, built, options).output
@@ -246,7 +250,7 @@ def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: Whit
     try:
         fmt = _format(fmt)
     except ValueError:
-        raise OptionError(f"--format {fmt!r}: expected one of {', '.join([*FORMATS, *FORMAT_ALIASES, DNG])}") from None
+        raise OptionError(f"--format {fmt!r}: expected one of {', '.join([*FORMATS, *FORMAT_ALIASES, *DNG])}") from None
     _choose("tone", tone, TONES)
     if long_edge is not None and not 16 <= long_edge <= 65535:
         raise OptionError(f"--long-edge {long_edge!r}: expected 16..65535")
@@ -280,8 +284,8 @@ def _engine(name: str, model: StrPath | None, denoise: str, noise_profiles: StrP
 
 
 def _format(name: str) -> str:
-    """The output format called ``name``: one of rawisp.io.write's (or an alias), or "dng"."""
-    return DNG if name.lower() == DNG else format_name(name)
+    """The output format called ``name``: one of rawisp.io.write's (or an alias), "dng" or "linear-dng"."""
+    return name.lower() if name.lower() in DNG else format_name(name)
 
 
 def _choose(option: str, value: object, choices: tuple[str, ...]) -> None:

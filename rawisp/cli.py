@@ -26,7 +26,7 @@ from rawisp.batch.runner import (BatchError, Job, Outcome, Status, check_output_
 from rawisp.colour import BAYER_PATTERNS
 from rawisp.engines.registry import ENGINES, make_engine
 from rawisp.io import naming
-from rawisp.io.dng import SUFFIX as DNG_SUFFIX
+from rawisp.io.dng import FORMATS as DNG_FORMATS, SUFFIX as DNG_SUFFIX
 from rawisp.io.write import FORMAT_ALIASES, FORMATS, format_name, output_bits, output_suffix
 from rawisp.measure.protocol import CAMERAS, DEFAULT_CAMERA
 from rawisp.stages.reconstruct import EngineOptions
@@ -136,10 +136,12 @@ def main() -> None:
               help="both: NAME.learned.EXT and NAME.classical.EXT from one decode.")
 @click.option("--side-by-side", is_flag=True,
               help="With --engine both, also write NAME.compare.jpg (see rawisp compare).")
-@click.option("--format", "fmt", type=FormatChoice(extra=("dng",)), default="jpeg", show_default=True,
-              help="jpg = jpeg; tif and tiff = tiff16 (TIFF is written 16-bit); dng: a linear DNG (demosaicked, "
-                   "denoised camera RGB with the source's colour calibration) to go on editing in a RAW editor, "
-                   "--exposure, --tone and --long-edge do not apply to it.")
+@click.option("--format", "fmt", type=FormatChoice(extra=DNG_FORMATS), default="jpeg", show_default=True,
+              help="jpg = jpeg; tif and tiff = tiff16 (TIFF is written 16-bit); dng: a DNG to go on editing in a RAW "
+                   "editor, for a Bayer sensor a Bayer DNG (the denoised mosaic, developed by the editor as the "
+                   "camera's file; --engine classical: the source's mosaic unchanged), else a linear DNG; "
+                   "linear-dng: a linear DNG (demosaicked, denoised camera RGB); --exposure, --tone and --long-edge "
+                   "do not apply to them.")
 @click.option("--quality", type=click.IntRange(1, 100), default=92, show_default=True, help="JPEG quality.")
 @click.option("--name", "template", default=None, metavar="TEMPLATE",
               help="Output file name, extension added: fields " + ", ".join(f"{{{f}}}" for f in naming.FIELDS)
@@ -172,7 +174,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
     files = collect_inputs(inputs, recursive)
     if not files:
         raise click.UsageError("no RAW files found in the given inputs" + ("" if recursive else subfolder_hint(inputs)))
-    suffix = DNG_SUFFIX if fmt == "dng" else output_suffix(fmt)
+    suffix = DNG_SUFFIX if fmt in DNG_FORMATS else output_suffix(fmt)
     outputs = [(e, fmt, suffix) for e in (("learned", "classical") if engine == "both" else (engine,))]
     outputs += [("compare", "jpeg", ".jpg")] * side_by_side
 
@@ -198,7 +200,8 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
         click.echo(f"rawisp: {notice}", err=True)
     threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise,
-                                   noise_profiles=noise_profiles, output_bits=output_bits(fmt))
+                                   noise_profiles=noise_profiles,
+                                   output_bits=16 if fmt in DNG_FORMATS else output_bits(fmt))
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
                             threads=threads, long_edge=long_edge, wb=wb)
     if engine in ("learned", "both"):

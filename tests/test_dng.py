@@ -1,4 +1,4 @@
-"""Linear DNG output (`rawisp develop --format dng`): structure, pixels, colour tags, read-back by
+"""Linear DNG output (`rawisp develop --format linear-dng`): structure, pixels, colour tags, read-back by
 rawisp, rawpy, darktable and RawTherapee, exiftool's validation, real camera files."""
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def chart_dngs(tmp_path_factory, chart) -> tuple[Path, dict[str, Path]]:
 
 
 def _develop_dng(out: Path, *args) -> None:
-    """``rawisp develop --format dng ARGS -o OUT`` (a fresh process, as a user runs it)."""
-    result = subprocess.run(["rawisp", "develop", "--format", "dng", "-q", *map(str, args), "-o", str(out)],
+    """``rawisp develop --format linear-dng ARGS -o OUT`` (a fresh process, as a user runs it)."""
+    result = subprocess.run(["rawisp", "develop", "--format", "linear-dng", "-q", *map(str, args), "-o", str(out)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
 

@@ -174,7 +174,7 @@ def test_format_aliases(cli, tmp_path, fmt, suffix, kind):
 def test_unknown_format_lists_the_choices(cli, tmp_path):
     result = cli("develop", "--format", "webp", tmp_path, "-o", tmp_path / "out")
     assert result.exit_code == 2
-    assert "'webp' is not one of jpeg, png, png16, tiff16, dng, jpg, tif, tiff." in result.stderr
+    assert "'webp' is not one of jpeg, png, png16, tiff16, dng, linear-dng, jpg, tif, tiff." in result.stderr
 
 
 def test_name_template(cli, tmp_path):

@@ -469,12 +469,13 @@ def _check_content(mosaic: np.ndarray, black: np.ndarray, white: float) -> None:
 
 
 def _dng_noise_profile(path: Path) -> tuple[float, float] | None:
-    """(shot, read std) from a DNG NoiseProfile tag (variance = S*x + O, x normalised)."""
+    """(shot, read std) from a DNG NoiseProfile tag (variance = S*x + O, x normalised), in IFD0 or a
+    SubIFD (the raw IFD of Adobe's layout, where rawisp's DNGs have it)."""
     if path.suffix.lower() != ".dng":
         return None
     try:
         with tifffile.TiffFile(path) as tif:
-            for page in tif.pages:
+            for page in (p for top in tif.pages for p in (top, *(top.pages or []))):
                 tag = page.tags.get(NOISE_PROFILE)
                 if tag is not None:
                     s, o = float(tag.value[0]), float(tag.value[1])

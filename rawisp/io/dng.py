@@ -1,4 +1,19 @@
-"""Linear DNG output: the engine's demosaicked frame handed back to a RAW editor.
+"""DNG output: the engine's development handed back to a RAW editor, as a Bayer or a linear DNG.
+
+``--format dng`` of a Bayer source writes a **Bayer (CFA) DNG**: one 16-bit sample per pixel, the
+denoised mosaic in the sensor's units (its black levels per 2x2 site, white level and CFA phase),
+made by :func:`rawisp.stages.dng_frame.bayer_frame`, with a NoiseProfile stating the noise left in
+it; an editor demosaics it and applies its own corrections and look as for the camera's file. It
+is stored as camera DNGs are, in lossless JPEG tiles of :data:`TILE` pixels
+(:mod:`rawisp.io.ljpeg`), which LibRaw 0.22 decodes bit for bit and darktable 4.2 and RawTherapee
+5.9 develop exactly as the uncompressed file (integer Deflate none of them reads); a mosaic
+narrower than a tile is stored uncompressed in strips (LibRaw and RawTherapee misread a tile
+wider than the image).
+``--format linear-dng`` (and ``dng`` of a non-Bayer source) writes the **linear DNG** below. Both
+share IFD0 (thumbnail, DNG and colour tags, Orientation), the source's preview, default crop and
+EXIF/XMP; only the raw IFD differs (:func:`raw_ifd_tags` / :func:`cfa_ifd_tags`).
+
+Linear DNG:
 
 The file is a DNG 1.4 as Adobe's converter lays it out: IFD0 is a small 8-bit sRGB thumbnail
 (NewSubFileType 1) carrying the DNG and colour tags, its first SubIFD holds the full-resolution
@@ -32,6 +47,9 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,16 +59,22 @@ import tifffile
 from rawisp import __version__
 from rawisp.colour import colour_matrix_from
 from rawisp.io.decode import RawImage
+from rawisp.io.ljpeg import encode_tile
 from rawisp.io.metadata import embed_metadata
-from rawisp.io.tiff import ASCII, BYTE, LONG, RATIONAL, SHORT, SRATIONAL
+from rawisp.io.tiff import ASCII, BYTE, DOUBLE, LONG, NOISE_PROFILE, RATIONAL, SHORT, SRATIONAL, UNDEFINED
 from rawisp.io.write import write_file
+from rawisp.threads import thread_count
 
 SUFFIX = ".dng"
+BAYER, LINEAR = "dng", "linear-dng"  # the output formats: a Bayer DNG where the source is Bayer, a linear DNG
+FORMATS = (BAYER, LINEAR)
 WHITE = 65535  # white level of the stored frame: 1.0 of the source's normalised raw
-STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the raw image (about 1 MiB)
+STRIP_BYTES = 1 << 20  # uncompressed bytes per strip of the linear raw image (about 1 MiB)
+TILE = 256  # side of the Bayer DNG's lossless JPEG tiles in pixels, as Adobe's converter writes them
 THUMBNAIL_SIDE = 128  # long side of the IFD0 thumbnail in pixels: at most 16384 pixels (see above)
 PREVIEW_SIDE = 1024  # long side of the source's preview as the DNG carries it, in pixels
 LINEAR_RAW = 34892  # PhotometricInterpretation of demosaicked raw data
+CFA = 32803  # PhotometricInterpretation of mosaicked (colour filter array) raw data
 
 _D65 = 21  # EXIF LightSource code of the CalibrationIlluminant
 _PREVIEW_COLOR_SPACE, _SRGB = 50970, 2  # DNG PreviewColorSpace tag and its sRGB value
@@ -69,43 +93,87 @@ COLOUR_TAGS = {
     51110: "DefaultBlackRender", 52529: "ProfileHueSatMapEncoding",
 }
 _DEFAULT_CROP_ORIGIN, _DEFAULT_CROP_SIZE = 50719, 50720
+_COMPRESSION, _LJPEG = 259, 7  # TIFF Compression tag and its JPEG value (lossless JPEG in DNG)
+# DNG opcode lists a DNG source's raw IFD may hold that apply to the linear data as the Bayer DNG
+# stores it (the active area): OpcodeList2 (e.g. a GainMap for lens shading), OpcodeList3 (lens
+# geometry). OpcodeList1 applies to the stored data before linearisation and cropping: left out.
+OPCODE_LISTS = {51009: "OpcodeList2", 51022: "OpcodeList3"}
 
 Tag = tuple[int, int, int, object, bool]  # tifffile extratag: code, type, count, value, write once
 
 
 def write_dng(path: str | os.PathLike, raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray, *,
-              overwrite: bool = False) -> Path:
-    """Write ``frame`` of ``raw`` as a linear DNG at ``path``, atomically, with ``thumbnail`` in IFD0.
+              noise_profile: tuple[float, float] | None = None, overwrite: bool = False, threads: int = 0) -> Path:
+    """Write ``frame`` of ``raw`` as a DNG at ``path``, atomically, with ``thumbnail`` in IFD0.
 
-    ``frame``: (H, W, 3) uint16 linear camera RGB before white balance, 0 = black, :data:`WHITE` =
-    the source's white level, as stored (not turned); ``thumbnail``: its 8-bit sRGB rendering, long
-    side at most :data:`THUMBNAIL_SIDE`. Both are made by the render stage
-    (:mod:`rawisp.stages.dng_frame`).
+    ``frame``: a Bayer DNG's (H, W) uint16 mosaic in the source's DN (its CFA phase, black and white
+    levels), with ``noise_profile`` (shot, read variance) of the DNG NoiseProfile model; or a
+    linear DNG's (H, W, 3) uint16 linear camera RGB before white balance, 0 = black, :data:`WHITE` =
+    the source's white level. Both as stored (not turned). ``thumbnail``: its 8-bit sRGB rendering,
+    long side at most :data:`THUMBNAIL_SIDE`. All are made by the render stage
+    (:mod:`rawisp.stages.dng_frame`). ``threads``: for the lossless JPEG tiles (0: all CPUs).
 
     Raises OutputExistsError / OSError as :func:`rawisp.io.write.write_file` does.
     """
-    # the sensor's EXIF CFAPattern does not describe a demosaicked image. (exiv2's rewrite also types
-    # the SubIFDs entry LONG, as Adobe does; tifffile's type IFD is legal but exiftool flags it.)
+    # the sensor's EXIF CFAPattern describes the source's whole sensor, not the frame stored here
+    # (the raw IFD's CFA tags do). (exiv2's rewrite also types the SubIFDs entry LONG, as Adobe
+    # does; tifffile's type IFD is legal but exiftool flags it.)
     meta = replace(raw.metadata, exif={k: v for k, v in raw.metadata.exif.items() if k != "Exif.Photo.CFAPattern"})
-    data = embed_metadata(encode_dng(raw, frame, thumbnail), meta, f"rawisp {__version__}", picture=False)
+    data = embed_metadata(encode_dng(raw, frame, thumbnail, noise_profile, threads), meta, f"rawisp {__version__}",
+                          picture=False)
     return write_file(path, data, overwrite=overwrite)
 
 
-def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray) -> bytes:
+def encode_dng(raw: RawImage, frame: np.ndarray, thumbnail: np.ndarray,
+               noise_profile: tuple[float, float] | None = None, threads: int = 0) -> bytes:
     """The DNG file of ``frame`` and its ``thumbnail`` (see :func:`write_dng`) with the colour metadata
     of ``raw``."""
     buf = io.BytesIO()
-    h, w, _ = frame.shape
+    h, w = frame.shape[:2]
     preview = source_preview(raw.path)
+    # LibRaw and RawTherapee misread a tile wider than the image: narrower mosaics go uncompressed
+    compressed = frame.ndim == 2 and w >= TILE
     with tifffile.TiffWriter(buf, byteorder="<", bigtiff=False) as tif:
         tif.write(thumbnail, photometric="rgb", subfiletype=1, subifds=1 + (preview is not None),
                   metadata=None, software=f"rawisp {__version__}", extratags=ifd0_tags(raw))
-        tif.write(frame, photometric=LINEAR_RAW, subfiletype=0, metadata=None, software=False,
-                  rowsperstrip=max(1, STRIP_BYTES // (6 * w)), extratags=raw_ifd_tags(raw, (h, w)))
+        if compressed:  # lossless JPEG tiles, handed to tifffile as they are (see _mark_ljpeg)
+            tif.write(_ljpeg_tiles(frame, threads), shape=frame.shape, dtype=frame.dtype, tile=(TILE, TILE),
+                      photometric=CFA, subfiletype=0, metadata=None, software=False,
+                      extratags=cfa_ifd_tags(raw, (h, w), noise_profile))
+        else:
+            bayer = frame.ndim == 2
+            tif.write(frame, photometric=CFA if bayer else LINEAR_RAW, subfiletype=0, metadata=None, software=False,
+                      rowsperstrip=max(1, STRIP_BYTES // (frame.itemsize * frame[0].size)),
+                      extratags=cfa_ifd_tags(raw, (h, w), noise_profile) if bayer else raw_ifd_tags(raw, (h, w)))
         if preview is not None:
             tif.write(preview, photometric="rgb", subfiletype=1, metadata=None, software=False,
                       extratags=[(_PREVIEW_COLOR_SPACE, LONG, 1, (_SRGB,), True)])
-    return buf.getvalue()
+    data = buf.getvalue()
+    return _mark_ljpeg(data) if compressed else data
+
+
+def _ljpeg_tiles(mosaic: np.ndarray, threads: int = 0) -> Iterator[bytes]:
+    """The lossless JPEG streams of the :data:`TILE`-pixel tiles of ``mosaic``, row by row, encoded
+    on ``threads`` threads (0: all CPUs; NumPy releases the GIL); edge tiles padded by repeating the
+    last row and column (readers crop them to the image)."""
+    h, w = mosaic.shape
+    padded = np.pad(mosaic, ((0, -h % TILE), (0, -w % TILE)), mode="edge")
+    corners = [(y, x) for y in range(0, h, TILE) for x in range(0, w, TILE)]
+    with ThreadPoolExecutor(thread_count(threads)) as pool:
+        yield from pool.map(lambda yx: encode_tile(padded[yx[0]:yx[0] + TILE, yx[1]:yx[1] + TILE]), corners)
+
+
+def _mark_ljpeg(data: bytes) -> bytes:
+    """``data`` with the raw IFD's Compression set to 7 (JPEG; lossless by its SOF3 marker).
+
+    tifffile writes encoded tiles it is given as they are, but states a compression only for codecs
+    it has (imagecodecs, not a dependency): the tiles are written as "uncompressed" and the tag's
+    inline value is changed here."""
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        offset = tif.pages.first.pages[0].tags[_COMPRESSION].valueoffset
+    out = bytearray(data)
+    struct.pack_into("<H", out, offset, _LJPEG)
+    return bytes(out)
 
 
 def source_preview(path: str) -> np.ndarray | None:
@@ -148,14 +216,57 @@ def ifd0_tags(raw: RawImage) -> list[Tag]:
 
 def raw_ifd_tags(raw: RawImage, shape: tuple[int, int]) -> list[Tag]:
     """Levels and default crop of the LinearRaw IFD."""
-    origin, size = _source_default_crop(raw.path, shape) or ((0, 0), (shape[1], shape[0]))
     return [
         (50713, SHORT, 2, (1, 1), True),  # BlackLevelRepeatDim
         (50714, SHORT, 3, (0, 0, 0), True),  # BlackLevel per sample
         (50717, SHORT, 3, (WHITE,) * 3, True),  # WhiteLevel per sample
-        (_DEFAULT_CROP_ORIGIN, LONG, 2, origin, True),
-        (_DEFAULT_CROP_SIZE, LONG, 2, size, True),
+        *_default_crop_tags(raw, shape),
     ]
+
+
+def cfa_ifd_tags(raw: RawImage, shape: tuple[int, int], noise_profile: tuple[float, float] | None) -> list[Tag]:
+    """CFA layout, levels (the source's: black per 2x2 site, white), default crop, NoiseProfile
+    (shot, read variance: the same for the three colour planes) and a DNG source's opcode lists
+    of the Bayer DNG's raw IFD."""
+    black = np.asarray(raw.black, np.float64).ravel()
+    if np.array_equal(black, np.rint(black)):
+        black_tag: Tag = (50714, LONG, 4, tuple(int(v) for v in black), True)
+    else:  # fractional levels (none that LibRaw reports so far) as RATIONALs
+        black_tag = (50714, RATIONAL, 4, _rationals(black), True)
+    tags: list[Tag] = [
+        (33421, SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, BYTE, 4, tuple("RGB".index(c) for c in raw.cfa), True),  # CFAPattern
+        (50710, BYTE, 3, (0, 1, 2), True),  # CFAPlaneColor: R, G, B
+        (50711, SHORT, 1, (1,), True),  # CFALayout: rectangular
+        (50713, SHORT, 2, (2, 2), True),  # BlackLevelRepeatDim: a level per 2x2 site
+        black_tag,
+        (50717, LONG, 1, (int(round(raw.white)),), True),  # WhiteLevel
+        *_default_crop_tags(raw, shape),
+    ]
+    if noise_profile is not None:
+        tags.append((NOISE_PROFILE, DOUBLE, 6, tuple(float(v) for v in noise_profile) * 3, True))
+    return tags + source_opcode_tags(raw.path, shape)
+
+
+def _default_crop_tags(raw: RawImage, shape: tuple[int, int]) -> list[Tag]:
+    """DefaultCropOrigin/Size: the DNG source's, else the whole frame."""
+    origin, size = _source_default_crop(raw.path, shape) or ((0, 0), (shape[1], shape[0]))
+    return [(_DEFAULT_CROP_ORIGIN, LONG, 2, origin, True), (_DEFAULT_CROP_SIZE, LONG, 2, size, True)]
+
+
+def source_opcode_tags(path: str, shape: tuple[int, int]) -> list[Tag]:
+    """The :data:`OPCODE_LISTS` of a DNG source's raw IFD, verbatim, when its active area is the
+    frame stored (``shape``: rows, columns): their coordinates are the active area's."""
+    pages = _dng_pages(path)
+    if pages is None:
+        return []
+    tags = pages[1].tags
+    area = tags.valueof(50829)  # ActiveArea: top, left, bottom, right
+    h, w = (area[2] - area[0], area[3] - area[1]) if area is not None else pages[1].shape[:2]
+    if (h, w) != tuple(shape):
+        return []
+    return [(tag.code, UNDEFINED, len(tag.value), bytes(tag.value), True) for tag in tags
+            if tag.code in OPCODE_LISTS and isinstance(tag.value, bytes)]
 
 
 def libraw_colour_tags(raw: RawImage) -> list[Tag]:

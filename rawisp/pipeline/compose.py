@@ -9,8 +9,8 @@ One function per stage, in order (packages under rawisp/)::
     stages.render.render          camera RGB -> sRGB pixels; scaled down (stages.resize.downscale,
                                   --long-edge); then turned upright (io.metadata.apply_orientation)
     io.write.write_image          pixels + ICC -> file, EXIF/XMP put in by exiv2
-                                  (or stages.dng_frame, io.dng.write_dng: camera RGB before white
-                                  balance -> linear DNG)
+                                  (or stages.dng_frame, io.dng.write_dng: the denoised mosaic ->
+                                  Bayer DNG; camera RGB before white balance -> linear DNG)
 
 :func:`raw_to_pixels` runs the middle three for one or several engines from one normalise; the
 whole-file developments (:mod:`rawisp.pipeline.files`), the comparison picture
@@ -28,22 +28,23 @@ from pathlib import Path
 import numpy as np
 
 from rawisp.io.decode import RawImage
-from rawisp.io.dng import write_dng
+from rawisp.io.dng import BAYER, FORMATS as DNG_FORMATS, write_dng
 from rawisp.io.metadata import apply_orientation
 from rawisp.io.whitebalance import WhiteBalanceChoice
 from rawisp.io.write import write_image
-from rawisp.stages.dng_frame import camera_frame, thumbnail
+from rawisp.stages.dng_frame import BayerFrame, DngNoise, bayer_frame, camera_frame, engine_noise, thumbnail, wants_bayer
 from rawisp.stages.normalise import normalise
 from rawisp.stages.reconstruct import Engine, reconstruct
 from rawisp.stages.render import render
 from rawisp.stages.resize import downscale
 
-BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff16": 16, "dng": 16}
+BITS = {"jpeg": 8, "png": 8, "png16": 16, "tiff16": 16, **dict.fromkeys(DNG_FORMATS, 16)}
 
 
 @dataclass
 class RenderOptions:
-    """Look and output format of developed pictures (``fmt`` "dng": a linear DNG, no look applied)."""
+    """Look and output format of developed pictures (``fmt`` "dng": a Bayer DNG of a Bayer source, else a
+    linear DNG; "linear-dng": a linear DNG; no look applied to either)."""
 
     fmt: str = "jpeg"
     quality: int = 92
@@ -83,12 +84,17 @@ class Picture:
     seconds: float = 0.0
 
 
-def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np.ndarray:
+def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions,
+                   noise: DngNoise | None = None) -> np.ndarray | BayerFrame:
     """Camera RGB (an array, or rows on demand: see :func:`rawisp.stages.render.render`) -> upright sRGB
     pixels in the output format's bit depth (uint8 or uint16), scaled down to ``options.long_edge``
-    when longer (:mod:`rawisp.stages.resize`). For ``fmt`` "dng" no look is rendered: the full frame a
-    linear DNG stores (:func:`rawisp.stages.dng_frame.camera_frame`, not turned)."""
-    if options.fmt == "dng":
+    when longer (:mod:`rawisp.stages.resize`). For the DNG formats no look is rendered: the frame
+    the DNG stores, not turned: a Bayer DNG's mosaic (:func:`rawisp.stages.dng_frame.bayer_frame`,
+    with ``noise``: the frame's and what the engine was told) or a linear DNG's camera RGB
+    (:func:`rawisp.stages.dng_frame.camera_frame`)."""
+    if wants_bayer(raw, options.fmt):
+        return bayer_frame(raw, rgb, noise or DngNoise())
+    if options.fmt in DNG_FORMATS:
         return camera_frame(rgb, raw.wb)
     bits = BITS[options.fmt]
     smaller = options.long_edge is not None and max(rgb.shape[:2]) > options.long_edge
@@ -100,10 +106,13 @@ def render_picture(raw: RawImage, rgb: np.ndarray, options: RenderOptions) -> np
     return apply_orientation(pixels, raw.orientation)
 
 
-def save_picture(raw: RawImage, pixels: np.ndarray, output: Path, options: RenderOptions) -> Path:
+def save_picture(raw: RawImage, pixels: np.ndarray | BayerFrame, output: Path, options: RenderOptions) -> Path:
     """Write upright pixels with the source's EXIF and XMP (Orientation 1, Software rawisp), or a
-    DNG frame as a linear DNG (:func:`rawisp.io.dng.write_dng`)."""
-    if options.fmt == "dng":
+    DNG frame as a Bayer or linear DNG (:func:`rawisp.io.dng.write_dng`)."""
+    if isinstance(pixels, BayerFrame):
+        return write_dng(output, raw, pixels.mosaic, thumbnail(raw, pixels), noise_profile=pixels.noise_profile,
+                         overwrite=options.overwrite, threads=options.threads)
+    if options.fmt in DNG_FORMATS:
         return write_dng(output, raw, pixels, thumbnail(raw, pixels), overwrite=options.overwrite)
     return write_image(output, pixels, options.fmt, quality=options.quality, metadata=raw.metadata,
                        overwrite=options.overwrite)
@@ -128,6 +137,7 @@ def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[Rend
     compute rows on demand (``engine.rows``: classical strips, learned rows of tiles) is read by the
     renderer, never holding the float frame; its time is then counted under render. Stages are
     timed on ``watch``: normalise, reconstruct (``reconstruct NAME`` with several engines), render.
+    A Bayer DNG look is told each engine's noise (:func:`rawisp.stages.dng_frame.engine_noise`).
     """
     watch = watch or Stopwatch()
     packed = normalise(raw, looks[0].threads) if raw.mosaic is not None else None
@@ -141,7 +151,9 @@ def raw_to_pixels(raw: RawImage, engines: Sequence[Engine], looks: Sequence[Rend
         else:
             rgb = reconstruct(packed, engine)
             seconds = watch.lap("reconstruct" if len(engines) == 1 else f"reconstruct {engine.name}")
-        picture = Picture(engine, [render_picture(raw, rgb, look) for look in looks], seconds)
+        bayer = packed is not None and any(look.fmt == BAYER for look in looks)
+        noise = engine_noise(engine, packed) if bayer else None
+        picture = Picture(engine, [render_picture(raw, rgb, look, noise) for look in looks], seconds)
         del rgb
         watch.lap("render")
         yield picture

@@ -12,11 +12,18 @@ from pathlib import Path
 
 from rawisp.compare.picture import CompareOptions, Side, build_picture
 from rawisp.io.decode import decode
+from rawisp.io.dng import BAYER
 from rawisp.io.write import taken_name
 from rawisp.pipeline.compose import BITS, RenderOptions, Stopwatch, raw_to_pixels, save_picture
 from rawisp.stages.reconstruct import Engine
 
 NOT_BAYER = "not a Bayer sensor: LibRaw's demosaic used instead of the {}"
+NOT_BAYER_DNG = "not a Bayer sensor: a linear DNG of LibRaw's demosaic written instead of a Bayer DNG"
+
+
+def not_bayer(engines: str, fmt: str) -> str:
+    """The one line said of a non-Bayer source (developed by LibRaw's demosaic, not the engines)."""
+    return NOT_BAYER_DNG if fmt == BAYER else NOT_BAYER.format(engines)
 
 
 @dataclass
@@ -45,7 +52,7 @@ def develop_file(source: Path, output: Path, engine: Engine, options: RenderOpti
     watch.lap("write")
     warnings = list(raw.warnings)
     if raw.rgb is not None:
-        warnings.append(NOT_BAYER.format(f"{engine.name} engine"))
+        warnings.append(not_bayer(f"{engine.name} engine", options.fmt))
     return Developed(output=path, seconds=watch.seconds, warnings=warnings)
 
 
@@ -89,5 +96,5 @@ def develop_engines(source: Path, outputs: dict[str, Path], engines: list[Engine
         watch.lap("compare")
         warnings += more
     if raw.rgb is not None:
-        warnings.append(NOT_BAYER.format("engines"))
+        warnings.append(not_bayer("engines", options.fmt))
     return Developed(output=written[0], seconds=watch.seconds, warnings=warnings)
