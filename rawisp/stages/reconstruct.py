@@ -26,11 +26,13 @@ class Engine(Protocol):
 
 @dataclass
 class EngineOptions:
-    """How to build an engine: model file, onnxruntime device and threads (0: all CPUs), tile side
+    """How to build an engine: model file, device (auto, cpu, cuda) and threads (0: all CPUs), tile side
     in packed pixels, denoise override (off, auto or a strength), darktable's noise-profile file
-    (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed), and the bits per sample of
+    (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed), the bits per sample of
     the output the result is written to (8: the learned engine may cut tiles with a smaller
-    margin whose seams stay below one 8-bit step, :func:`rawisp.engines.learned.tile_margin`)."""
+    margin whose seams stay below one 8-bit step, :func:`rawisp.engines.learned.tile_margin`), and
+    the learned engine's runtime (auto, onnxruntime, openvino) and precision (auto, f32, bf16):
+    :mod:`rawisp.engines.runtime`."""
 
     model: str | None = None
     device: str = "auto"
@@ -39,6 +41,8 @@ class EngineOptions:
     denoise: str = "auto"
     noise_profiles: str | None = None
     output_bits: int = 16
+    runtime: str = "auto"  # auto: OpenVINO on the CPU where installed, else onnxruntime
+    precision: str = "auto"  # auto: f32 (bf16 moves saturated colours visibly: docs/speed.md)
 
 
 def reconstruct(packed: Packed, engine: Engine) -> np.ndarray:
