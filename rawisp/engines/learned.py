@@ -26,7 +26,7 @@ from rawisp.engines.camera_noise import load_database, profiles_path
 from rawisp.engines.contract import CARD_FORMAT, CHANNELS, SCALE, model_input
 from rawisp.engines.noise_choice import NoiseChoice, choose_noise
 from rawisp.engines.noise_net import NoiseNet
-from rawisp.engines.runtime import DeviceError, describe_session, open_session
+from rawisp.engines.runtime import DeviceError, bf16_output_bits, describe_session, open_session
 from rawisp.stages.normalise import Packed
 from rawisp.stages.reconstruct import EngineOptions
 
@@ -221,7 +221,8 @@ class Learned:
         path = Path(options.model) if options.model else default_model_path()
         card = load_card(path)
         try:
-            session = open_session(path, options.device, options.threads, options.runtime, options.precision)
+            session = open_session(path, options.device, options.threads, options.runtime, options.precision,
+                                   options.output_bits, bf16_output_bits(card))
         except DeviceError as exc:  # not the model's fault: the device or runtime asked for is missing
             raise ModelError(str(exc)) from None
         except Exception as exc:  # the runtimes raise their own exception types for bad files

@@ -8,11 +8,14 @@ for CUDA and everywhere else; and in which floating-point precision.
 - **onnxruntime** runs CUDA (``--device cuda``, or ``auto`` with onnxruntime-gpu and a GPU) and the
   CPU where OpenVINO is not installed (or with ``runtime="onnxruntime"``).
 
-Precision: f32 by default everywhere. OpenVINO can run the graph in bf16 on a CPU with bf16 units
-(AVX512_BF16 or AMX; about twice as fast again), but bf16 is not invisible on this network:
-rounding anywhere in the packed-resolution half of the U-Net or its 1/4-resolution level moves
-saturated colours of an 8-bit output by more than 4 codes (measured in ``docs/speed.md``), so it
-is only used when asked for (``precision="bf16"``), and never on a CPU without bf16 units.
+Precision: OpenVINO can run the graph in bf16 on a CPU with bf16 units (AVX512_BF16 or AMX; about
+twice as fast again), never on one without. By default (``auto``) it does so only for a model
+whose card says bf16 passed every check for that output depth (:func:`choose_precision`,
+``tools/precision_check.py``). The shipped model's card does not: in saturated, out-of-gamut
+colours its coarse levels carry activations up to ~180, where bf16's step is 1, and the 24 MP
+bench frame's 8-bit output then moves by up to 100 codes (``docs/speed.md``); no choice of parts
+kept in f32 that leaves a useful share of the work in bf16 passes, so it runs in f32. bf16 can
+still be asked for (``precision="bf16"``, ``rawisp bench --precision bf16``).
 
 No network access, ever: ``import openvino`` imports OpenVINO's model converter, whose import
 sends a usage event through the ``openvino-telemetry`` package unless the user has opted out;
@@ -22,6 +25,7 @@ rawisp reads ONNX through the runtime's own frontend and never needs the convert
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -36,6 +40,7 @@ import numpy as np
 from rawisp.threads import thread_count
 
 RUNTIMES = ("auto", "onnxruntime", "openvino")
+RUNTIME_ENV, PRECISION_ENV = "RAWISP_RUNTIME", "RAWISP_PRECISION"  # what ``auto`` means, where set
 PRECISIONS = ("auto", "f32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -98,6 +103,17 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def from_environment(runtime: str, precision: str) -> tuple[str, str]:
+    """``auto`` runtime and precision as ``$RAWISP_RUNTIME`` and ``$RAWISP_PRECISION`` say, where
+    set (``RAWISP_RUNTIME=onnxruntime`` keeps an installed OpenVINO unused; ``RAWISP_PRECISION=bf16``
+    asks for bf16 from every command); other settings are kept."""
+    if runtime == "auto":
+        runtime = os.environ.get(RUNTIME_ENV, "").strip().lower() or "auto"
+    if precision == "auto":
+        precision = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
+    return runtime, precision
+
+
 def choose_runtime(runtime: str, device: str) -> str:
     """``onnxruntime`` or ``openvino`` for the ``runtime`` asked for (``auto``: OpenVINO for the CPU
     where installed) on ``device`` (auto, cpu, cuda). CUDA is onnxruntime's; DeviceError when the
@@ -118,25 +134,39 @@ def choose_runtime(runtime: str, device: str) -> str:
     return runtime
 
 
-def choose_precision(precision: str, runtime: str) -> str:
-    """The precision the network runs in: ``f32`` unless bf16 is asked for (``precision``) and
-    can run here (OpenVINO on a CPU with bf16 units). ``auto`` is f32: bf16 changes saturated
-    colours visibly on this network (see the module's docstring)."""
+def choose_precision(precision: str, runtime: str, output_bits: int = 16, bf16_bits: int = 0) -> str:
+    """The precision the network runs in: ``bf16`` only on OpenVINO on a CPU with bf16 units, and
+    only when asked for (``precision`` bf16) or, with ``auto``, when the model's card says bf16 is
+    invisible in outputs of up to ``bf16_bits`` bits (``precision.bf16.output_bits``, written by
+    ``tools/precision_check.py`` after every check passed) and the output has no more
+    (``output_bits``); f32 otherwise. The shipped model's card says nothing: bf16 moves its
+    saturated colours visibly, so ``auto`` is f32 for it."""
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    if precision == "bf16" and runtime == "openvino" and cpu_has_bf16():
-        return "bf16"
-    return "f32"
+    wanted = precision == "bf16" or (precision == "auto" and 0 < output_bits <= bf16_bits)
+    return "bf16" if wanted and runtime == "openvino" and cpu_has_bf16() else "f32"
 
 
-def open_session(path: Path, device: str, threads: int, runtime: str = "auto", precision: str = "auto"):
-    """A session for the model at ``path`` on the chosen runtime (see :func:`choose_runtime`):
-    onnxruntime's ``InferenceSession`` or an :class:`OpenVinoSession`, both with ``run(None,
-    {name: x})``, ``get_inputs()``, ``get_outputs()`` and ``get_providers()``. DeviceError when
-    the device or runtime is not available; the runtime's own exception for a bad model file."""
+def bf16_output_bits(card: dict) -> int:
+    """The most output bits a model's card says bf16 is invisible in (0: none, or no such record)."""
+    record = card.get("precision", {}).get("bf16", {}) if isinstance(card.get("precision"), dict) else {}
+    bits = record.get("output_bits", 0) if isinstance(record, dict) else 0
+    return bits if isinstance(bits, int) and not isinstance(bits, bool) else 0
+
+
+def open_session(path: Path, device: str, threads: int, runtime: str = "auto", precision: str = "auto",
+                 output_bits: int = 16, bf16_bits: int = 0):
+    """A session for the model at ``path`` on the chosen runtime (:func:`choose_runtime`) and
+    precision (:func:`choose_precision`): onnxruntime's ``InferenceSession`` or an
+    :class:`OpenVinoSession`, both with ``run(None, {name: x})``, ``get_inputs()``,
+    ``get_outputs()`` and ``get_providers()``; ``auto`` settings as :func:`from_environment` says.
+    DeviceError when the device or runtime is not available; the runtime's own exception for a
+    bad model file."""
+    runtime, precision = from_environment(runtime, precision)
     chosen = choose_runtime(runtime, device)
     if chosen == "openvino":
-        return OpenVinoSession(path, threads, choose_precision(precision, chosen))
+        return OpenVinoSession(path, threads, choose_precision(precision, chosen, output_bits, bf16_bits))
+    choose_precision(precision, chosen)  # an unknown precision is an error on every runtime
     import onnxruntime as ort
 
     providers = _ort_providers(device)  # before the file: a missing provider is not the model's fault
@@ -166,7 +196,8 @@ def describe_session(session) -> tuple[str, str]:
 
 def runtime_summary(device: str = "auto", runtime: str = "auto", precision: str = "auto") -> str:
     """What the learned engine would run on here, in words (``rawisp info``), without loading a
-    model: ``OpenVINO 2026.4.1 CPU, f32 (bf16 units: yes)``."""
+    model (the shipped model's choice): ``OpenVINO 2026.4.1 CPU, f32 (bf16 units: yes)``."""
+    runtime, precision = from_environment(runtime, precision)
     try:
         chosen = choose_runtime(runtime, device)
     except DeviceError as exc:
@@ -205,12 +236,10 @@ class OpenVinoSession:
     last :data:`_COMPILED_SHAPES` compiled shapes are kept. Calls from several threads take turns
     (each call already uses every thread it was given)."""
 
-    def __init__(self, path: Path, threads: int, precision: str = "f32", keep_f32: str | None = None) -> None:
+    def __init__(self, path: Path | None, threads: int, precision: str = "f32", model=None) -> None:
         ov = import_openvino()
         self.core = ov.Core()
-        self.model = self.core.read_model(str(path))
-        if keep_f32 and precision != "f32":
-            self.model = _pinned_f32(ov, self.core, self.model, keep_f32)
+        self.model = model if model is not None else self.core.read_model(str(path))  # model: an ov.Model given
         self.precision = precision
         self.config = {
             "INFERENCE_PRECISION_HINT": precision,  # OpenVINO's default on a bf16 CPU is bf16: always say
@@ -255,32 +284,6 @@ class OpenVinoSession:
         request = self.core.compile_model(model, "CPU", self.config).create_infer_request()
         self._requests[shape] = request
         return request
-
-
-def _pinned_f32(ov: ModuleType, core, model, pattern: str):
-    """``model`` with the operations whose names match ``pattern`` kept in f32 whatever the
-    inference precision: marked ``precise`` (DisableFP16Compression, which the CPU plugin also
-    honours for bf16). Python cannot make that attribute, so the model goes through OpenVINO's IR,
-    where the attribute is written as XML."""
-    import re
-    import tempfile
-    import xml.etree.ElementTree as ET
-
-    with tempfile.TemporaryDirectory(prefix="rawisp-ov-") as tmp:
-        xml, weights = Path(tmp) / "model.xml", Path(tmp) / "model.bin"
-        ov.serialize(model, str(xml), str(weights))
-        tree = ET.parse(xml)
-        for layer in tree.getroot().iter("layer"):
-            if layer.get("type") in ("Const", "Parameter", "Result") or not re.search(pattern, layer.get("name", "")):
-                continue
-            info = layer.find("rt_info")
-            if info is None:
-                info = ET.SubElement(layer, "rt_info")
-            ET.SubElement(info, "attribute", {"name": "precise", "version": "0"})
-        tree.write(xml)
-        pinned = core.read_model(str(xml), str(weights))
-        pinned.get_ordered_ops()  # weights read before the folder goes
-    return pinned
 
 
 def _port(port) -> Port:
