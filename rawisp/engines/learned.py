@@ -28,7 +28,7 @@ from rawisp.engines.noise_choice import NoiseChoice, choose_noise
 from rawisp.engines.noise_net import NoiseNet
 from rawisp.engines.runtime import DeviceError, bf16_output_bits, describe_session, open_session
 from rawisp.stages.normalise import Packed
-from rawisp.stages.reconstruct import EngineOptions
+from rawisp.stages.reconstruct import EngineOptions, report_progress
 
 DEFAULT_MODEL = "lwisp.onnx"
 MAX_DENOISE = 10.0  # largest --denoise multiplier: 10x the noise std is far beyond any use
@@ -289,7 +289,7 @@ class Learned:
         rows = SCALE * min(p.core_h, p.h - y0)
         out = np.empty((rows, SCALE * p.w, 3), np.float32)
         r = _reflected(y0 - m, p.th, p.h)
-        for x0 in range(0, p.w, p.core_w):
+        for ix, x0 in enumerate(range(0, p.w, p.core_w)):
             x = model_input(_window(p.planes, r, _reflected(x0 - m, p.tw, p.w)), p.gains, p.shot, p.read)
             start = time.perf_counter()
             pred = self.run(x)[0]
@@ -297,6 +297,7 @@ class Learned:
             cols = SCALE * min(p.core_w, p.w - x0)
             core = pred[:, SCALE * m:SCALE * m + rows, SCALE * m:SCALE * m + cols]
             out[:, SCALE * x0:SCALE * x0 + cols] = core.transpose(1, 2, 0)
+            report_progress(iy * p.nx + ix + 1, p.ny * p.nx)  # the batch's progress bar moves per tile
         # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
         if not np.isfinite(out.sum(dtype=np.float64)):
             raise ValueError(f"the {self.name} engine produced NaN or infinite values")

@@ -7,6 +7,7 @@ are :class:`rawisp.engines.classical.Classical` and :class:`rawisp.engines.learn
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,3 +54,21 @@ def reconstruct(packed: Packed, engine: Engine) -> np.ndarray:
     if not np.isfinite(rgb.sum(dtype=np.float64)):
         raise ValueError(f"the {engine.name} engine produced NaN or infinite values")
     return rgb
+
+
+# How far an engine that works in parts (the learned engine: tiles) is through a frame, for the
+# batch's progress bar: the batch worker sets the hook (rawisp.batch.runner), the engine reports.
+_progress_hook: Callable[[int, int], None] | None = None
+
+
+def set_progress_hook(hook: Callable[[int, int], None] | None) -> None:
+    """Call ``hook(done, total)`` as engines in this process finish parts of a frame (None: stop)."""
+    global _progress_hook
+    _progress_hook = hook
+
+
+def report_progress(done: int, total: int) -> None:
+    """An engine has finished ``done`` of the ``total`` parts of the frame it is reconstructing."""
+    hook = _progress_hook
+    if hook is not None:
+        hook(done, total)
