@@ -96,6 +96,8 @@ def plan_variants(config: BenchConfig) -> list[Variant]:
             precisions = list(dict.fromkeys(config.precisions)) or ["auto"]
             for model, tile, runtime, precision in itertools.product(
                     models, list(dict.fromkeys(config.tiles)) or [None], runtimes, precisions):
+                if runtime == "onnxruntime" and precision == "bf16":
+                    continue  # onnxruntime runs f32 only: the row would repeat its f32 one
                 name = " ".join(["learned"] + ([Path(model).stem] if len(models) > 1 else [])
                                 + ([f"tile={tile}"] if tile else []) + ([runtime] if len(runtimes) > 1 else [])
                                 + ([precision] if len(precisions) > 1 else []))
