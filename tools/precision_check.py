@@ -6,15 +6,16 @@ whether bf16 may run by default (``precision.bf16.output_bits``).
     python tools/precision_check.py --keep-f32 '^/(head|enc1|dec1|up1)/' FILE.dng   # parts kept in f32
     python tools/precision_check.py --model runs/new.onnx --write    # record the verdict in its card
 
-Develops every file (default: the bench's synthetic 24 MP frame and the Bayer files of
-``../shared/data/raw/real`` and ``derived``) with onnxruntime in f32 and with OpenVINO in the
-precision asked for, through rawisp's own path, and prints how far each output is from the
+Develops every file (default: the bench's synthetic 24 MP frame, the Bayer files of
+``../shared/data/raw/real`` and ``derived``, and Kodak24 as ``rawisp eval`` makes it into DNGs at
+its three noise levels) with onnxruntime in f32 and with OpenVINO in the precision asked for,
+through rawisp's own path with default settings, and prints how far each output is from the
 reference (:mod:`rawisp.measure.precision`: 8-bit outputs >= 99.9% of values within 1 code and none
-more than 4; 16-bit outputs and DNGs at most 1 code). Kodak24 is checked with ``rawisp eval`` under
-``RAWISP_PRECISION=bf16`` against ``RAWISP_RUNTIME=onnxruntime`` (within 0.02 dB at every level).
-With ``--write`` (bf16, nothing kept in f32) the card records the deepest output format whose
-every check passed, which makes bf16 the default there on CPUs with bf16 units; or removes the
-record when none passed.
+more than 4; 16-bit outputs and DNGs at most 1 code). Kodak24's scores are checked with ``rawisp
+eval`` under ``RAWISP_PRECISION=bf16`` against ``RAWISP_RUNTIME=onnxruntime`` (within 0.02 dB at
+every level). With ``--write`` (bf16, nothing kept in f32, the default files) the card records the
+deepest output format whose every check passed, which makes bf16 the default there on CPUs with
+bf16 units; or removes the record when none passed.
 """
 
 from __future__ import annotations
@@ -22,21 +23,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from rawisp.engines.learned import default_model_path
 from rawisp.measure.bench_scene import bench_frame
 from rawisp.measure.precision import check_files
+from rawisp.measure.protocol import find_images, load_image, parse_noise, synthesise
 from rawisp.pipeline.compose import BITS
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def default_files() -> list[Path]:
-    """The bench frame and the real camera files beside the project."""
+def default_files(scratch: Path) -> list[Path]:
+    """The bench frame, the real camera files beside the project and Kodak24's DNGs (written into
+    ``scratch``) at the evaluation's noise levels, those that are there."""
     files = [bench_frame()]
     for folder in ("real", "derived"):
-        files += sorted(p for p in (DATA / folder).glob("*") if p.suffix.lower() != ".jpg" and p.is_file())
+        files += sorted(p for p in (DATA / "raw" / folder).glob("*") if p.suffix.lower() != ".jpg" and p.is_file())
+    kodak = DATA / "test" / "kodak24"
+    for index, image in enumerate(find_images(kodak) if kodak.is_dir() else []):
+        pixels = load_image(image)
+        for noise in parse_noise("clean,mid,high"):
+            files.append(scratch / f"{image.stem}_{noise.label}.dng")
+            synthesise(pixels, files[-1], index, noise)
     return files
 
 
@@ -50,16 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--write", action="store_true", help="record the bf16 verdict in the model's card")
     args = ap.parse_args(argv)
-    if args.write and (args.precision != "bf16" or args.keep_f32):
-        ap.error("--write records whole-graph bf16 only (--precision bf16, no --keep-f32)")
+    if args.write and (args.precision != "bf16" or args.keep_f32 or args.files):
+        ap.error("--write records whole-graph bf16 on the default files only (--precision bf16, no --keep-f32, "
+                 "no FILES)")
     fmts = args.fmt or ["png"]
     candidate = {"precision": args.precision, "keep_f32": args.keep_f32}
     failed_bits = set()
-    for _, diff in check_files(args.files or default_files(), fmts, {"candidate": candidate}, model=args.model,
-                               threads=args.threads):
-        print(diff.line(), flush=True)
-        if not diff.passes():
-            failed_bits.add(BITS[diff.fmt])
+    with tempfile.TemporaryDirectory(prefix="rawisp-precision-") as scratch:
+        files = args.files or default_files(Path(scratch))
+        for _, diff in check_files(files, fmts, {"candidate": candidate}, model=args.model, threads=args.threads):
+            print(diff.line(), flush=True)
+            if not diff.passes():
+                failed_bits.add(BITS[diff.fmt])
     passed = sorted({BITS[f] for f in fmts} - failed_bits)
     print(f"passed: {', '.join(f'{b}-bit' for b in passed) or 'nothing'}")
     if args.write:
