@@ -277,3 +277,35 @@ def test_a_worker_s_tiles_reach_the_parent_s_bar(tmp_path, monkeypatch):
     assert outcome.status == Status.DONE and (tmp_path / "frame.png").is_file()
     assert heard == [0.25, 0.5, 0.75, 1.0]
     assert runner.Progress(0.5).fraction == 0.5
+
+
+# --- the accuracy check behind the precision choice -------------------------------------------
+
+def test_the_precision_check_s_limits():
+    from rawisp.measure.precision import difference
+
+    ref = np.full(1000, 100, np.uint8)
+    off = ref.copy()
+    off[0] = 102  # 1 value of 1000 over 1 code: 99.9% within 1
+    assert difference("a", "png", ref, off).passes()
+    off[1] = 98
+    assert not difference("a", "png", ref, off).passes()  # 99.8%
+    off = ref.copy()
+    off[0] = 105  # more than 4 codes anywhere
+    d = difference("a", "png", ref, off)
+    assert (d.over_four, d.max_codes, d.passes()) == (1, 5, False) and "FAILS" in d.line()
+    ref16 = np.full(1000, 30000, np.uint16)
+    assert difference("a", "png16", ref16, ref16 + 1).passes()
+    assert not difference("a", "dng", ref16, ref16 + 2).passes()
+
+
+@needs_openvino
+def test_parts_of_the_graph_can_be_kept_in_f32():
+    from rawisp.measure.precision import keep_in_f32
+
+    ov = runtime.import_openvino()
+    model = keep_in_f32(ov.Core().read_model(str(default_model_path())), r"^/bottom/")
+    # the IR's "precise" reads back as DisablePrecisionConversion in newer OpenVINO
+    marked = {op.get_friendly_name() for op in model.get_ordered_ops()
+              if any(k.startswith(("precise", "DisablePrecisionConversion")) for k in op.get_rt_info().keys())}
+    assert marked and all(name.startswith("/bottom/") for name in marked)
