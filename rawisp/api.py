@@ -168,7 +168,8 @@ def info(path: StrPath, denoise: str = "auto", noise_profiles: StrPath | None = 
     sRGB), orientation (EXIF 1..8), noise_profile ((shot, read std) in normalised units, or None),
     make, model, lens, date, exposure_s, f_number, iso, focal_mm, serial, gps (bool), rating,
     label, title, keywords, warnings; and the noise the learned engine would use with ``denoise``
-    and darktable's ``noise_profiles`` (see :func:`describe_noise`). Raises DecodeError.
+    and darktable's ``noise_profiles``, and what it would run on (see :func:`describe_noise`).
+    Raises DecodeError.
     """
     from rawisp.engines.camera_noise import profiles_path
     from rawisp.engines.learned import denoise_strength
@@ -205,8 +206,11 @@ def describe_noise(raw: RawImage, estimator, profiles: Path | None, strength: fl
     ("file", "camera profile", "EXIF prior" or "estimate", with details), noise (after the
     --denoise ``strength``), noise_reference (the camera profile or EXIF prior), noise_estimate
     (the blind estimate); each {shot, read std, sigma_mid_grey} in normalised raw units before
-    white balance (mid-grey = 0.18 of white), or None."""
+    white balance (mid-grey = 0.18 of white), or None; and learned_runtime, the runtime and
+    precision it would run in here (``OpenVINO 2026.4.1 CPU, f32 (bf16 units: yes)``, see
+    :mod:`rawisp.engines.runtime`)."""
     from rawisp.engines.noise_choice import MID_GREY, choose_noise, variance
+    from rawisp.engines.runtime import runtime_summary
     from rawisp.stages.normalise import normalise
 
     if raw.mosaic is None:
@@ -220,7 +224,8 @@ def describe_noise(raw: RawImage, estimator, profiles: Path | None, strength: fl
 
     scaled = "" if strength == 1 else f"; --denoise x{strength:g}"
     return {"noise_source": f"{choice.source}: {choice.detail}{scaled}", "noise": values(noise),
-            "noise_reference": values(choice.reference), "noise_estimate": values(choice.estimate)}
+            "noise_reference": values(choice.reference), "noise_estimate": values(choice.estimate),
+            "learned_runtime": runtime_summary()}
 
 
 def describe_shot(meta: Metadata) -> dict[str, Any]:

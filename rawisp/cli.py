@@ -497,6 +497,12 @@ def _parse_size(ctx, param, value):
 @_device_option()
 @click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="ONNX model for the learned engine (repeatable: one row per model, e.g. fp32 and int8).")
+@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(["auto", "onnxruntime", "openvino"]),
+              help="Learned engine runtime (repeatable: one row each) [default: auto, OpenVINO on the CPU where "
+                   "installed, else onnxruntime].")
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(["auto", "f32", "bf16"]),
+              help="Learned engine precision (repeatable: one row each) [default: auto, as rawisp develop; "
+                   "bf16 needs OpenVINO and a CPU with bf16 units].")
 @click.option("--compare-peers", is_flag=True,
               help="Also time rawpy postprocess (LibRaw AHD) + JPEG write, darktable-cli and rawtherapee-cli.")
 @click.option("--size", callback=_parse_size, metavar="WxH",
@@ -507,8 +513,8 @@ def _parse_size(ctx, param, value):
               help="Seconds allowed per run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, models, compare_peers, size, cache_dir,
-          timeout, json_path, quiet) -> None:
+def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, models, runtimes, precisions,
+          compare_peers, size, cache_dir, timeout, json_path, quiet) -> None:
     """Measure speed and peak memory of developing FILE (default: a synthetic 24 MP frame, cached).
 
     Prints per-stage seconds, total, MP/s and peak resident memory per engine, each run in a fresh process.
@@ -521,6 +527,7 @@ def bench(file, engines, repeat, warmup, fmt, quality, tiles, threads, device, m
     config = BenchConfig(source=file, size=size or DEFAULT_SIZE, cache_dir=cache_dir,
                          engines=tuple(engines) or ("classical", "learned"), tiles=tuple(tiles), fmt=fmt,
                          quality=quality, repeat=repeat, warmup=warmup, threads=threads, device=device, models=models,
+                         runtimes=runtimes, precisions=precisions,
                          compare_peers=compare_peers, timeout=timeout)
     progress = None if quiet else (lambda message: click.echo(f"rawisp bench: {message}", err=True))
     try:

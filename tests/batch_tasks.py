@@ -95,3 +95,17 @@ class Slow:
             write_image(job.output, np.full((8, 8, 3), 200, np.uint8), "png")
             part.unlink()
         return Outcome(job, Status.DONE, str(os.getpid()))
+
+
+@dataclass
+class InParts:
+    """Report four parts of a frame done, as an engine does per tile, then write a small picture."""
+
+    def __call__(self, job: Job) -> Outcome:
+        from rawisp.stages.reconstruct import report_progress
+
+        for done in range(1, 5):
+            report_progress(done, 4)
+            time.sleep(0.05)
+        write_image(job.output, np.full((8, 8, 3), 128, np.uint8), "png")
+        return Outcome(job, Status.DONE)

@@ -129,6 +129,28 @@ def test_learned_rows_per_model_with_network_figures(cache, tmp_path):
     assert "margins" in format_report(report) and "MP/s" in format_report(report)
 
 
+def test_learned_rows_per_runtime_and_precision_say_what_ran(cache):
+    """--runtime and --precision give a learned row each (bf16 not asked of onnxruntime, which runs
+    f32 only); each row says which runtime and precision ran the network."""
+    from rawisp.engines.runtime import cpu_has_bf16, openvino_version
+
+    config = BenchConfig(size=SIZE, cache_dir=cache, engines=("learned",), runtimes=("onnxruntime", "openvino"),
+                         precisions=("f32", "bf16"), repeat=1, threads=1)
+    names = [v.name for v in bench.plan_variants(config)]
+    assert names == ["learned onnxruntime f32", "learned openvino f32", "learned openvino bf16"]
+    if openvino_version() is None:
+        pytest.skip("openvino is not installed")
+    report = run_bench(config)
+    rows = {r["name"]: r for r in report["results"]}
+    assert all(r["status"] == "ok" for r in rows.values()), [r["error"] for r in rows.values()]
+    assert rows["learned onnxruntime f32"]["runtime"].startswith("onnxruntime ")
+    assert rows["learned openvino f32"]["runtime"] == f"OpenVINO {openvino_version()} CPU"
+    assert rows["learned openvino f32"]["precision"] == "f32"
+    assert rows["learned openvino bf16"]["precision"] == ("bf16" if cpu_has_bf16() else "f32")
+    assert report["machine"]["openvino"] == openvino_version()
+    assert f"OpenVINO {openvino_version()} CPU f32" in format_report(report)
+
+
 def test_bench_frame_is_cached_realistic_14_bit(cache):
     path = bench_frame(cache, SIZE)
     stamp = path.stat().st_mtime_ns

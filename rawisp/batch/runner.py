@@ -31,6 +31,7 @@ from tqdm import tqdm
 from rawisp.io.decode import DecodeError
 from rawisp.io.write import (ForeignFileError, case_folded_names, claim_output, discard_own_parts, fold_case,
                              remove_stale_parts)
+from rawisp.stages.reconstruct import set_progress_hook
 
 # suffixes picked up when a folder is given (files named explicitly are always tried)
 RAW_SUFFIXES = {
@@ -75,6 +76,13 @@ class Outcome:
     message: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    """A running job's share done (0 to 1), sent by its worker as the engine goes (per tile)."""
+
+    fraction: float
 
 
 def collect_inputs(inputs: Iterable[str], recursive: bool) -> list[tuple[Path, Path]]:
@@ -224,9 +232,23 @@ def _child(task: Callable[[Job], Outcome], job: Job, conn, memory_bytes: int) ->
     os.dup2(devnull, 2)
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    set_progress_hook(_progress_sender(conn))
     outcome = run_task(task, job, memory_bytes)
+    set_progress_hook(None)
     conn.send(outcome)
     conn.close()
+
+
+def _progress_sender(conn) -> Callable[[int, int], None]:
+    """The engine's progress hook in a worker: each finished part of the frame goes to the parent."""
+    lock = threading.Lock()  # parts may finish on rendering threads
+
+    def send(done: int, total: int) -> None:
+        if total > 0:
+            with lock:
+                conn.send(Progress(min(done / total, 1.0)))
+
+    return send
 
 
 def run_task(task: Callable[[Job], Outcome], job: Job, memory_bytes: int = 0) -> Outcome:
@@ -309,17 +331,39 @@ def _crash_reason(exitcode: int | None) -> str:
     return f"worker exited unexpectedly (code {exitcode})"
 
 
+class _FileBar(tqdm):
+    """A progress bar of files that also moves by parts of a file: the count shows whole files."""
+
+    @property
+    def format_dict(self) -> dict:
+        values = super().format_dict
+        values["files"] = int(values["n"] + 1e-6)
+        return values
+
+
 class Finished:
-    """Called with each finished job's Outcome: keeps it, advances the progress bar, calls ``report``."""
+    """Called with each finished job's Outcome: keeps it, advances the progress bar, calls ``report``.
+    :meth:`advance` moves the bar by a running job's progress (a big file's tiles)."""
 
     def __init__(self, total: int, progress: bool, report: Callable[[Outcome], None]) -> None:
         self.outcomes: list[Outcome] = []
-        self.bar = tqdm(total=total, unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        self.bar = _FileBar(total=total, unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {files}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
         self.report = report
+        self.shares: dict[Path, float] = {}  # the part of each running job the bar shows already
+
+    def advance(self, job: Job, fraction: float) -> None:
+        """``job`` is ``fraction`` done: the bar moves by what is new (never back, and never a whole
+        file before its Outcome)."""
+        shown = self.shares.get(job.output, 0.0)
+        fraction = min(fraction, 0.99)
+        if fraction > shown:
+            self.bar.update(fraction - shown)
+            self.shares[job.output] = fraction
 
     def __call__(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
-        self.bar.update(1)
+        self.bar.update(1 - self.shares.pop(outcome.job.output, 0.0))
         self.report(outcome)
 
 
@@ -372,15 +416,17 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
                 continue
             wait([r.process.sentinel for r in running] + [r.conn for r in running], timeout=0.5)
             for r in list(running):
-                outcome = _poll(r, timeout)
+                outcome = _poll(r, timeout, finish.advance)
                 if outcome is not None:
                     running.remove(r)
                     finish(outcome)
     except KeyboardInterrupt:
         for r in running:
-            if r.conn.poll():  # finished just now: report it before stopping the rest
-                with suppress(EOFError):
-                    finish(r.conn.recv())
+            with suppress(EOFError):
+                while r.conn.poll():  # finished just now: report it before stopping the rest
+                    message = r.conn.recv()
+                    if isinstance(message, Outcome):
+                        finish(message)
             r.process.kill()
             r.process.join()
             for output in r.job.outputs:
@@ -391,17 +437,23 @@ def run_batch(jobs: list[Job], task: Callable[[Job], Outcome], *, workers: int =
     return finish.outcomes
 
 
-def _poll(r: _Running, timeout: float) -> Outcome | None:
-    """The Outcome of a running child if it has ended (or overrun its time), else None."""
-    if r.conn.poll():
+def _poll(r: _Running, timeout: float,
+          advance: Callable[[Job, float], None] = lambda job, fraction: None) -> Outcome | None:
+    """The Outcome of a running child if it has ended (or overrun its time), else None; its
+    progress messages on the way go to ``advance``."""
+    crashed = False
+    while r.conn.poll():
         try:
-            outcome = r.conn.recv()
+            message = r.conn.recv()
         except EOFError:  # the child died without a word (a crash): its pipe closed
-            outcome = None
+            crashed = True
+            break
+        if isinstance(message, Progress):
+            advance(r.job, message.fraction)
+            continue
         r.process.join()
-        if outcome is not None:
-            return outcome
-    elif r.process.is_alive():
+        return message
+    if not crashed and r.process.is_alive():
         if time.monotonic() - r.started <= timeout:
             return None
         r.process.kill()

@@ -21,14 +21,14 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from rawisp.engines.camera_noise import load_database, profiles_path
 from rawisp.engines.contract import CARD_FORMAT, CHANNELS, SCALE, model_input
 from rawisp.engines.noise_choice import NoiseChoice, choose_noise
 from rawisp.engines.noise_net import NoiseNet
+from rawisp.engines.runtime import DeviceError, bf16_output_bits, describe_session, open_session
 from rawisp.stages.normalise import Packed
-from rawisp.stages.reconstruct import EngineOptions
+from rawisp.stages.reconstruct import EngineOptions, report_progress
 
 DEFAULT_MODEL = "lwisp.onnx"
 MAX_DENOISE = 10.0  # largest --denoise multiplier: 10x the noise std is far beyond any use
@@ -94,7 +94,7 @@ def _error_table_ok(table: object) -> bool:
     return True
 
 
-def _check_graph(session: ort.InferenceSession, card: dict, model_path: Path) -> None:
+def _check_graph(session, card: dict, model_path: Path) -> None:
     """Refuse a model whose inputs/outputs differ from what its card declares."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     want_in, want_out = card["input"], card["output"]
@@ -111,17 +111,6 @@ def _check_graph(session: ort.InferenceSession, card: dict, model_path: Path) ->
         problems.append(f"only {CHANNELS}-plane packed input and {SCALE}x output are supported")
     if problems:
         raise ModelError(f"{model_path}: model does not match its card: {'; '.join(problems)}")
-
-
-def _providers(device: str) -> list[str]:
-    available = ort.get_available_providers()
-    if device == "cuda" and "CUDAExecutionProvider" not in available:
-        raise ModelError("--device cuda: this onnxruntime has no CUDA provider (it has "
-                         f"{', '.join(p.removesuffix('ExecutionProvider') for p in available)}; for an NVIDIA GPU: "
-                         "pip uninstall onnxruntime && pip install onnxruntime-gpu, with NVIDIA's CUDA and cuDNN)")
-    if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 def denoise_strength(setting: str) -> float:
@@ -211,11 +200,12 @@ class Learned:
 
     name = "learned"
 
-    def __init__(self, session: ort.InferenceSession, card: dict, options: EngineOptions) -> None:
-        self.session = session
+    def __init__(self, session, card: dict, options: EngineOptions) -> None:
+        self.session = session  # onnxruntime's InferenceSession, or one like it (rawisp.engines.runtime)
         self.card = card
         self.version = f"{card['name']} ({card.get('training', {}).get('iterations', '?')} it)"
         self.provider = session.get_providers()[0]
+        self.runtime, self.precision = describe_session(session)  # "OpenVINO 2026.4.1 CPU", "f32"
         self.threads = options.threads
         self.strength = denoise_strength(options.denoise)
         self.tiling = plan_tiling(options.tile, tile_margin(card, options.output_bits), card["stride"])
@@ -230,18 +220,12 @@ class Learned:
         """Load and validate the model named by ``options.model`` (default: the bundled one)."""
         path = Path(options.model) if options.model else default_model_path()
         card = load_card(path)
-        so = ort.SessionOptions()
-        if options.threads:
-            so.intra_op_num_threads = options.threads
-            so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        # onnxruntime's memory pattern plans one block for all of a tile's intermediates and keeps
-        # it: without it a 768-px tile peaks 357 MB lower (+537 MB instead of +894) at the same speed
-        so.enable_mem_pattern = False
-        providers = _providers(options.device)  # outside the try: a missing provider is not the model's fault
         try:
-            session = ort.InferenceSession(str(path), so, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            session = open_session(path, options.device, options.threads, options.runtime, options.precision,
+                                   options.output_bits, bf16_output_bits(card))
+        except DeviceError as exc:  # not the model's fault: the device or runtime asked for is missing
+            raise ModelError(str(exc)) from None
+        except Exception as exc:  # the runtimes raise their own exception types for bad files
             raise ModelError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0]})") from None
         _check_graph(session, card, path)
         return cls(session, card, options)
@@ -305,7 +289,7 @@ class Learned:
         rows = SCALE * min(p.core_h, p.h - y0)
         out = np.empty((rows, SCALE * p.w, 3), np.float32)
         r = _reflected(y0 - m, p.th, p.h)
-        for x0 in range(0, p.w, p.core_w):
+        for ix, x0 in enumerate(range(0, p.w, p.core_w)):
             x = model_input(_window(p.planes, r, _reflected(x0 - m, p.tw, p.w)), p.gains, p.shot, p.read)
             start = time.perf_counter()
             pred = self.run(x)[0]
@@ -313,6 +297,7 @@ class Learned:
             cols = SCALE * min(p.core_w, p.w - x0)
             core = pred[:, SCALE * m:SCALE * m + rows, SCALE * m:SCALE * m + cols]
             out[:, SCALE * x0:SCALE * x0 + cols] = core.transpose(1, 2, 0)
+            report_progress(iy * p.nx + ix + 1, p.ny * p.nx)  # the batch's progress bar moves per tile
         # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
         if not np.isfinite(out.sum(dtype=np.float64)):
             raise ValueError(f"the {self.name} engine produced NaN or infinite values")

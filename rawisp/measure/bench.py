@@ -61,6 +61,8 @@ class BenchConfig:
     threads: int = 0  # engine threads; 0 = all CPUs, as ``rawisp develop`` with one job
     device: str = "auto"
     models: tuple[str, ...] = ()  # learned engine models (one row each); empty: the bundled one
+    runtimes: tuple[str, ...] = ()  # learned engine runtimes (one row each): auto, onnxruntime, openvino
+    precisions: tuple[str, ...] = ()  # learned engine precisions (one row each): auto, f32, bf16
     compare_peers: bool = False
     timeout: float = 600.0
 
@@ -74,6 +76,8 @@ class Variant:
     engine: str | None = None
     tile: int | None = None
     model: str | None = None
+    runtime: str = "auto"
+    precision: str = "auto"
     argv: list[str] | None = None  # for "cli": the command, with {src} and {out} placeholders
     status: RowStatus = RowStatus.OK
     error: str | None = None
@@ -82,15 +86,23 @@ class Variant:
 
 
 def plan_variants(config: BenchConfig) -> list[Variant]:
-    """The rows to measure, in order: engines (one per tile size for learned), then peers."""
+    """The rows to measure, in order: engines (learned: one per model, tile size, runtime and
+    precision), then peers."""
     variants = []
     for engine in dict.fromkeys(config.engines):
         if engine == "learned":
             models = list(dict.fromkeys(config.models)) or [None]
-            for model, tile in itertools.product(models, list(dict.fromkeys(config.tiles)) or [None]):
+            runtimes = list(dict.fromkeys(config.runtimes)) or ["auto"]
+            precisions = list(dict.fromkeys(config.precisions)) or ["auto"]
+            for model, tile, runtime, precision in itertools.product(
+                    models, list(dict.fromkeys(config.tiles)) or [None], runtimes, precisions):
+                if runtime == "onnxruntime" and precision == "bf16":
+                    continue  # onnxruntime runs f32 only: the row would repeat its f32 one
                 name = " ".join(["learned"] + ([Path(model).stem] if len(models) > 1 else [])
-                                + ([f"tile={tile}"] if tile else []))
-                variants.append(Variant(name, "rawisp", engine, tile=tile, model=model))
+                                + ([f"tile={tile}"] if tile else []) + ([runtime] if len(runtimes) > 1 else [])
+                                + ([precision] if len(precisions) > 1 else []))
+                variants.append(Variant(name, "rawisp", engine, tile=tile, model=model, runtime=runtime,
+                                        precision=precision))
         else:
             variants.append(Variant(engine, "rawisp", engine))
             if engine == "classical":
@@ -164,7 +176,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
             common = {"src": str(source), "out": str(out), "fmt": config.fmt, "quality": config.quality}
             if variant.kind == "rawisp":
                 options = {"model": variant.model, "device": config.device, "threads": threads,
-                           "tile": variant.tile, "denoise": "auto", "output_bits": output_bits(config.fmt)}
+                           "tile": variant.tile, "denoise": "auto", "output_bits": output_bits(config.fmt),
+                           "runtime": variant.runtime, "precision": variant.precision}
                 return {"kind": "rawisp", "engine": variant.engine, "engine_options": options, **common}
             if variant.kind == "rawpy":
                 return {"kind": "rawpy", **common}
@@ -267,6 +280,8 @@ def _summarise(variant: Variant, megapixels: float) -> dict:
     row["threads"] = last.get("engine_threads") or last.get("os_threads")
     row["os_threads"] = last.get("os_threads")
     row["provider"] = last.get("provider")
+    row["runtime"] = last.get("runtime")  # the learned engine's: "OpenVINO 2026.4.1 CPU", "onnxruntime 1.32.0 CPU"
+    row["precision"] = last.get("precision")
     row["load_s"] = round(statistics.median([r["load_s"] for r in variant.runs]), 4) if "load_s" in last else None
     row["output_bytes"] = last.get("output_bytes")
     engine_stats = [r["engine_stats"] for r in variant.runs if r.get("engine_stats")]
@@ -329,7 +344,7 @@ def _machine() -> dict:
     from importlib import metadata
 
     versions = {}
-    for package in ("numpy", "rawpy", "pillow", "onnxruntime"):
+    for package in ("numpy", "rawpy", "pillow", "onnxruntime", "openvino"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -72,6 +72,7 @@ def _child_rawisp(spec: dict) -> dict:
     return {"seconds": seconds, "total": round(sum(result.seconds.values()), 4), "cpu_s": round(cpu, 3),
             "import_s": round(imported - start, 4), "load_s": round(loaded - imported, 4),
             "engine_threads": getattr(engine, "threads", None), "provider": getattr(engine, "provider", None),
+            "runtime": getattr(engine, "runtime", None), "precision": getattr(engine, "precision", None),
             "engine_stats": getattr(engine, "stats", None) or None,
             "output_bytes": result.output.stat().st_size, "warnings": result.warnings,
             "os_threads": _status_field("Threads")}

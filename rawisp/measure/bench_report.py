@@ -24,7 +24,7 @@ def format_report(report: dict) -> str:
     lines.append("")
     header = (f"{'':<22}" + "".join(f"{s:>12}" for s in STAGES)
               + f"{'total':>9} {'[min-max]':<14}{'MP/s':>6}{'process':>9}{'peak MB':>9} {'[min-max]':<12}"
-              + f"{'threads':>8}{'cpu/wall':>9}{'vs rawpy':>9}{'vs RT':>7}  provider")
+              + f"{'threads':>8}{'cpu/wall':>9}{'vs rawpy':>9}{'vs RT':>7}  runtime")
     lines.append(header)
     for row in report["results"]:
         name = row["name"]
@@ -40,7 +40,7 @@ def format_report(report: dict) -> str:
         vs_rt = f"{row['vs_rawtherapee']:.2f}x" if row.get("vs_rawtherapee") else "-"
         lines.append(f"{name:<22}{cells}{med['total']:>9.2f} {spread:<14}{_num(row['mp_per_s'], 1):>6}"
                      f"{_sec(med.get('process')):>9}{peak_text:<22}{_num(row['threads'], 0):>8}"
-                     f"{_num(row['cpu_per_wall'], 2):>9}{vs:>9}{vs_rt:>7}  {row['provider'] or '-'}")
+                     f"{_num(row['cpu_per_wall'], 2):>9}{vs:>9}{vs_rt:>7}  {_runtime(row)}")
         if row["status"] != RowStatus.OK:
             lines.append(f"{'':<22}{row['status']} after {len(row['runs'])} runs: {row['error']}")
     staged = [r for r in report["results"] if r["runs"] and r["kind"] != "cli"]
@@ -67,6 +67,14 @@ def format_report(report: dict) -> str:
                  "whole process, measured in this same run.")
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
+
+
+def _runtime(row: dict) -> str:
+    """What ran the network and in which precision (``OpenVINO 2026.4.1 CPU bf16``), else the
+    provider a row names, else ``-``."""
+    if row.get("runtime"):
+        return f"{row['runtime']} {row.get('precision') or ''}".strip()
+    return row.get("provider") or "-"
 
 
 def _sec(value: float | None) -> str:

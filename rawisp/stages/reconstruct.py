@@ -7,6 +7,7 @@ are :class:`rawisp.engines.classical.Classical` and :class:`rawisp.engines.learn
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,11 +27,13 @@ class Engine(Protocol):
 
 @dataclass
 class EngineOptions:
-    """How to build an engine: model file, onnxruntime device and threads (0: all CPUs), tile side
+    """How to build an engine: model file, device (auto, cpu, cuda) and threads (0: all CPUs), tile side
     in packed pixels, denoise override (off, auto or a strength), darktable's noise-profile file
-    (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed), and the bits per sample of
+    (None: ``$RAWISP_NOISE_PROFILES`` or darktable's if installed), the bits per sample of
     the output the result is written to (8: the learned engine may cut tiles with a smaller
-    margin whose seams stay below one 8-bit step, :func:`rawisp.engines.learned.tile_margin`)."""
+    margin whose seams stay below one 8-bit step, :func:`rawisp.engines.learned.tile_margin`), and
+    the learned engine's runtime (auto, onnxruntime, openvino) and precision (auto, f32, bf16):
+    :mod:`rawisp.engines.runtime`."""
 
     model: str | None = None
     device: str = "auto"
@@ -39,6 +42,8 @@ class EngineOptions:
     denoise: str = "auto"
     noise_profiles: str | None = None
     output_bits: int = 16
+    runtime: str = "auto"  # auto: OpenVINO on the CPU where installed, else onnxruntime
+    precision: str = "auto"  # auto: f32 (bf16 moves saturated colours visibly: docs/speed.md)
 
 
 def reconstruct(packed: Packed, engine: Engine) -> np.ndarray:
@@ -49,3 +54,21 @@ def reconstruct(packed: Packed, engine: Engine) -> np.ndarray:
     if not np.isfinite(rgb.sum(dtype=np.float64)):
         raise ValueError(f"the {engine.name} engine produced NaN or infinite values")
     return rgb
+
+
+# How far an engine that works in parts (the learned engine: tiles) is through a frame, for the
+# batch's progress bar: the batch worker sets the hook (rawisp.batch.runner), the engine reports.
+_progress_hook: Callable[[int, int], None] | None = None
+
+
+def set_progress_hook(hook: Callable[[int, int], None] | None) -> None:
+    """Call ``hook(done, total)`` as engines in this process finish parts of a frame (None: stop)."""
+    global _progress_hook
+    _progress_hook = hook
+
+
+def report_progress(done: int, total: int) -> None:
+    """An engine has finished ``done`` of the ``total`` parts of the frame it is reconstructing."""
+    hook = _progress_hook
+    if hook is not None:
+        hook(done, total)
