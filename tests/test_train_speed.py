@@ -143,3 +143,19 @@ def test_a_resumed_run_compares_its_best_over_the_sets_validated_now():
     new = {"iteration": 500, **{k: 25.0 for k in VAL_SETS}, "texture_mid": 0.5}
     assert resumed_best([old]) is None
     assert resumed_best([old, new]) == 25.0
+
+
+def test_the_moving_average_warms_up_so_untrained_weights_leave_it():
+    from torch.optim.swa_utils import AveragedModel
+
+    from rawisp.train.loop import ema_decay, ema_update
+
+    assert ema_decay(0.999, 0) == 0.1 and ema_decay(0.999, 10**6) == 0.999
+    assert ema_decay(0.999, 100) < 0.95  # a fixed 0.999 would still hold 90% of the first weights
+    model = nn.Linear(1, 1, bias=False)
+    averaged = AveragedModel(model, multi_avg_fn=ema_update(0.999))
+    for value in [0.0] + [1.0] * 300:
+        with torch.no_grad():
+            model.weight.fill_(value)
+        averaged.update_parameters(model)
+    assert averaged.module.weight.item() > 0.99  # the untrained 0 has all but left the average

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from rawisp.measure.protocol import NOISE_PRESETS
@@ -120,6 +120,24 @@ def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1
 def lr_factor(progress: float) -> float:
     """Cosine decay from 1 to 0.02 over training ``progress`` in [0, 1] (iterations or CPU time)."""
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * 0.98 + 0.02
+
+
+def ema_decay(decay: float, updates: int) -> float:
+    """The moving average's decay after ``updates`` updates: ``min(decay, (1 + n) / (10 + n))``.
+
+    Warmed up as TensorFlow's ExponentialMovingAverage does with its update count: from scratch,
+    a fixed 0.999 would keep half of the untrained weights in the average after 700 iterations,
+    and an average of weights from such different stages of training is no network at all.
+    """
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+def ema_update(decay: float):
+    """AveragedModel's ``multi_avg_fn``: the moving average of each weight, with :func:`ema_decay`."""
+    def update(averages: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        d = ema_decay(decay, int(updates))
+        torch._foreach_lerp_(averages, current, 1 - d)
+    return update
 
 
 def warmup_factor(iteration: int, warmup: int) -> float:
@@ -294,7 +312,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         log(f"optimiser state from {cfg.init}")
     # the average of the weights over about the last 1/(1 - ema) iterations: smooths the noise of
     # small-batch steps, as image-restoration networks are commonly trained (e.g. SwinIR, NAFNet)
-    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    averaged = AveragedModel(model, multi_avg_fn=ema_update(cfg.ema)) if cfg.ema else None
     sampler = Sampler(train_photos, cfg.patch, cfg.seed, cfg.clean_fraction, cfg.hard_fraction,
                       procedural_fraction=cfg.procedural_fraction, colour_fraction=cfg.colour_fraction,
                       neutral_above_green=cfg.neutral_above_green, flat_fraction=cfg.flat_fraction,
