@@ -32,7 +32,7 @@ from rawisp.io.whitebalance import WhiteBalanceChoice, parse_wb
 from rawisp.io.write import FORMAT_ALIASES, FORMATS, ForeignFileError, format_name, output_bits
 from rawisp.pipeline.compose import RenderOptions, raw_to_pixels, raw_to_rgb
 from rawisp.pipeline.files import develop_file as _develop_file
-from rawisp.stages.reconstruct import Engine, EngineOptions
+from rawisp.stages.reconstruct import DEVELOP_GRAIN, Engine, EngineOptions, develop_grain
 from rawisp.stages.render import TONES
 from rawisp.threads import thread_count
 
@@ -77,7 +77,7 @@ class OutputExistsError(OutputError, FileExistsError):
 def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bits: Literal[8, 16] = 8,
             exposure: float = 0.0, tone: str = "default", wb: WhiteBalanceChoice = "camera",
             long_edge: int | None = None, model: StrPath | None = None, denoise: str = "auto",
-            noise_profiles: StrPath | None = None, device: str = "auto", tile: int = DEFAULT_TILE,
+            grain: float = DEVELOP_GRAIN, noise_profiles: StrPath | None = None, device: str = "auto", tile: int = DEFAULT_TILE,
             threads: int = 0) -> np.ndarray:
     """Develop the RAW file ``path`` into an upright ``(H, W, 3)`` array.
 
@@ -96,7 +96,10 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
     "R,G,B"), applied before the engine, so it changes the linear result too. long_edge: scale the
     sRGB result down to this many pixels on its long edge (area average in linear light; None: full
     size; not for ``linear``). model: an ONNX model with its card beside it (default: the bundled one). denoise: "auto"
-    (noise from the file), "off" or a strength multiplier such as "0.5". noise_profiles: darktable's
+    (noise from the file), "off" or a strength multiplier such as "0.5" of the noise the learned engine
+    is told. grain: the share (0 to 1) of the noise it removes that it puts back as neutral fine
+    grain, fine texture with it (0: its strongest noise reduction, as ``rawisp eval`` scores it; the
+    default is ``rawisp develop``'s). noise_profiles: darktable's
     noiseprofiles.json for cameras whose files carry no noise profile (as ``--noise-profiles``;
     default: $RAWISP_NOISE_PROFILES, else darktable's installed file). device: "auto", "cpu" or
     "cuda". tile: learned engine tile side in packed (half-resolution) pixels, 64..4096. threads:
@@ -105,7 +108,7 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
     if bits not in (8, 16):
         raise OptionError(f"--bits {bits!r}: expected 8 or 16")
     options = _render_options("png" if bits == 8 else "png16", 92, exposure, tone, wb, long_edge, False, threads)
-    built = _engine(engine, model, denoise, noise_profiles, device, tile, options.threads, 16 if linear else bits)
+    built = _engine(engine, model, denoise, grain, noise_profiles, device, tile, options.threads, 16 if linear else bits)
     with _decode_errors(path):
         raw = decode(path, options.wb)
         if linear:
@@ -117,7 +120,7 @@ def develop(path: StrPath, engine: str = "learned", *, linear: bool = False, bit
 def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, format: str | None = None,
                  quality: int = 92, exposure: float = 0.0, tone: str = "default", wb: WhiteBalanceChoice = "camera",
                  long_edge: int | None = None, model: StrPath | None = None, denoise: str = "auto",
-                 noise_profiles: StrPath | None = None, device: str = "auto", tile: int = DEFAULT_TILE,
+                 grain: float | None = None, noise_profiles: StrPath | None = None, device: str = "auto", tile: int = DEFAULT_TILE,
                  overwrite: bool = False, threads: int = 0) -> Path:
     """Develop ``path`` into the picture file ``output``, as ``rawisp develop`` does; returns its path.
 
@@ -133,7 +136,7 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
     for ``IMG.jpg``: one file on FAT/exFAT cards, macOS and Windows); a file of rawisp's whose name
     differs only by case is the output (returned, replaced with ``overwrite``). OutputError when it
     cannot be written; DecodeError, ModelError or OptionError as :func:`develop`. The other options
-    are those of :func:`develop`.
+    are those of :func:`develop`, but ``grain`` defaults to 0 for a DNG (raw material for an editor).
     """
     output = Path(output)
     fmt = format
@@ -147,7 +150,8 @@ def develop_file(path: StrPath, output: StrPath, engine: str = "learned", *, for
         raise OptionError(f"--quality {quality!r}: expected 1..100")
     options = _render_options(fmt, quality, exposure, tone, wb, long_edge, overwrite, threads)
     bits = 16 if options.fmt in DNG else output_bits(options.fmt)
-    built = _engine(engine, model, denoise, noise_profiles, device, tile, options.threads, bits)
+    built = _engine(engine, model, denoise, develop_grain(grain, options.fmt), noise_profiles, device, tile,
+                    options.threads, bits)
     try:
         with _decode_errors(path):
             return _develop_file(Path(path), output, built, options).output
@@ -270,21 +274,23 @@ def _render_options(fmt: str, quality: int, exposure: float, tone: str, wb: Whit
                          threads=thread_count(threads), long_edge=long_edge, wb=wb)
 
 
-def _engine(name: str, model: StrPath | None, denoise: str, noise_profiles: StrPath | None, device: str, tile: int,
-            threads: int, bits: int) -> Engine:
+def _engine(name: str, model: StrPath | None, denoise: str, grain: float, noise_profiles: StrPath | None,
+            device: str, tile: int, threads: int, bits: int) -> Engine:
     """The engine, cached; ``bits``: of the output it feeds (linear float results count as 16)."""
     _choose("engine", name, ENGINES)
     _choose("device", device, _DEVICES)
     if not 64 <= tile <= 4096:
         raise OptionError(f"--tile {tile!r}: expected 64..4096")
+    if not 0 <= grain <= 1:
+        raise OptionError(f"--grain {grain!r}: expected a number from 0 to 1")
     options = EngineOptions(model=str(model) if model is not None else None, device=device, threads=threads,
-                            tile=tile, denoise=str(denoise), output_bits=bits,
+                            tile=tile, denoise=str(denoise), grain=float(grain), output_bits=bits,
                             noise_profiles=str(noise_profiles) if noise_profiles is not None else None)
     try:
         return cached_engine(name, options)
     except _ModelError as exc:
         raise ModelError(str(exc)) from None
-    except ValueError as exc:  # --denoise, a missing or malformed noise-profile file (camera_noise.ProfileError)
+    except ValueError as exc:  # --denoise, --grain, a missing or malformed noise-profile file (camera_noise.ProfileError)
         raise OptionError(str(exc)) from None
 
 

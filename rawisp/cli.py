@@ -29,7 +29,7 @@ from rawisp.io import naming
 from rawisp.io.dng import FORMATS as DNG_FORMATS, SUFFIX as DNG_SUFFIX
 from rawisp.io.write import FORMAT_ALIASES, FORMATS, format_name, output_bits, output_suffix
 from rawisp.measure.protocol import CAMERAS, DEFAULT_CAMERA
-from rawisp.stages.reconstruct import EngineOptions
+from rawisp.stages.reconstruct import DEVELOP_GRAIN, EngineOptions, develop_grain
 from rawisp.stages.render import TONES
 from rawisp.threads import share_of_cpus
 
@@ -98,6 +98,11 @@ _learned_options = _stack(
                      ctx, param, value),
                  help="Learned engine noise level: auto (file, camera profile, EXIF prior or estimate; see "
                       "rawisp info), off, or a strength multiplier of it."),
+    click.option("--grain", type=Finite(0, 1), default=None, metavar="AMOUNT",
+                 help="Share of the noise the learned engine removes that it puts back as neutral fine grain, "
+                      "and the fine texture with it: 0 the strongest noise reduction (rawisp eval's), 1 all of "
+                      f"the luminance noise kept (colour noise stays removed) [default: {DEVELOP_GRAIN:g}; 0 for "
+                      "a DNG]."),
     click.option("--noise-profiles", type=click.Path(exists=True, dir_okay=False), default=None,
                  help="darktable's noiseprofiles.json [default: $RAWISP_NOISE_PROFILES, else darktable's "
                       "installed file, if any]."),
@@ -159,7 +164,7 @@ def main() -> None:
               help="Develop on the workers of this Dask cluster instead of -j local processes (env "
                    "RAWISP_SCHEDULER; needs the cluster extra, and inputs and OUT at the same paths on every worker).")
 def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template, long_edge, exposure, tone, wb, denoise,
-            noise_profiles, device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet, scheduler) -> None:
+            grain, noise_profiles, device, tile, recursive, jobs, overwrite, timeout, max_memory, quiet, scheduler) -> None:
     """Develop RAW files (files, globs or folders) into sRGB pictures, in OUT or beside each input."""
     from rawisp.batch.tasks import DevelopBothTask, DevelopTask
     from rawisp.pipeline.compose import RenderOptions
@@ -200,7 +205,7 @@ def develop(inputs, out_dir, engine, side_by_side, model, fmt, quality, template
         click.echo(f"rawisp: {notice}", err=True)
     threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise,
-                                   noise_profiles=noise_profiles,
+                                   grain=develop_grain(grain, fmt), noise_profiles=noise_profiles,
                                    output_bits=16 if fmt in DNG_FORMATS else output_bits(fmt))
     options = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
                             threads=threads, long_edge=long_edge, wb=wb)
@@ -329,7 +334,7 @@ def _parse_crop(ctx, param, values):
 @_learned_options
 @_batch_options
 def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_count, crop_size, zoom, view_width, diff,
-            diff_gain, exposure, tone, wb, model, denoise, noise_profiles, device, tile, recursive, jobs, overwrite,
+            diff_gain, exposure, tone, wb, model, denoise, grain, noise_profiles, device, tile, recursive, jobs, overwrite,
             timeout, max_memory, quiet) -> None:
     """Classical and learned development of each RAW side by side, in one labelled picture.
 
@@ -377,7 +382,7 @@ def compare(inputs, out_dir, truths, noise, camera, fmt, quality, crops, crop_co
         click.echo(f"rawisp: {notice}", err=True)
     threads = share_of_cpus(jobs)
     engine_options = EngineOptions(model=model, device=device, threads=threads, tile=tile, denoise=denoise,
-                                   noise_profiles=noise_profiles)
+                                   grain=develop_grain(grain, fmt), noise_profiles=noise_profiles)
     _check_engine(engine_options)
     render = RenderOptions(fmt=fmt, quality=quality, exposure=exposure, tone=tone, overwrite=overwrite,
                            threads=threads, wb=wb)

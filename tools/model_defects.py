@@ -21,6 +21,7 @@
   dead leaves, 384 px), clean and mid, as ``rawisp eval`` makes and scores them (its camera, seeds,
   8-bit PNG with linear tone, 10-pixel border): mean sRGB PSNR (dB) against the truth.
 
+``--setting "OPTIONS"`` (repeatable) develops with those options (``"--grain 0.5"``);
 ``--engine classical`` measures the classical engine the same way; ``--only SECTION`` (repeatable)
 runs some sections only.
 """
@@ -112,8 +113,10 @@ def texture_report(truth: np.ndarray, output: np.ndarray) -> dict:
     return {"mtf": round(m["mtf"], 3), "noise_percent": round(m["noise_percent"], 2)}
 
 
-def measure(model: str | None, engine: str = "learned", sections: tuple[str, ...] = SECTIONS) -> dict:
-    """The measurements of ``sections`` for one model (None: the shipped one) or engine."""
+def measure(model: str | None, engine: str = "learned", sections: tuple[str, ...] = SECTIONS,
+            setting: tuple[str, ...] = ()) -> dict:
+    """The measurements of ``sections`` for one model (None: the shipped one) or engine, developed with
+    ``rawisp develop``'s defaults and the options ``setting`` (such as ``("--grain", "0.5")``)."""
     report: dict = {}
     if "pattern" in sections:
         report["pattern_percent"] = {}
@@ -123,7 +126,7 @@ def measure(model: str | None, engine: str = "learned", sections: tuple[str, ...
         report["hue"] = {}
 
     def dev(dng: Path, *extra: str) -> Path:
-        return develop(dng, tmp / "out", model, *extra, engine=engine)
+        return develop(dng, tmp / "out", model, *extra, *setting, engine=engine)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -179,6 +182,9 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=None, help="ONNX model (repeatable; default: shipped)")
     parser.add_argument("--engine", choices=("learned", "classical"), default="learned",
                         help="engine to measure (default: learned; classical ignores --model)")
+    parser.add_argument("--setting", action="append", default=None, metavar='"OPTIONS"',
+                        help='develop options to measure, such as "--grain 0.5" (repeatable: a report each; '
+                             "default: develop's defaults)")
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run this section only (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
@@ -186,7 +192,8 @@ def main() -> None:
     if args.engine == "classical":
         reports = {"classical": measure(None, "classical", sections)}
     else:
-        reports = {m or "shipped": measure(m, "learned", sections) for m in (args.model or [None])}
+        reports = {f"{m or 'shipped'} {s}".strip(): measure(m, "learned", sections, tuple(s.split()))
+                   for m in (args.model or [None]) for s in (args.setting or [""])}
     print(json.dumps(reports, indent=1))
     if args.json:
         args.json.write_text(json.dumps(reports, indent=1) + "\n")

@@ -6,7 +6,8 @@ which precision), ``contract`` (the model's inputs, noise planes, scale, stride 
 :mod:`rawisp.train` meets from the other side) and the noise it is told, chosen by
 ``noise_choice`` from the file's NoiseProfile, ``camera_noise`` (darktable's profiles, the EXIF
 prior) and ``noise_net`` (the learned blind estimate); ``noise`` is the hand-made estimate it is
-measured against. One layer with :mod:`rawisp.stages`: its modules may import the stages,
+measured against; ``grain`` puts back the share of the removed noise that ``--grain`` asks for.
+One layer with :mod:`rawisp.stages`: its modules may import the stages,
 :mod:`rawisp.io`, :mod:`rawisp.colour` and :mod:`rawisp.threads`; never torch, the composer
 (:mod:`rawisp.pipeline`) or anything above it.
 """

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from rawisp.engines.camera_noise import load_database, profiles_path
-from rawisp.engines.contract import CARD_FORMAT, CHANNELS, SCALE, model_input
+from rawisp.engines.contract import CARD_FORMAT, CHANNELS, PACKED_PLANES, SCALE, model_input
+from rawisp.engines.grain import keep_grain
 from rawisp.engines.noise_choice import NoiseChoice, choose_noise
 from rawisp.engines.noise_net import NoiseNet
 from rawisp.engines.runtime import DeviceError, bf16_output_bits, describe_session, open_session
@@ -127,6 +128,14 @@ def denoise_strength(setting: str) -> float:
     return strength
 
 
+def check_grain(amount: float) -> float:
+    """The --grain amount (share of the removed noise put back, :mod:`rawisp.engines.grain`), checked
+    to lie in [0, 1]."""
+    if not 0 <= amount <= 1:  # also refuses NaN
+        raise ValueError(f"--grain {amount!r}: expected a number from 0 to 1")
+    return float(amount)
+
+
 @dataclass
 class Tiling:
     """Tile geometry in packed pixels: ``height`` x ``width`` tiles of which a ``margin`` on every
@@ -208,6 +217,7 @@ class Learned:
         self.runtime, self.precision = describe_session(session)  # "OpenVINO 2026.4.1 CPU", "f32"
         self.threads = options.threads
         self.strength = denoise_strength(options.denoise)
+        self.grain = check_grain(options.grain)
         self.tiling = plan_tiling(options.tile, tile_margin(card, options.output_bits), card["stride"])
         self.stats: dict[str, float] = {}  # figures of the last frame: see reconstruct_padded
         self.profiles = profiles_path(options.noise_profiles)
@@ -296,6 +306,9 @@ class Learned:
             self.stats["network_s"] += time.perf_counter() - start
             cols = SCALE * min(p.core_w, p.w - x0)
             core = pred[:, SCALE * m:SCALE * m + rows, SCALE * m:SCALE * m + cols]
+            if self.grain:
+                seen = x[0, :, m:m + rows // SCALE, m:m + cols // SCALE]  # the core's packed planes and sigmas
+                core = keep_grain(core, seen[:len(PACKED_PLANES)], seen[len(PACKED_PLANES):], self.grain)
             out[:, SCALE * x0:SCALE * x0 + cols] = core.transpose(1, 2, 0)
             report_progress(iy * p.nx + ix + 1, p.ny * p.nx)  # the batch's progress bar moves per tile
         # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite

@@ -34,6 +34,7 @@ from pathlib import Path
 from rawisp import __version__
 from rawisp.measure.bench_child import STAGES
 from rawisp.measure.bench_scene import DEFAULT_SIZE, bench_frame
+from rawisp.stages.reconstruct import DEVELOP_GRAIN
 from rawisp.threads import thread_count
 
 
@@ -176,7 +177,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
             common = {"src": str(source), "out": str(out), "fmt": config.fmt, "quality": config.quality}
             if variant.kind == "rawisp":
                 options = {"model": variant.model, "device": config.device, "threads": threads,
-                           "tile": variant.tile, "denoise": "auto", "output_bits": output_bits(config.fmt),
+                           "tile": variant.tile, "denoise": "auto", "grain": DEVELOP_GRAIN,
+                           "output_bits": output_bits(config.fmt),
                            "runtime": variant.runtime, "precision": variant.precision}
                 return {"kind": "rawisp", "engine": variant.engine, "engine_options": options, **common}
             if variant.kind == "rawpy":

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rawisp.io.dng import FORMATS as DNG_FORMATS
 from rawisp.stages.normalise import Packed
 
 
@@ -25,6 +26,20 @@ class Engine(Protocol):
     def __call__(self, packed: Packed) -> np.ndarray: ...
 
 
+DEVELOP_GRAIN = 0.3
+"""``rawisp develop``'s --grain for pictures (and the API's): chosen on the dead-leaves texture and
+noise measures, docs/quality.md ("Noise reduction and texture"). A DNG gets none unless asked: it
+is raw material for an editor, whose own noise reduction and grain then decide."""
+
+
+def develop_grain(grain: float | None, fmt: str) -> float:
+    """The --grain of a develop to ``fmt``: ``grain`` where given, else :data:`DEVELOP_GRAIN` for a
+    picture and 0 for a DNG (``dng``, ``linear-dng``)."""
+    if grain is not None:
+        return grain
+    return 0.0 if fmt in DNG_FORMATS else DEVELOP_GRAIN
+
+
 @dataclass
 class EngineOptions:
     """How to build an engine: model file, device (auto, cpu, cuda) and threads (0: all CPUs), tile side
@@ -33,7 +48,9 @@ class EngineOptions:
     the output the result is written to (8: the learned engine may cut tiles with a smaller
     margin whose seams stay below one 8-bit step, :func:`rawisp.engines.learned.tile_margin`), and
     the learned engine's runtime (auto, onnxruntime, openvino) and precision (auto, f32, bf16):
-    :mod:`rawisp.engines.runtime`."""
+    :mod:`rawisp.engines.runtime`, and the share of the noise it removed that it puts back as
+    neutral grain (0 to 1, :mod:`rawisp.engines.grain`; 0, the default here, is the network's full
+    noise reduction that ``rawisp eval`` scores; ``develop`` defaults to :data:`DEVELOP_GRAIN`)."""
 
     model: str | None = None
     device: str = "auto"
@@ -44,6 +61,7 @@ class EngineOptions:
     output_bits: int = 16
     runtime: str = "auto"  # auto: OpenVINO on the CPU where installed, else onnxruntime
     precision: str = "auto"  # auto: f32 (bf16 moves saturated colours visibly: docs/speed.md)
+    grain: float = 0.0  # share of the removed noise put back (rawisp.engines.grain); 0: rawisp eval's
 
 
 def reconstruct(packed: Packed, engine: Engine) -> np.ndarray:
