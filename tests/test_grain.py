@@ -10,58 +10,65 @@ from click.testing import CliRunner
 
 from rawisp import api
 from rawisp.cli import main
-from rawisp.engines.grain import BOUND, grain, keep_grain
+from rawisp.engines.contract import PLANE_CHANNEL
+from rawisp.engines.grain import BOUND, MEAN_RADIUS, SITES, box_mean, grain, keep_grain
 from rawisp.engines.learned import Learned
 from rawisp.measure import synth, texture
 from rawisp.stages.reconstruct import DEVELOP_GRAIN, EngineOptions, develop_grain
 
 
-def frame(seed: int = 0, h: int = 6, w: int = 8):
-    """A network output ``(3, 2h, 2w)``, packed planes ``(4, h, w)`` and their sigmas."""
+def frame(seed: int = 0, h: int = 24, w: int = 32, noise: float = 0.01):
+    """A network output ``(3, 2h, 2w)``, the packed planes it was given (its own values at each site
+    plus white noise of std ``noise``) and their sigmas (0.05), and that noise ``(4, h, w)``."""
     rng = np.random.default_rng(seed)
     rgb = rng.uniform(0.1, 0.6, (3, 2 * h, 2 * w)).astype(np.float32)
-    planes = rng.uniform(0.1, 0.6, (4, h, w)).astype(np.float32)
-    sigma = np.full((4, h, w), 0.05, np.float32)
-    return rgb, planes, sigma
+    noise = rng.normal(0, noise, (4, h, w)).astype(np.float32)
+    planes = np.stack([rgb[c, dy::2, dx::2] for (dy, dx), c in zip(SITES, PLANE_CHANNEL)]) + noise
+    return rgb, planes, np.full((4, h, w), 0.05, np.float32), noise
 
 
-def test_grain_is_what_the_site_recorded_less_the_network_value_of_its_channel():
-    rgb, planes, sigma = frame()
-    sigma[:] = 1.0  # no bound reached
+def test_grain_is_the_noise_removed_at_each_site_less_its_local_mean():
+    rgb, planes, sigma, noise = frame()
     g = grain(rgb, planes, sigma)
     assert g.shape == rgb.shape[1:]
-    np.testing.assert_allclose(g[0::2, 0::2], planes[0] - rgb[0, 0::2, 0::2])  # R
-    np.testing.assert_allclose(g[0::2, 1::2], planes[1] - rgb[1, 0::2, 1::2])  # G1
-    np.testing.assert_allclose(g[1::2, 0::2], planes[2] - rgb[1, 1::2, 0::2])  # G2
-    np.testing.assert_allclose(g[1::2, 1::2], planes[3] - rgb[2, 1::2, 1::2])  # B
+    for plane, (dy, dx) in enumerate(SITES):  # R, G1, G2, B
+        np.testing.assert_allclose(g[dy::2, dx::2], noise[plane] - box_mean(noise[plane], MEAN_RADIUS), atol=1e-6)
 
 
-def test_all_grain_puts_each_site_back_to_its_recording_and_moves_all_channels_alike():
-    rgb, planes, sigma = frame(1)
-    sigma[:] = 1.0
+def test_an_offset_of_the_network_at_one_kind_of_site_is_not_put_back():
+    rgb, planes, sigma, _ = frame(1, noise=0.0)
+    planes += np.array([0.004, 0.0, 0.0, -0.003], np.float32)[:, None, None]  # R and B sites offset
+    assert np.abs(grain(rgb, planes, sigma)).max() < 1e-6  # no 2x2 pattern drawn on flat areas
+
+
+def test_grain_moves_all_channels_alike_on_a_straight_line():
+    rgb, planes, sigma, _ = frame(2)
+    assert keep_grain(rgb, planes, sigma, 0.0) is rgb
     full = keep_grain(rgb, planes, sigma, 1.0)
-    np.testing.assert_allclose(full[0, 0::2, 0::2], planes[0], atol=1e-6)
-    np.testing.assert_allclose(full[2, 1::2, 1::2], planes[3], atol=1e-6)
     moved = full - rgb
+    assert np.abs(moved).max() > 0.01
     np.testing.assert_allclose(moved[0], moved[1], atol=1e-6)  # neutral: no colour is added
     np.testing.assert_allclose(moved[1], moved[2], atol=1e-6)
-
-
-def test_amount_is_a_straight_line_from_the_network_output():
-    rgb, planes, sigma = frame(2)
-    assert keep_grain(rgb, planes, sigma, 0.0) is rgb
     half = keep_grain(rgb, planes, sigma, 0.5)
-    np.testing.assert_allclose(half, (rgb + keep_grain(rgb, planes, sigma, 1.0)) / 2, atol=1e-6)
+    np.testing.assert_allclose(half, (rgb + full) / 2, atol=1e-6)
 
 
 def test_differences_beyond_the_noise_are_not_put_back():
-    rgb, planes, sigma = frame(3)
-    planes[0] = rgb[0, 0::2, 0::2] + 0.3  # 6 sigma, below the clip: the network's own correction
+    rgb, planes, sigma, _ = frame(3, noise=0.0)
+    planes[0, 10, 10] += 0.3  # 6 sigma at one R site, below the clip: the network's own correction
     g = grain(rgb, planes, sigma)
-    np.testing.assert_allclose(g[0::2, 0::2], BOUND * 0.05, rtol=1e-6)
+    np.testing.assert_allclose(g[20, 20], BOUND * 0.05 * (1 - 1 / (2 * MEAN_RADIUS + 1) ** 2), rtol=1e-5)
+    rgb, planes, sigma, _ = frame(4)
     assert not grain(rgb, planes, np.zeros_like(sigma)).any()  # told no noise: nothing to put back
     planes[3] = 1.0  # clipped blue sites: nothing known
-    assert not grain(rgb, planes, np.ones_like(sigma))[1::2, 1::2].any()
+    assert not grain(rgb, planes, sigma)[1::2, 1::2].any()
+
+
+def test_box_mean_is_the_mean_of_the_reflected_square():
+    a = np.random.default_rng(5).random((12, 17)).astype(np.float32)
+    padded = np.pad(a, 3, mode="reflect")
+    expected = [[padded[i:i + 7, j:j + 7].mean() for j in range(17)] for i in range(12)]
+    np.testing.assert_allclose(box_mean(a, 3), expected, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@
   developed to 8-bit; mean and worst CIEDE2000 of the patch interiors against the truth.
 - texture: the 512-px grey dead-leaves targets of ``rawisp.measure.texture`` (normal; dark low-contrast,
   mean 0.05 linear, 3:1) at each noise preset (clean, mid, high), developed to 16-bit TIFF with
-  linear tone and otherwise default settings (``--denoise auto``: the DNG's NoiseProfile);
+  linear tone and otherwise default settings (``--denoise auto``: the DNG's NoiseProfile; ``--grain``
+  0.3);
   texture MTF (mean over 0.1-0.3 cycles/px, 1 = all kept) and residual noise above 0.2
   cycles/px (% of the mean level) of the linear luminance, as ``rawisp.measure.texture.measure`` defines them.
 - colour_edges: the first 8 images of ``tools/make_val_sets.py``'s ``edges`` set (saturated colour

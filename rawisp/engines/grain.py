@@ -13,6 +13,8 @@ with it); a share ``amount`` of it is added back to all three channels of that p
 - Linear in ``amount``: the output moves on a straight line from the network's full noise reduction
   (0, ``rawisp eval``'s setting) to all of the removed luminance noise back (1), so every amount
   lies between the two in texture (a linear measure) and in noise.
+- Noise only: each kind of site's local mean is taken out of the difference, so an offset of the
+  network's never comes back as a pattern.
 - Bounded: a difference beyond :data:`BOUND` standard deviations of the noise the engine was told is
   the network's own correction of the mosaic (at a saturated edge, where one channel's site says
   little of the others), not noise, and only the bound is put back; told no noise (``--denoise
@@ -26,6 +28,7 @@ import numpy as np
 from rawisp.engines.contract import PLANE_CHANNEL
 
 BOUND = 3.0  # the largest difference put back, in standard deviations of the noise the engine was told
+MEAN_RADIUS = 4  # packed pixels: a 9x9 local mean (18 output pixels), below 0.05 cycles per output pixel
 SITES = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row, column) of each packed plane (R, G1, G2, B) in its 2x2
 
 
@@ -35,11 +38,15 @@ def grain(rgb: np.ndarray, planes: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     rgb: ``(3, 2h, 2w)`` the network's linear white-balanced camera RGB at full resolution;
     planes: ``(4, h, w)`` the packed white-balanced mosaic it was given (normalised, 1.0 = clip);
     sigma: ``(4, h, w)`` the noise std the engine was told for each of those values (same units).
+    Each plane's local mean (:data:`MEAN_RADIUS`) is taken out: noise has none, and an offset of the
+    network at one kind of site (R against B), put back on all three channels, would draw a 2x2
+    pattern on flat areas.
     """
     out = np.empty(rgb.shape[1:], np.float32)
     for plane, ((dy, dx), channel) in enumerate(zip(SITES, PLANE_CHANNEL)):
         bound = np.float32(BOUND) * sigma[plane]
         removed = np.clip(planes[plane] - rgb[channel, dy::2, dx::2], -bound, bound)
+        removed -= box_mean(removed, MEAN_RADIUS)
         out[dy::2, dx::2] = np.where(planes[plane] >= 1, 0, removed)  # clipped: nothing known to put back
     return out
 
@@ -50,3 +57,16 @@ def keep_grain(rgb: np.ndarray, planes: np.ndarray, sigma: np.ndarray, amount: f
     if amount == 0:
         return rgb
     return rgb + np.float32(amount) * grain(rgb, planes, sigma)[None]
+
+
+def box_mean(a: np.ndarray, radius: int) -> np.ndarray:
+    """The mean of ``a`` ``(h, w)`` over the ``(2 radius + 1)``-pixel square around each pixel, the
+    array extended by reflection at its edges (float32, by running sums)."""
+    side = 2 * radius + 1
+    padded = np.pad(a.astype(np.float64), radius, mode="reflect")
+    for axis in (0, 1):
+        sums = np.cumsum(padded, axis=axis)
+        sums = np.concatenate([np.zeros_like(sums.take([0], axis=axis)), sums], axis=axis)
+        n = sums.shape[axis]
+        padded = sums.take(range(side, n), axis=axis) - sums.take(range(n - side), axis=axis)
+    return (padded / side**2).astype(np.float32)

@@ -304,11 +304,10 @@ class Learned:
             start = time.perf_counter()
             pred = self.run(x)[0]
             self.stats["network_s"] += time.perf_counter() - start
+            # on the whole tile: the grain's local means then reach into the margin, not past the core
+            pred = keep_grain(pred, x[0, :len(PACKED_PLANES)], x[0, len(PACKED_PLANES):], self.grain)
             cols = SCALE * min(p.core_w, p.w - x0)
             core = pred[:, SCALE * m:SCALE * m + rows, SCALE * m:SCALE * m + cols]
-            if self.grain:
-                seen = x[0, :, m:m + rows // SCALE, m:m + cols // SCALE]  # the core's packed planes and sigmas
-                core = keep_grain(core, seen[:len(PACKED_PLANES)], seen[len(PACKED_PLANES):], self.grain)
             out[:, SCALE * x0:SCALE * x0 + cols] = core.transpose(1, 2, 0)
             report_progress(iy * p.nx + ix + 1, p.ny * p.nx)  # the batch's progress bar moves per tile
         # one pass, no temporary array: a NaN or infinity anywhere makes the sum non-finite
