@@ -122,3 +122,15 @@ def test_a_dng_keeps_no_grain_unless_asked():
     assert develop_grain(None, "jpeg") == develop_grain(None, "png16") == DEVELOP_GRAIN
     assert develop_grain(None, "dng") == develop_grain(None, "linear-dng") == 0  # the editor's choice
     assert develop_grain(0.6, "dng") == develop_grain(0.6, "jpeg") == 0.6
+
+
+def test_tiles_with_grain_meet_without_seams(dark_leaves):
+    """The grain's local means reach into each tile's margin, so tiles give the whole frame's grain."""
+    from rawisp.io.decode import decode
+    from rawisp.stages.normalise import normalise
+
+    packed = normalise(decode(dark_leaves[0]))
+    whole = Learned.load(EngineOptions(threads=1, grain=0.5, tile=4096))(packed)
+    tiled = Learned.load(EngineOptions(threads=1, grain=0.5, tile=96))(packed)
+    assert Learned.load(EngineOptions(threads=1, tile=96)).plan(packed).ny > 1
+    assert np.abs(tiled - whole).max() < 1 / 65535  # a 16-bit step of linear output

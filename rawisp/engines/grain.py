@@ -61,12 +61,12 @@ def keep_grain(rgb: np.ndarray, planes: np.ndarray, sigma: np.ndarray, amount: f
 
 def box_mean(a: np.ndarray, radius: int) -> np.ndarray:
     """The mean of ``a`` ``(h, w)`` over the ``(2 radius + 1)``-pixel square around each pixel, the
-    array extended by reflection at its edges (float32, by running sums)."""
+    array extended by reflection at its edges (float32, by running sums along each axis)."""
     side = 2 * radius + 1
-    padded = np.pad(a.astype(np.float64), radius, mode="reflect")
-    for axis in (0, 1):
-        sums = np.cumsum(padded, axis=axis)
-        sums = np.concatenate([np.zeros_like(sums.take([0], axis=axis)), sums], axis=axis)
-        n = sums.shape[axis]
-        padded = sums.take(range(side, n), axis=axis) - sums.take(range(n - side), axis=axis)
-    return (padded / side**2).astype(np.float32)
+    sums = np.cumsum(np.pad(a.astype(np.float32), radius, mode="reflect"), axis=0)
+    rows = sums[side - 1:].copy()
+    rows[1:] -= sums[:-side]  # each row: the sum of the `side` rows ending there
+    sums = np.cumsum(rows, axis=1)
+    square = sums[:, side - 1:].copy()
+    square[:, 1:] -= sums[:, :-side]
+    return square / np.float32(side * side)
