@@ -316,3 +316,22 @@ def test_ema_keeps_exports_and_resumes_the_average(photos, tmp_path):
     assert again.exit_code == 0, again.output
     resumed = torch.load(run / "checkpoint.pt", weights_only=False)
     assert int(resumed["ema"]["n_averaged"]) == 6  # the average went on, it did not start again
+
+
+def test_bf16_forward_passes_train_in_bfloat16_and_are_recorded(photos, tmp_path):
+    from rawisp.train.loop import autocast
+
+    model = LWISP(widths=(8, 16, 32))
+    x = torch.rand(1, 8, 16, 16)
+    cpu = torch.device("cpu")
+    with autocast(cpu, "bf16"):
+        assert model.head(x).dtype == torch.bfloat16  # convolutions run in bfloat16
+    with autocast(cpu, "f32"):
+        assert model.head(x).dtype == torch.float32
+    with pytest.raises(ValueError, match="--precision"):
+        autocast(cpu, "fp8")
+    result = _train(photos, tmp_path / "m.onnx", "--run-dir", tmp_path / "run", "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert all(p.dtype == torch.float32 for p in torch.load(tmp_path / "run" / "checkpoint.pt",
+                                                               weights_only=False)["model"].values())
+    assert "--precision bf16" in load_card(tmp_path / "m.onnx")["training"]["stages"][-1]["command"]

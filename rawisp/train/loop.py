@@ -25,6 +25,7 @@ from rawisp.train.packed import unpack_state
 VAL_NOISE = NOISE_PRESETS  # validation at the evaluation protocol's clean / mid / high (normalised units)
 VAL_SETS = (*VAL_NOISE, "saturated", "procedural", "edges")  # every validation PSNR, in report order
 VAL_CROP = 128  # side of the validation centre crops (full resolution)
+PRECISIONS = ("f32", "bf16")  # of the training forward pass (autocast)
 VAL_TEXTURE = ("mid", "high")  # presets of the texture MTF of the dark dead leaves, texture_PRESET in the history
 VAL_TEXTURE_SIZE = 256  # side of that dead-leaves target (full resolution)
 PATTERN_BATCH, PATTERN_PATCH = 4, 96  # the pattern loss's flat crops per iteration and their side (px)
@@ -68,6 +69,7 @@ class TrainConfig:
     cpu_budget: float = 0.0  # stop after this many seconds of process CPU time (0: after `iterations`)
     ema: float = 0.0  # per-iteration decay of a moving average of the weights (0: none); validated and exported
     warmup: int = 250  # iterations of linear learning-rate warm-up when Adam starts without state
+    precision: str = "f32"  # bf16: forward passes under autocast (weights, gradients, Adam and validation f32)
 
 
 def split_photos(photos: list[np.ndarray], holdout: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -174,6 +176,14 @@ def init_weights(model: LWISP, path: str | Path) -> list[str]:
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """A batch ``(N, C, h, w)`` in the memory layout the model is kept in (same values)."""
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def autocast(device: torch.device, precision: str):
+    """The forward pass's precision: ``bf16`` runs convolutions and matrix products in bfloat16 (CPUs with
+    bf16 units, AVX512_BF16 or AMX, and GPUs; 0.70x the CPU time of an f32 step here), ``f32`` as written."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def init_optimiser(opt: torch.optim.Optimizer, path: str | Path) -> bool:
@@ -356,18 +366,19 @@ def train(cfg: TrainConfig, log=print) -> Path:
             group["lr"] = cfg.lr * lr_factor(progress(it)) * (1.0 if warm_start else warmup_factor(it, cfg.warmup))
         batch = sampler.batch(cfg.batch).to(device)
         x = channels_last(batch.x_clean if cfg.teacher_mode else batch.x)
-        if distiller:
-            out, feats = model(x, return_features=True)
-            with torch.no_grad():
-                t_out, t_feats = teacher(batch.x_clean, return_features=True)
-            loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m, cfg.mse_weight)
-            loss = loss + cfg.distill_weight * distiller.loss(feats, t_feats, out, t_out)
-        else:
-            out = model(x)
-            loss = reconstruction_loss(cfg.loss, out, batch.y, batch.m, cfg.mse_weight)
-        if flats:
-            flat = flats.batch(PATTERN_BATCH).to(device)
-            loss = loss + cfg.pattern_weight * pattern_loss(model(channels_last(flat.x_clean)), flat.y)
+        with autocast(device, cfg.precision):
+            if distiller:
+                out, feats = model(x, return_features=True)
+                with torch.no_grad():
+                    t_out, t_feats = teacher(batch.x_clean, return_features=True)
+                loss = reconstruction_loss(cfg.loss, out.float(), batch.y, batch.m, cfg.mse_weight)
+                loss = loss + cfg.distill_weight * distiller.loss(feats, t_feats, out, t_out)
+            else:
+                out = model(x)
+                loss = reconstruction_loss(cfg.loss, out.float(), batch.y, batch.m, cfg.mse_weight)
+            if flats:
+                flat = flats.batch(PATTERN_BATCH).to(device)
+                loss = loss + cfg.pattern_weight * pattern_loss(model(channels_last(flat.x_clean)).float(), flat.y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
