@@ -350,7 +350,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
         warm_start = ckpt.get("warm_start", False)
         # None: a checkpoint from before runs recorded them; its lineage goes on following paths
         init_stages = ckpt.get("init_stages")
-        log(f"resumed at iteration {start}")
+        stored = ckpt.get("config", {})  # a field it lacks was added since: it ran with the default
+        changed = [f"{f.name} {stored.get(f.name, f.default)!r} -> {getattr(cfg, f.name)!r}" for f in fields(cfg)
+                   if f.name != "widths" and stored.get(f.name, f.default) != getattr(cfg, f.name)]
+        log(f"resumed at iteration {start}" + (f"; changed: {', '.join(changed)}" if changed else ""))
     t0, cpu0 = time.time(), time.process_time()
 
     def progress(iteration: int) -> float:
