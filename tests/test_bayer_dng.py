@@ -226,3 +226,18 @@ def test_real_bayer_files(tmp_path, name):
         picture = editors.develop_with(editor, out, tmp_path / editor)
         assert all(0 <= a - b <= 8 for a, b in zip(upright, picture.shape)), (editor, picture.shape)
         assert picture.std() > 0.01
+
+
+def test_grain_blends_the_mosaic_between_denoised_and_source(tmp_path):
+    """--grain is the DNG's strength control: none by default, and each amount moves every site
+    from the denoised value towards the source's, the NoiseProfile measuring what is left."""
+    source = _source(tmp_path / "noisy.dng", noise=(1e-3, 5e-4))
+    default, none, half, full = (_bayer(source, tmp_path / f"{name}.dng", **grain) for name, grain in (
+        ("default", {}), ("none", {"grain": 0.0}), ("half", {"grain": 0.5}), ("full", {"grain": 1.0})))
+    assert np.array_equal(_mosaic(default), _mosaic(none))
+    src, denoised = _mosaic(source), _mosaic(none)
+    distance = [np.abs(_mosaic(p) - src).mean() for p in (none, half, full)]
+    assert distance[0] > distance[1] > distance[2], distance
+    assert np.abs(_mosaic(half) - (denoised + src) / 2).mean() < 0.2 * distance[0]  # about half way
+    left = [decode(p).noise[0] for p in (none, half, full)]
+    assert left[0] < left[1] < left[2], left
