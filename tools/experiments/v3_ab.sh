@@ -3,7 +3,8 @@
 # data mix, flat crops and the pattern loss from the start, for the same process CPU seconds, one
 # thread, two arms at a time. docs/model.md ("Equal-CPU A/B from scratch") has the results.
 #   tools/experiments/v3_ab.sh runs/ab3 1200 1        # output folder, CPU budget, seed
-#   A today's graph; B --domain log; D B + --widths 30,40,64; F B + --texture-fraction 0.15
+#   A today's graph; B --domain log; D B + --widths 30,40,64; F B + --texture-fraction 0.15;
+#   Bbf B + --precision bf16 (forward passes in bfloat16)
 # Then: python tools/make_val_sets.py runs/val; rawisp eval runs/val/photos --model runs/ab3/B1/lwisp.onnx
 set -euo pipefail
 out=${1:-runs/ab3}; budget=${2:-1200}; seed=${3:-1}
@@ -22,4 +23,5 @@ run A ""
 run B "--domain log"
 run D "--domain log --widths 30,40,64"
 run F "--domain log --texture-fraction 0.15"
+run Bbf "--domain log --precision bf16"
 wait
