@@ -1,7 +1,7 @@
 """How rawpy, darktable and RawTherapee develop rawisp's DNGs against the original.
 
     python tools/dng_editors.py [--size 600x400] [--real FILE ...] [--work DIR]
-    python tools/dng_editors.py --kodak IMAGE [IMAGE ...] [--noise mid] [--work DIR]
+    python tools/dng_editors.py --kodak IMAGE [IMAGE ...] [--noise mid] [--work DIR] [--model FILE]
     python tools/dng_editors.py --bayer-real FILE [FILE ...] [--work DIR]
 
 Linear DNGs (--format linear-dng): makes the synthetic chart DNG (Orientation 6), writes rawisp's
@@ -38,14 +38,17 @@ from rawisp.measure.chart import make_chart
 from rawisp.measure.synth import srgb_to_dng
 
 
-def develop_dng(out: Path, engine: str, *sources: Path, fmt: str = "linear-dng") -> None:
+def develop_dng(out: Path, engine: str, *sources: Path, fmt: str = "linear-dng", model: Path | None = None) -> None:
+    """``rawisp develop`` of ``sources`` into ``out``; ``model``: the learned engine's ONNX file."""
+    chosen = ["--model", str(model)] if model and engine == "learned" else []
     subprocess.run([sys.executable, "-m", "rawisp", "develop", "--format", fmt, "-q", "--engine", engine,
-                    "-o", str(out), *map(str, sources)], check=True)
+                    *chosen, "-o", str(out), *map(str, sources)], check=True)
 
 
-def kodak_rows(image: Path, noise: str, work: Path) -> list[str]:
+def kodak_rows(image: Path, noise: str, work: Path, scores: dict, model: Path | None = None) -> list[str]:
     """PSNR against each editor's development of the clean DNG: the noisy DNG, rawisp's Bayer DNG
-    and linear DNG of it (learned engine); and how far each is from the noisy original."""
+    and linear DNG of it (learned engine); and how far each is from the noisy original. Each score
+    is also appended to ``scores[(editor, label)]``."""
     from rawisp.measure.metrics import psnr
     from rawisp.measure.protocol import find_images, load_image, parse_noise, synthesise
 
@@ -56,8 +59,8 @@ def kodak_rows(image: Path, noise: str, work: Path) -> list[str]:
     picture = load_image(image)
     synthesise(picture, folder / "clean.dng", index, parse_noise("clean")[0])
     synthesise(picture, folder / "noisy.dng", index, level)
-    develop_dng(folder / "bayer", "learned", folder / "noisy.dng", fmt="dng")
-    develop_dng(folder / "linear", "learned", folder / "noisy.dng", fmt="linear-dng")
+    develop_dng(folder / "bayer", "learned", folder / "noisy.dng", fmt="dng", model=model)
+    develop_dng(folder / "linear", "learned", folder / "noisy.dng", fmt="linear-dng", model=model)
     files = {"noisy original": folder / "noisy.dng", "Bayer DNG": folder / "bayer" / "noisy.dng",
              "linear DNG": folder / "linear" / "noisy.dng"}
     lines = []
@@ -73,6 +76,7 @@ def kodak_rows(image: Path, noise: str, work: Path) -> list[str]:
             score = psnr(editors.centre_crop(reference, shape), editors.centre_crop(candidate, shape), border=0)
             size = "x".join(map(str, candidate.shape[1::-1]))
             cells.append(f"{label} {score:6.2f} dB ({size})")
+            scores.setdefault((editor, label), []).append(score)
         lines.append(f"  {editor:<12} " + "   ".join(cells))
     return lines
 
@@ -103,7 +107,7 @@ def exiftool_problems(path: Path) -> set[str]:
             if line.startswith(("Warning", "Error"))}
 
 
-def bayer_real_rows(path: Path, work: Path) -> list[str]:
+def bayer_real_rows(path: Path, work: Path, model: Path | None = None) -> list[str]:
     """The learned engine's Bayer DNG of a real file: rawpy's reading, NoiseProfile, exiftool, editors."""
     import rawpy
 
@@ -111,7 +115,7 @@ def bayer_real_rows(path: Path, work: Path) -> list[str]:
     from rawisp.io.decode import decode
 
     out = work / "bayer_real"
-    develop_dng(out, "learned", path, fmt="dng")
+    develop_dng(out, "learned", path, fmt="dng", model=model)
     dng = out / f"{path.stem}.dng"
     with rawpy.imread(str(path)) as src, rawpy.imread(str(dng)) as raw:
         same = (np.array_equal(raw.raw_colors_visible, src.raw_colors_visible)
@@ -149,21 +153,29 @@ def main() -> None:
     parser.add_argument("--noise", default="mid", help="noise preset of --kodak (clean, mid, high or SHOT:READ)")
     parser.add_argument("--bayer-real", nargs="*", type=Path, default=[],
                         help="real Bayer RAW files: check the learned engine's Bayer DNG of each (see above)")
+    parser.add_argument("--model", type=Path, help="ONNX model of the learned engine [default: the shipped one]")
     args = parser.parse_args()
     if args.bayer_real:
         with tempfile.TemporaryDirectory() as tmp:
             work = args.work or Path(tmp)
             for path in args.bayer_real:
                 print(f"{path.name}, learned engine's Bayer DNG:")
-                print("\n".join(bayer_real_rows(path, work)))
+                print("\n".join(bayer_real_rows(path, work, args.model)))
         return
     if args.kodak:
         with tempfile.TemporaryDirectory() as tmp:
             work = args.work or Path(tmp)
             print(f"PSNR against the editor's development of the clean DNG, defaults, noise {args.noise}")
+            scores: dict[tuple[str, str], list[float]] = {}
             for image in args.kodak:
                 print(f"{image.name}:")
-                print("\n".join(kodak_rows(image, args.noise, work)))
+                print("\n".join(kodak_rows(image, args.noise, work, scores, args.model)))
+            print(f"mean over {len(args.kodak)} images:")
+            for editor in dict.fromkeys(editor for editor, _ in scores):
+                cells = {label: float(np.mean(v)) for (e, label), v in scores.items() if e == editor}
+                gain = cells["Bayer DNG"] - cells["noisy original"]
+                print(f"  {editor:<12} " + "   ".join(f"{label} {v:6.2f} dB" for label, v in cells.items())
+                      + f"   Bayer DNG gain {gain:+.2f} dB")
         return
     width, height = map(int, args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
