@@ -89,7 +89,7 @@ def validation_set(photos: list[np.ndarray], size: int = VAL_CROP, seed: int = 1
     ``procedural``: seeded procedural images (dead leaves, gratings, grids, text);
     ``edges``: seeded saturated colour dead leaves (``colour_edges``: sharp colour edges).
     Also ``texture_mid`` and ``texture_high``: the dark low-contrast dead-leaves target of
-    ``rawisp.measure.texture`` (one ``VAL_TEXTURE_SIZE`` image) at those presets, measured by its texture MTF.
+    ``rawisp.measure.texture`` (one ``VAL_TEXTURE_SIZE`` image) at those presets (see :func:`validate`).
     """
     crops = []
     for p in photos:
@@ -216,8 +216,10 @@ def training_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def validate(model: nn.Module, sets: dict, clean_input: bool = False, border: int = 8) -> dict[str, float]:
-    """sRGB PSNR (dB) per set, over each crop less ``border`` pixels (on the model's device); for
-    ``texture_*`` sets the texture MTF (0.1-0.3 cycles/px, ``rawisp.measure.texture.measure``) instead."""
+    """sRGB PSNR (dB) per set, over each crop less ``border`` pixels (on the model's device); for a
+    ``texture_PRESET`` set its texture MTF (0.1-0.3 cycles/px, ``rawisp.measure.texture.measure``)
+    instead, and its residual noise (% of the mean level) as ``texture_noise_PRESET``: a falling MTF
+    reads as lost texture or as noise removed only beside the noise left."""
     model.eval()
     device = next(model.parameters()).device
     scores = {}
@@ -226,8 +228,10 @@ def validate(model: nn.Module, sets: dict, clean_input: bool = False, border: in
         pred = model(channels_last(batch.x_clean if clean_input else batch.x))
         out = render_srgb(pred, batch.m).cpu()
         if name.startswith("texture_"):
-            scores[name] = texture_measure(srgb[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy(),
-                                           encoding="srgb")["mtf"]
+            found = texture_measure(srgb[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy(),
+                                    encoding="srgb")
+            scores[name] = found["mtf"]
+            scores[name.replace("texture_", "texture_noise_")] = found["noise_percent"]
             continue
         b = slice(border, -border)
         scores[name] = float(np.mean([psnr(out[i:i + 1, :, b, b], srgb[i:i + 1, :, b, b]) for i in range(len(out))]))
