@@ -155,6 +155,8 @@ def main() -> None:
                         help="real Bayer RAW files: check the learned engine's Bayer DNG of each (see above)")
     parser.add_argument("--model", type=Path, help="ONNX model of the learned engine [default: the shipped one]")
     args = parser.parse_args()
+    if args.model and not args.model.is_file():
+        parser.error(f"--model {args.model}: no such file")
     if args.bayer_real:
         with tempfile.TemporaryDirectory() as tmp:
             work = args.work or Path(tmp)
