@@ -159,3 +159,51 @@ def test_the_moving_average_warms_up_so_untrained_weights_leave_it():
             model.weight.fill_(value)
         averaged.update_parameters(model)
     assert averaged.module.weight.item() > 0.99  # the untrained 0 has all but left the average
+
+
+def test_a_cheaper_network_runs_the_same_function_packed_and_costs_less():
+    """One convolution a block and no attention at packed resolution (issue #25's budget):
+    fewer weights and multiply-adds, and still the same function packed as written."""
+    from rawisp.train.model import gflop_per_mp
+    from rawisp.train.packed import PackedLWISP
+
+    full = LWISP((16, 32, 64), domain="log")
+    cheap = _random(LWISP((16, 32, 64), domain="log", block_convs=1, packed_attention=False)).eval()
+    assert gflop_per_mp(cheap) < 0.7 * gflop_per_mp(full)
+    assert not any(n.startswith(("enc1.attention", "dec1.attention", "enc1.body.2")) for n, _ in cheap.named_parameters())
+    assert any(n.startswith("enc2.attention") for n, _ in cheap.named_parameters())
+    x = torch.rand(1, 8, 16, 24)
+    x[:, 4:] *= 0.02
+    with torch.no_grad():
+        out = cheap(x)  # random weights without attention's damping: outputs up to ~10, so relative
+        assert torch.allclose(out, cheap(x, packed=False), rtol=1e-5, atol=1e-5)
+        assert torch.allclose(out, PackedLWISP(cheap)(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_cheaper_network_trains_resumes_and_its_card_says_so(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+    import numpy as np
+
+    from rawisp.cli import main
+    from rawisp.engines.learned import load_card
+    from rawisp.train.loop import load_checkpoint_model
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray((rng.random((300, 320, 3)) * 255).astype(np.uint8)).save(tmp_path / f"p{i}.png")
+    out = tmp_path / "m.onnx"
+    args = ["train", "--data", str(tmp_path), "--out", str(out), "--batch", "2", "--patch", "32",
+            "--widths", "8,16,32", "--val-every", "2", "--val-holdout", "2", "--block-convs", "1",
+            "--no-packed-attention", "--run-dir", str(tmp_path / "run")]
+    assert CliRunner().invoke(main, [*args, "--iterations", "2"]).exit_code == 0
+    resumed = CliRunner().invoke(main, [*args, "--iterations", "4"])
+    assert resumed.exit_code == 0, resumed.output
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "resumed at iteration 2; changed: iterations 2 -> 4" in log  # the architecture did not change
+    card = load_card(out)
+    assert card["architecture"]["block_convs"] == 1 and card["architecture"]["packed_attention"] is False
+    command = card["training"]["stages"][-1]["command"]
+    assert "--block-convs 1" in command and "--no-packed-attention" in command
+    model, _ = load_checkpoint_model(tmp_path / "run" / "checkpoint.pt")
+    assert model.block_convs == 1 and not model.packed_attention

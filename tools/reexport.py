@@ -41,7 +41,8 @@ def reexport(model_path: Path) -> float:
     card = json.loads(card_path(model_path).read_text())
     arch = card.get("architecture", {})
     model = LWISP(tuple(arch.get("widths", (24, 48, 96))), skip=arch.get("skip", "subpixel"),
-                  base=arch.get("base", "bilinear"), domain=arch.get("domain", "linear"))
+                  base=arch.get("base", "bilinear"), domain=arch.get("domain", "linear"),
+                  block_convs=arch.get("block_convs", 2), packed_attention=arch.get("packed_attention", True))
     untouched = init_weights(model, model_path)
     if untouched:
         raise SystemExit(f"{model_path}: weights missing for {', '.join(untouched)}")

@@ -58,6 +58,8 @@ class TrainConfig:
     skip: str = "subpixel"  # decoder upsampling before each skip: subpixel | bilinear (model.Up)
     base: str = "bilinear"  # fixed demosaic the network corrects: bilinear | mhc (model.BASES)
     domain: str = "linear"  # where the network works: linear | log (ratios; model.LWISP)
+    block_convs: int = 2  # 3x3 convolutions per attention block (1: a cheaper network)
+    packed_attention: bool = True  # attention in the blocks at packed resolution
     procedural_fraction: float = 0.0  # share of crops replaced by procedural images
     colour_fraction: float = 0.0  # share of photo crops with decorrelated colours
     neutral_above_green: float = 0.0  # share of crops whose as-shot neutral has R or B above G
@@ -264,7 +266,8 @@ def load_checkpoint_model(path: str | Path) -> tuple[LWISP, dict]:
     ckpt = read_checkpoint(path)
     cfg = ckpt["config"]
     model = LWISP(tuple(cfg["widths"]), skip=cfg.get("skip", "subpixel"), base=cfg.get("base", "bilinear"),
-                  domain=cfg.get("domain", "linear"))
+                  domain=cfg.get("domain", "linear"), block_convs=cfg.get("block_convs", 2),
+                  packed_attention=cfg.get("packed_attention", True))
     model.load_state_dict(checkpoint_weights(ckpt))
     return model, ckpt
 
@@ -302,7 +305,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     train_photos, val_photos = split_photos(photos, cfg.val_holdout)
     log(f"photos: {len(train_photos)} train, {len(val_photos)} validation; device {device}")
     val_sets = validation_set(val_photos)
-    model = LWISP(cfg.widths, skip=cfg.skip, base=cfg.base, domain=cfg.domain)
+    model = LWISP(cfg.widths, skip=cfg.skip, base=cfg.base, domain=cfg.domain, block_convs=cfg.block_convs,
+                  packed_attention=cfg.packed_attention)
     init_stages: list[dict] | None = []  # the stages behind --init, as they were when this run started
     if cfg.init:
         untouched = init_weights(model, cfg.init)
@@ -508,7 +512,8 @@ def command_line(cfg: dict) -> str:
     """The ``rawisp train`` command that reproduces a stored run configuration."""
     words = ["rawisp train", *(f"--data {d}" for d in cfg["data"]),
              f"--out {cfg['out']}", f"--run-dir {cfg['run_dir']}"]
-    flags = {"teacher_mode": "--as-teacher", "device": "--device"}
+    # boolean fields appear only when they differ from the default, so a True default needs its "no" flag
+    flags = {"teacher_mode": "--as-teacher", "device": "--device", "packed_attention": "--no-packed-attention"}
     for f in fields(TrainConfig):
         value = cfg.get(f.name, f.default)
         if f.name == "widths":  # stored as a list after a round trip through the checkpoint

@@ -185,16 +185,18 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
 
 
 class AttentionBlock(nn.Module):
-    """Residual block: conv-act-conv, fine-grained attention, identity skip."""
+    """Residual block: conv-act-conv (``convs=2``) or conv-act (``convs=1``), fine-grained
+    attention (or none: ``attention=False``), identity skip."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, convs: int = 2, attention: bool = True) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1),
-            nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1),
-        )
-        self.attention = FineGrainedAttention(channels)
+        if convs not in (1, 2):
+            raise ValueError(f"an attention block has 1 or 2 convolutions, not {convs}")
+        layers = [nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True)]
+        if convs == 2:
+            layers.append(nn.Conv2d(channels, channels, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+        self.attention = FineGrainedAttention(channels) if attention else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.attention(self.body(x))
@@ -283,27 +285,32 @@ class LWISP(nn.Module):
     its output multiplies the base, ``(base + offset) * exp(out) - offset`` (the offset is
     ``LOG_FLOOR`` plus the noise's standard deviation). Colour differences between channels
     become ratios, which do not depend on brightness (as LibRaw's DHT interpolates).
+    block_convs: 3x3 convolutions in each attention block (2, or 1 for a cheaper network).
+    packed_attention: whether the two blocks at packed resolution have attention (its pooling
+    and reductions cost a tenth of a tile there, whatever the widths; docs/speed.md).
     """
 
     def __init__(self, widths: tuple[int, int, int] = (24, 48, 96), in_channels: int = CHANNELS,
-                 skip: str = "subpixel", base: str = "bilinear", domain: str = "linear") -> None:
+                 skip: str = "subpixel", base: str = "bilinear", domain: str = "linear",
+                 block_convs: int = 2, packed_attention: bool = True) -> None:
         super().__init__()
         if domain not in DOMAINS:
             raise ValueError(f"unknown domain {domain!r}; choose from {', '.join(DOMAINS)}")
         c1, c2, c3 = widths
         self.widths = tuple(widths)
         self.skip, self.base, self.domain = skip, base, domain
+        self.block_convs, self.packed_attention = block_convs, packed_attention
         self.demosaic = BASES[base]
         self.head = nn.Sequential(nn.Conv2d(in_channels, c1, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
-        self.enc1 = AttentionBlock(c1)
+        self.enc1 = AttentionBlock(c1, block_convs, packed_attention)
         self.down1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
-        self.enc2 = AttentionBlock(c2)
+        self.enc2 = AttentionBlock(c2, block_convs)
         self.down2 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)
-        self.bottom = AttentionBlock(c3)
+        self.bottom = AttentionBlock(c3, block_convs)
         self.up2 = Up(c3, c2, skip)
-        self.dec2 = AttentionBlock(c2)
+        self.dec2 = AttentionBlock(c2, block_convs)
         self.up1 = Up(c2, c1, skip)
-        self.dec1 = AttentionBlock(c1)
+        self.dec1 = AttentionBlock(c1, block_convs, packed_attention)
         self.upsample = UpsamplingBlock(c1)
         # the fixed base demosaic as a packed convolution; not weights (not saved, not trained)
         base_conv = packed_linear(self.demosaic, 4, 3)
