@@ -297,6 +297,23 @@ def test_the_precision_check_s_limits():
     ref16 = np.full(1000, 30000, np.uint16)
     assert difference("a", "png16", ref16, ref16 + 1).passes()
     assert not difference("a", "dng", ref16, ref16 + 2).passes()
+    assert difference("a", "dng", ref16, ref16 + 2).delta_e is None  # linear camera data: no colour
+
+
+def test_the_precision_check_reports_the_largest_colour_difference():
+    from rawisp.measure.precision import difference
+
+    ref = np.full((4, 5, 3), 128, np.uint8)
+    got = ref.copy()
+    got[1, 2] = (128, 128, 140)  # grey 128 against a slightly blue grey: CIEDE2000 6.39
+    got[3, 4] = (129, 128, 128)  # one code of red: 0.58
+    d = difference("a", "png", ref, got)
+    assert d.delta_e == pytest.approx(6.39, abs=0.01)
+    assert "CIEDE2000 max 6.39 (6.39 where > 4 codes)" in d.line()
+    got[1, 2] = (128, 128, 131)  # now no value is more than 4 codes off
+    d = difference("a", "png", ref, got)
+    assert d.over_four == 0 and d.delta_e_over_four == 0.0 and "where" not in d.line()
+    assert difference("a", "png", ref, ref).delta_e == 0.0
 
 
 @needs_openvino
