@@ -655,6 +655,8 @@ def info(inputs, recursive, as_json, denoise, noise_profiles) -> None:
               help="3x3 convolutions in each attention block (1: a cheaper network).")
 @click.option("--packed-attention/--no-packed-attention", default=True, show_default=True,
               help="Attention in the two blocks at packed resolution (off: a cheaper network).")
+@click.option("--full-channels", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Features per full-resolution pixel in the upsampling block (4: a cheaper tail).")
 @click.option("--procedural-fraction", type=Finite(0, 1), default=0.0, show_default=True,
               help="Share of crops replaced by procedural images (dead leaves, gratings, grids, text).")
 @click.option("--colour-fraction", type=Finite(0, 1), default=0.0, show_default=True,
@@ -698,7 +700,7 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
           threads, val_every, train_device, clean_fraction, hard_fraction, val_holdout, skip, base,
           procedural_fraction, colour_fraction, neutral_above_green, flat_fraction, pattern_weight, mse_weight,
           overstated_noise, ema, cpu_budget, train_precision, warmup, domain, texture_fraction, block_convs,
-          packed_attention) -> None:
+          packed_attention, full_channels) -> None:
     """Train the LW-ISP model on synthetic RAW made from sRGB photos and export it to ONNX."""
     try:
         from rawisp.train.loop import TrainConfig, export_run, train as run_training
@@ -714,7 +716,7 @@ def train(data, out, run_dir, iterations, batch, patch, lr, loss, widths, teache
                       flat_fraction=flat_fraction, pattern_weight=pattern_weight, mse_weight=mse_weight,
                       overstated_noise=overstated_noise, ema=ema, cpu_budget=cpu_budget, warmup=warmup,
                       domain=domain, texture_fraction=texture_fraction, precision=train_precision,
-                      block_convs=block_convs, packed_attention=packed_attention)
+                      block_convs=block_convs, packed_attention=packed_attention, full_channels=full_channels)
     log_file = Path(run_dir) / "train.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
 

@@ -178,6 +178,21 @@ def test_a_cheaper_network_runs_the_same_function_packed_and_costs_less():
         out = cheap(x)  # random weights without attention's damping: outputs up to ~10, so relative
         assert torch.allclose(out, cheap(x, packed=False), rtol=1e-5, atol=1e-5)
         assert torch.allclose(out, PackedLWISP(cheap)(x), rtol=1e-5, atol=1e-5)
+    # half the features per full-resolution pixel: a smaller tail, the same function packed as written
+    cheaper = _random(LWISP((16, 32, 64), domain="log", block_convs=1, packed_attention=False,
+                            full_channels=4)).eval()
+    assert cheaper.upsample.expand.out_channels == 16 and gflop_per_mp(cheaper) < 0.85 * gflop_per_mp(cheap)
+    with torch.no_grad():
+        out = cheaper(x)
+        assert torch.allclose(out, cheaper(x, packed=False), rtol=1e-5, atol=1e-5)
+        assert torch.allclose(out, PackedLWISP(cheaper)(x), rtol=1e-5, atol=1e-5)
+
+
+def test_settings_a_run_or_card_does_not_name_take_the_defaults():
+    """Checkpoints and cards from before an architecture option existed rebuild as they ran."""
+    old = LWISP.from_settings({"widths": [8, 16, 32], "domain": "log", "name": "LW-ISP", "parameters": 1})
+    assert (old.widths, old.domain, old.block_convs, old.packed_attention, old.full_channels) == \
+        ((8, 16, 32), "log", 2, True, 8)
 
 
 def test_a_cheaper_network_trains_resumes_and_its_card_says_so(tmp_path):
@@ -195,15 +210,16 @@ def test_a_cheaper_network_trains_resumes_and_its_card_says_so(tmp_path):
     out = tmp_path / "m.onnx"
     args = ["train", "--data", str(tmp_path), "--out", str(out), "--batch", "2", "--patch", "32",
             "--widths", "8,16,32", "--val-every", "2", "--val-holdout", "2", "--block-convs", "1",
-            "--no-packed-attention", "--run-dir", str(tmp_path / "run")]
+            "--no-packed-attention", "--full-channels", "4", "--run-dir", str(tmp_path / "run")]
     assert CliRunner().invoke(main, [*args, "--iterations", "2"]).exit_code == 0
     resumed = CliRunner().invoke(main, [*args, "--iterations", "4"])
     assert resumed.exit_code == 0, resumed.output
     log = (tmp_path / "run" / "train.log").read_text()
     assert "resumed at iteration 2; changed: iterations 2 -> 4" in log  # the architecture did not change
     card = load_card(out)
-    assert card["architecture"]["block_convs"] == 1 and card["architecture"]["packed_attention"] is False
+    architecture = card["architecture"]
+    assert (architecture["block_convs"], architecture["packed_attention"], architecture["full_channels"]) == (1, False, 4)
     command = card["training"]["stages"][-1]["command"]
-    assert "--block-convs 1" in command and "--no-packed-attention" in command
+    assert "--block-convs 1" in command and "--no-packed-attention" in command and "--full-channels 4" in command
     model, _ = load_checkpoint_model(tmp_path / "run" / "checkpoint.pt")
-    assert model.block_convs == 1 and not model.packed_attention
+    assert model.block_convs == 1 and not model.packed_attention and model.full_channels == 4

@@ -3,7 +3,8 @@
     python tools/network_cost.py                       # the designs of docs/speed.md's table
     python tools/network_cost.py --design 16,32,64:1:off --design 24,48,96:2:on --threads 2
 
-Each design (WIDTHS:CONVS_PER_BLOCK:PACKED_ATTENTION) is built with random weights in model v3's
+Each design (WIDTHS:CONVS_PER_BLOCK:PACKED_ATTENTION[:FULL_CHANNELS], the ``rawisp train`` options
+``--widths``, ``--block-convs``, ``--[no-]packed-attention`` and ``--full-channels``) is built with random weights in model v3's
 ratio domain, exported as the shipped graph is (``rawisp.train.export.write_onnx``: packed tail,
 transposed skips) and run on OpenVINO in f32 (onnxruntime where OpenVINO is not installed) on one
 packed tile of the 24 MP develop's size, all designs interleaved, median of ``--repeat`` runs.
@@ -28,15 +29,16 @@ from rawisp.train.export import write_onnx
 from rawisp.train.model import LWISP, gflop_per_mp
 
 DESIGNS = ["24,48,96:2:on", "20,40,80:2:on", "17,34,68:2:on", "16,48,96:2:on", "16,32,64:2:on",
-           "12,32,64:2:on", "24,48,96:2:off", "24,48,96:1:on", "16,32,64:1:on", "16,32,64:1:off"]
+           "12,32,64:2:on", "24,48,96:2:off", "24,48,96:1:on", "16,32,64:1:on", "16,32,64:1:off",
+           "16,32,64:1:off:4", "12,24,48:1:off:4"]
 TILE = (664, 736)  # packed pixels: the 24 MP develop's tiles at the default 768, margins included
 
 
 def build(design: str) -> LWISP:
     """The network a design names, with small random weights (its cost does not depend on them)."""
-    widths, convs, attention = design.split(":")
+    widths, convs, attention, *full = design.split(":")
     model = LWISP(tuple(int(w) for w in widths.split(",")), domain="log", block_convs=int(convs),
-                  packed_attention=attention == "on")
+                  packed_attention=attention == "on", full_channels=int(full[0]) if full else 8)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():
@@ -46,7 +48,7 @@ def build(design: str) -> LWISP:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--design", action="append", help="WIDTHS:CONVS:on|off (repeatable; default: the table's)")
+    parser.add_argument("--design", action="append", help="WIDTHS:CONVS:on|off[:FULL] (repeatable; default: the table's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
@@ -69,7 +71,7 @@ def main() -> None:
                 sessions[design].run(None, {INPUT_NAME: x})
                 times[design].append(time.perf_counter() - start)
     first = statistics.median(times[designs[0]])
-    print(f"{'design (widths:convs per block:packed attention)':50s} GFLOP/MP model / graph   s per tile   relative")
+    print(f"{'design (widths:convs per block:packed attention[:full channels])':50s} GFLOP/MP model / graph   s per tile   relative")
     for design in designs:
         median = statistics.median(times[design])
         model_cost, graph_cost = costs[design]

@@ -40,9 +40,7 @@ def reexport(model_path: Path) -> float:
     """Rewrite ``model_path`` and its card in place; returns the largest output difference."""
     card = json.loads(card_path(model_path).read_text())
     arch = card.get("architecture", {})
-    model = LWISP(tuple(arch.get("widths", (24, 48, 96))), skip=arch.get("skip", "subpixel"),
-                  base=arch.get("base", "bilinear"), domain=arch.get("domain", "linear"),
-                  block_convs=arch.get("block_convs", 2), packed_attention=arch.get("packed_attention", True))
+    model = LWISP.from_settings(arch)
     untouched = init_weights(model, model_path)
     if untouched:
         raise SystemExit(f"{model_path}: weights missing for {', '.join(untouched)}")

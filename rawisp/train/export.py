@@ -64,7 +64,7 @@ def export(model: LWISP, out: str | Path, training: dict, metrics: dict | None =
         "architecture": {"name": "LW-ISP U-Net with fine-grained attention and sub-pixel upsampling block",
                          "widths": list(model.widths), "skip": model.skip, "base": model.base,
                          "domain": model.domain, "block_convs": model.block_convs,
-                         "packed_attention": model.packed_attention,
+                         "packed_attention": model.packed_attention, "full_channels": model.full_channels,
                          "parameters": count_params(model),
                          **cost_fields(model, graph)},
         "training": {**training, "commit": git_commit(),

@@ -60,6 +60,7 @@ class TrainConfig:
     domain: str = "linear"  # where the network works: linear | log (ratios; model.LWISP)
     block_convs: int = 2  # 3x3 convolutions per attention block (1: a cheaper network)
     packed_attention: bool = True  # attention in the blocks at packed resolution
+    full_channels: int = 8  # features per full-resolution pixel in the upsampling block (4: a cheaper tail)
     procedural_fraction: float = 0.0  # share of crops replaced by procedural images
     colour_fraction: float = 0.0  # share of photo crops with decorrelated colours
     neutral_above_green: float = 0.0  # share of crops whose as-shot neutral has R or B above G
@@ -265,9 +266,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[LWISP, dict]:
     (model, checkpoint dict)."""
     ckpt = read_checkpoint(path)
     cfg = ckpt["config"]
-    model = LWISP(tuple(cfg["widths"]), skip=cfg.get("skip", "subpixel"), base=cfg.get("base", "bilinear"),
-                  domain=cfg.get("domain", "linear"), block_convs=cfg.get("block_convs", 2),
-                  packed_attention=cfg.get("packed_attention", True))
+    model = LWISP.from_settings(cfg)
     model.load_state_dict(checkpoint_weights(ckpt))
     return model, ckpt
 
@@ -305,8 +304,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     train_photos, val_photos = split_photos(photos, cfg.val_holdout)
     log(f"photos: {len(train_photos)} train, {len(val_photos)} validation; device {device}")
     val_sets = validation_set(val_photos)
-    model = LWISP(cfg.widths, skip=cfg.skip, base=cfg.base, domain=cfg.domain, block_convs=cfg.block_convs,
-                  packed_attention=cfg.packed_attention)
+    model = LWISP.from_settings(asdict(cfg))
     init_stages: list[dict] | None = []  # the stages behind --init, as they were when this run started
     if cfg.init:
         untouched = init_weights(model, cfg.init)

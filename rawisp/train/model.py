@@ -13,6 +13,9 @@ same answer as whole-frame inference; ``h`` and ``w`` must be multiples of ``raw
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -249,8 +252,8 @@ class UpsamplingBlock(nn.Module):
         """Features ``(N, c1, h, w)`` and the packed base ``(N, 12, h, w)`` -> packed residual ``(N, 12, h, w)``."""
         first, act, last = self.refine
         # packed channel order 4c + phase: [expand, base] is the full-resolution [features, base]
-        x = torch.cat([self.expand(feats), base], dim=1)  # (N, 44, h, w)
-        x = act(F.conv2d(x, *packed_kernel(first.weight, first.bias), padding=1))  # (N, 32, h, w)
+        x = torch.cat([self.expand(feats), base], dim=1)  # (N, 4 * (full_channels + 3), h, w): 44 at 8
+        x = act(F.conv2d(x, *packed_kernel(first.weight, first.bias), padding=1))  # (N, 4 * full_channels, h, w)
         return F.conv2d(x, *packed_kernel(last.weight, last.bias), padding=1)  # (N, 12, h, w)
 
     def full_resolution(self, feats: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
@@ -288,18 +291,20 @@ class LWISP(nn.Module):
     block_convs: 3x3 convolutions in each attention block (2, or 1 for a cheaper network).
     packed_attention: whether the two blocks at packed resolution have attention (its pooling
     and reductions cost a tenth of a tile there, whatever the widths; docs/speed.md).
+    full_channels: feature channels per full-resolution pixel in the upsampling block (8; 4 halves
+    the full-resolution tail, which does not shrink with the widths).
     """
 
     def __init__(self, widths: tuple[int, int, int] = (24, 48, 96), in_channels: int = CHANNELS,
                  skip: str = "subpixel", base: str = "bilinear", domain: str = "linear",
-                 block_convs: int = 2, packed_attention: bool = True) -> None:
+                 block_convs: int = 2, packed_attention: bool = True, full_channels: int = 8) -> None:
         super().__init__()
         if domain not in DOMAINS:
             raise ValueError(f"unknown domain {domain!r}; choose from {', '.join(DOMAINS)}")
         c1, c2, c3 = widths
         self.widths = tuple(widths)
         self.skip, self.base, self.domain = skip, base, domain
-        self.block_convs, self.packed_attention = block_convs, packed_attention
+        self.block_convs, self.packed_attention, self.full_channels = block_convs, packed_attention, full_channels
         self.demosaic = BASES[base]
         self.head = nn.Sequential(nn.Conv2d(in_channels, c1, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.enc1 = AttentionBlock(c1, block_convs, packed_attention)
@@ -311,11 +316,18 @@ class LWISP(nn.Module):
         self.dec2 = AttentionBlock(c2, block_convs)
         self.up1 = Up(c2, c1, skip)
         self.dec1 = AttentionBlock(c1, block_convs, packed_attention)
-        self.upsample = UpsamplingBlock(c1)
+        self.upsample = UpsamplingBlock(c1, full_channels)
         # the fixed base demosaic as a packed convolution; not weights (not saved, not trained)
         base_conv = packed_linear(self.demosaic, 4, 3)
         self.register_buffer("base_weight", base_conv.weight.detach(), persistent=False)
         self.register_buffer("base_bias", base_conv.bias.detach(), persistent=False)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> LWISP:
+        """The network a run's configuration or a card's ``architecture`` describes; settings it
+        does not name (older runs and cards) take the defaults."""
+        names = ("skip", "base", "domain", "block_convs", "packed_attention", "full_channels")
+        return cls(tuple(settings.get("widths", (24, 48, 96))), **{k: settings[k] for k in names if k in settings})
 
     def forward(self, x: torch.Tensor, return_features: bool = False, packed: bool = True):
         """Input ``(N, 8, h, w)`` -> linear camera RGB ``(N, 3, 2h, 2w)``; ``packed=False`` runs
