@@ -16,12 +16,12 @@ val=${VAL:-runs/val}
 kodak=../shared/data/test/kodak24
 export OMP_NUM_THREADS=1
 mkdir -p "$out"
-timed() {  # NAME COMMAND...: run it, log its output and wall time
-  local name=$1
+timed() {  # NAME COMMAND...: run it, log its output, wall time and exit status (a failed check is a result)
+  local name=$1 rc=0
   shift
   local t0=$SECONDS
-  "$@" > "$out/$name.out" 2>&1
-  echo "$name $((SECONDS - t0)) s" >> "$out/times"
+  "$@" > "$out/$name.out" 2>&1 || rc=$?
+  echo "$name $((SECONDS - t0)) s, exit $rc" >> "$out/times"
 }
 for section in $sections; do
   case $section in
