@@ -4,12 +4,13 @@
     python tools/network_cost.py --design 16,32,64:1:off --design 24,48,96:2:on --threads 2
 
 Each design (WIDTHS:CONVS_PER_BLOCK:PACKED_ATTENTION[:FULL_CHANNELS], the ``rawisp train`` options
-``--widths``, ``--block-convs``, ``--[no-]packed-attention`` and ``--full-channels``) is built with random weights in model v3's
-ratio domain, exported as the shipped graph is (``rawisp.train.export.write_onnx``: packed tail,
-transposed skips) and run on OpenVINO in f32 (onnxruntime where OpenVINO is not installed) on one
-packed tile of the 24 MP develop's size, all designs interleaved, median of ``--repeat`` runs.
-Prints GFLOP per output MP (the model's and the exported graph's) and each design's time relative
-to the first. Times depend on what else the machine runs; the ratios are what to read.
+``--widths``, ``--block-convs``, ``--[no-]packed-attention`` and ``--full-channels``) is built with
+random weights in model v3's ratio domain, exported as the shipped graph is
+(``rawisp.train.export.write_onnx``: packed tail, transposed skips) and run on OpenVINO in f32
+(onnxruntime where OpenVINO is not installed) on one packed tile of the 24 MP develop's size, all
+designs interleaved, median of ``--repeat`` runs. Prints GFLOP per output MP (the model's and the
+exported graph's) and each design's time relative to the first. Times depend on what else the
+machine runs; the ratios are what to read.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ sections=${3:-heldout kodak defects precision editors}
 val=${VAL:-runs/val}
 kodak=../shared/data/test/kodak24
 export OMP_NUM_THREADS=1
+[ -f "$model" ] || { echo "judge_model.sh: no model file $model" >&2; exit 2; }
+[ -d "$val" ] || { echo "judge_model.sh: no held-out sets in $val (python tools/make_val_sets.py $val)" >&2; exit 2; }
 mkdir -p "$out"
 timed() {  # NAME COMMAND...: run it, log its output, wall time and exit status (a failed check is a result)
   local name=$1 rc=0
