@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The long from-scratch run of model v3 (issue #27), in the background at one thread; resumes
-# runs/v3long/checkpoint.pt, or the committed checkpoints/v3-long.pt when runs/ is empty.
+# runs/v3long/checkpoint.pt, or checkpoints/v3-long.pt when runs/ is empty. The run finished in
+# session 12 (iteration 62586, not shipped); its checkpoint left the tree: git show
+# f844e34:checkpoints/v3-long.pt > checkpoints/v3-long.pt brings it back for a fine-tune arm.
 #   tools/experiments/v3_long.sh            # log: runs/v3long/train.log
 # Iterations 0-8000 ran at --lr 2e-3 in f32; from 8000 on at --lr 1e-3 (the clean validation kept
 # dipping by 2-5 dB and recovering) with the forward passes in bf16 (0.72x the CPU per iteration).
